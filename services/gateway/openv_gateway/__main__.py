@@ -1,0 +1,9 @@
+"""`python -m openv_gateway`: serve the public REST API."""
+
+from openv_shared.serve import run_service
+
+from openv_gateway.config import Settings
+from openv_gateway.main import create_app
+
+if __name__ == "__main__":
+    run_service("gateway", Settings(), create_app)

@@ -1,0 +1,16 @@
+"""Jobs service settings (environment variables with the `OPENV_` prefix)."""
+
+from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings
+
+from openv_jobs.domain.usage import Limits
+
+
+class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):
+    port: int = 8010
+    max_active_jobs: int = 3
+    quota_seconds: float = 600.0
+    relay_batch_size: int = 500
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_active_jobs=self.max_active_jobs, quota_seconds=self.quota_seconds)

@@ -1,0 +1,80 @@
+"""A user's limits and usage: active videos and seconds of video charged this calendar month."""
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+
+from openv_shared.contracts.base import Message
+from openv_shared.contracts.events import (
+    VideoAccepted,
+    VideoCancelled,
+    VideoCompleted,
+    VideoDeleted,
+    VideoFailed,
+    VideoTimedOut,
+)
+from openv_shared.contracts.video import ACTIVE_STATUSES, VideoStatus
+
+from openv_jobs.domain.video import VideoState
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_active_jobs: int = 3
+    quota_seconds: float = 600.0
+
+
+def period_of(at: datetime) -> date:
+    """The calendar month (UTC) `at` falls in, as its first day."""
+    at = at.astimezone(UTC)
+    return date(at.year, at.month, 1)
+
+
+def period_end(start: date) -> date:
+    return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Usage:
+    user_id: str
+    active_jobs: int
+    period_start: date
+    used_seconds: float
+
+    def in_period(self, period: date) -> "Usage":
+        """The same usage seen from `period`: a new month starts with nothing charged."""
+        if period == self.period_start:
+            return self
+        return replace(self, period_start=period, used_seconds=0.0)
+
+
+# Refund when the user got nothing: failed, timed out, or stopped before it ran.
+_NOT_YET_RUN = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED})
+
+
+def apply(usage: Usage, before: VideoState | None, event: Message, at: datetime) -> Usage:
+    """Usage after `event` was recorded for the video whose state was `before`."""
+    usage = usage.in_period(period_of(at))
+    if isinstance(event, VideoAccepted):
+        return replace(
+            usage,
+            active_jobs=usage.active_jobs + 1,
+            used_seconds=usage.used_seconds + event.params.duration_seconds,
+        )
+    if before is None or before.status not in ACTIVE_STATUSES:
+        return usage
+    leaves = _leaves_active(event)
+    if not leaves:
+        return usage
+    refund = isinstance(event, VideoFailed | VideoTimedOut) or (
+        isinstance(event, VideoCancelled | VideoDeleted) and before.status in _NOT_YET_RUN
+    )
+    seconds = usage.used_seconds
+    if refund and period_of(before.created_at) == usage.period_start:
+        seconds = max(0.0, seconds - before.duration_seconds)
+    return replace(usage, active_jobs=max(0, usage.active_jobs - 1), used_seconds=seconds)
+
+
+def _leaves_active(event: Message) -> bool:
+    return isinstance(
+        event, VideoCompleted | VideoFailed | VideoTimedOut | VideoCancelled | VideoDeleted
+    )

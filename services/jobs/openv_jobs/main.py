@@ -1,0 +1,62 @@
+"""Composition root of the jobs service: database, broker, relay, query API."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from openv_shared import topics
+from openv_shared.db import asyncpg_dsn, make_engine
+from openv_shared.kafka import make_broker, publish
+
+from openv_jobs.adapters.event_store import RecordedEvent
+from openv_jobs.adapters.queries import Queries
+from openv_jobs.adapters.tables import METADATA
+from openv_jobs.config import Settings
+from openv_jobs.entrypoints import api, consumers
+from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.relay import Relay
+
+
+async def migrate(settings: Settings) -> None:
+    engine = make_engine(settings)
+    async with engine.begin() as conn:
+        await conn.run_sync(METADATA.create_all)
+    await engine.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings)
+    broker = make_broker(settings, "openv-jobs")
+    service = JobsService(engine, settings.limits)
+    consumers.register(broker, service, settings)
+
+    async def publish_event(recorded: RecordedEvent) -> None:
+        env = recorded.envelope
+        await publish(broker, topics.VIDEO_EVENTS, env, key=str(env.data["video_id"]))
+
+    relay = Relay(engine, asyncpg_dsn(settings), publish_event, settings.relay_batch_size)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        relay_task = asyncio.create_task(relay.run(), name="relay")
+        try:
+            yield
+        finally:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await broker.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="OpenV jobs (internal)", lifespan=lifespan)
+    app.state.queries = Queries(engine, settings.limits)
+    app.state.service = service
+    app.include_router(api.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,13 @@
+"""Per-video webhook tokens: RunPod does not sign webhooks, so the URL carries proof."""
+
+import hashlib
+import hmac
+from uuid import UUID
+
+
+def webhook_token(secret: bytes, video_id: UUID) -> str:
+    return hmac.new(secret, f"runpod-webhook:{video_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def token_valid(secret: bytes, video_id: UUID, token: str) -> bool:
+    return hmac.compare_digest(webhook_token(secret, video_id), token)

@@ -1,0 +1,30 @@
+"""Commands: what the gateway asks the jobs service to decide. Topic `openv.commands`."""
+
+from uuid import UUID
+
+from openv_shared.contracts.base import Message
+from openv_shared.contracts.video import Prompt, VideoParams
+
+
+class RequestVideo(Message):
+    TYPE = "RequestVideo"
+    VERSION = 1
+
+    video_id: UUID
+    prompt: Prompt
+    params: VideoParams
+    idempotency_key: str | None = None
+
+
+class CancelVideo(Message):
+    TYPE = "CancelVideo"
+    VERSION = 1
+
+    video_id: UUID
+
+
+class DeleteVideo(Message):
+    TYPE = "DeleteVideo"
+    VERSION = 1
+
+    video_id: UUID

@@ -1,0 +1,82 @@
+"""The one envelope every command, event and fact travels in (Kafka value and event-log row)."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from openv_shared.contracts.base import Message, message_class
+from openv_shared.contracts.upcasting import upcast
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """Metadata plus the message data.
+
+    `event_id` is the message's identity: for a command it is the command id, for an event or
+    fact the event id. Consumers deduplicate on it, so redelivery never repeats an effect.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4)
+    type: str
+    schema_version: int = Field(ge=1)
+    stream_id: str | None = None
+    stream_version: int | None = None
+    occurred_at: datetime = Field(default_factory=utcnow)
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    user_id: str | None = None
+    trace_context: dict[str, str] = Field(default_factory=dict)
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        message: Message,
+        *,
+        user_id: str | None,
+        event_id: UUID | None = None,
+        stream_id: str | None = None,
+        stream_version: int | None = None,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        trace_context: dict[str, str] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> "Envelope":
+        eid = event_id or uuid4()
+        return cls(
+            event_id=eid,
+            type=message.TYPE,
+            schema_version=message.VERSION,
+            stream_id=stream_id,
+            stream_version=stream_version,
+            occurred_at=occurred_at or utcnow(),
+            correlation_id=correlation_id or eid,
+            causation_id=causation_id,
+            user_id=user_id,
+            trace_context=trace_context or {},
+            data=message.model_dump(mode="json"),
+        )
+
+    def follow(self, message: Message, **overrides: Any) -> "Envelope":
+        """Wrap a message caused by this one: same correlation, user and trace."""
+        kwargs: dict[str, Any] = {
+            "user_id": self.user_id,
+            "correlation_id": self.correlation_id or self.event_id,
+            "causation_id": self.event_id,
+            "trace_context": self.trace_context,
+        }
+        kwargs.update(overrides)
+        return Envelope.wrap(message, **kwargs)
+
+    def message(self) -> Message:
+        """The typed message, upcast from an older schema version if needed."""
+        cls = message_class(self.type)
+        data = upcast(self.type, self.schema_version, cls.VERSION, dict(self.data))
+        return cls.model_validate(data)
+

@@ -1,0 +1,121 @@
+"""Events of a video's life, written only by the jobs service. Topic `openv.video-events`.
+
+Each video is one stream (`video_stream_id`); the relay publishes them keyed by video id.
+"""
+
+from uuid import UUID
+
+from pydantic import Field
+
+from openv_shared.contracts.base import Message
+from openv_shared.contracts.video import VideoParams, VideoStatus
+
+
+def video_stream_id(video_id: UUID) -> str:
+    return f"video-{video_id}"
+
+
+class VideoAccepted(Message):
+    """The request passed every limit and is queued for RunPod (status `queued`)."""
+
+    TYPE = "VideoAccepted"
+    VERSION = 1
+
+    video_id: UUID
+    prompt: str
+    params: VideoParams
+    duration_seconds: float
+    object_prefix: str
+
+
+class VideoRejected(Message):
+    TYPE = "VideoRejected"
+    VERSION = 1
+
+    video_id: UUID
+    prompt: str
+    params: VideoParams
+    code: str
+    message: str
+
+
+class VideoSubmitted(Message):
+    """RunPod holds the job (IN_QUEUE)."""
+
+    TYPE = "VideoSubmitted"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str
+
+
+class VideoRunning(Message):
+    TYPE = "VideoRunning"
+    VERSION = 1
+
+    video_id: UUID
+    progress: int | None = Field(default=None, ge=0, le=100)
+
+
+class VideoProgressed(Message):
+    TYPE = "VideoProgressed"
+    VERSION = 1
+
+    video_id: UUID
+    progress: int = Field(ge=0, le=100)
+
+
+class VideoCompleted(Message):
+    TYPE = "VideoCompleted"
+    VERSION = 1
+
+    video_id: UUID
+    object_key: str
+    size_bytes: int = Field(ge=1)
+    content_type: str = "video/mp4"
+
+
+class VideoFailed(Message):
+    TYPE = "VideoFailed"
+    VERSION = 1
+
+    video_id: UUID
+    code: str
+    message: str
+
+
+class VideoCancelled(Message):
+    TYPE = "VideoCancelled"
+    VERSION = 1
+
+    video_id: UUID
+    previous_status: VideoStatus
+    runpod_job_id: str | None = None
+
+
+class VideoTimedOut(Message):
+    TYPE = "VideoTimedOut"
+    VERSION = 1
+
+    video_id: UUID
+    reason: str
+
+
+class VideoDeleted(Message):
+    """Marked deleted; carries what the bridge (cancel) and storage (remove) need."""
+
+    TYPE = "VideoDeleted"
+    VERSION = 1
+
+    video_id: UUID
+    previous_status: VideoStatus
+    object_prefix: str
+    runpod_job_id: str | None = None
+
+
+class VideoFileDeleted(Message):
+    TYPE = "VideoFileDeleted"
+    VERSION = 1
+
+    video_id: UUID
+    objects_removed: int = Field(ge=0)

@@ -1,0 +1,77 @@
+"""Facts observed outside the jobs service, which records them as video events.
+
+RunPod bridge -> `openv.runpod-events`; storage -> `openv.storage-events`. Keyed by video id.
+"""
+
+from uuid import UUID
+
+from pydantic import Field
+
+from openv_shared.contracts.base import Message
+
+
+class RunPodJobSubmitted(Message):
+    TYPE = "RunPodJobSubmitted"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str
+
+
+class RunPodJobRunning(Message):
+    TYPE = "RunPodJobRunning"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str
+    progress: int | None = Field(default=None, ge=0, le=100)
+
+
+class RunPodJobCompleted(Message):
+    """The output object is in our bucket (checked: exists and is non-empty)."""
+
+    TYPE = "RunPodJobCompleted"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str
+    object_key: str
+    size_bytes: int = Field(ge=1)
+    content_type: str = "video/mp4"
+
+
+class RunPodJobFailed(Message):
+    TYPE = "RunPodJobFailed"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str | None
+    code: str
+    message: str = Field(max_length=2000)
+
+
+class RunPodJobCancelled(Message):
+    TYPE = "RunPodJobCancelled"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str
+
+
+class RunPodJobTimedOut(Message):
+    TYPE = "RunPodJobTimedOut"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str | None
+    reason: str
+
+
+class StorageObjectsDeleted(Message):
+    """Every object of the video is gone from the bucket (already-gone counts as gone)."""
+
+    TYPE = "StorageObjectsDeleted"
+    VERSION = 1
+
+    video_id: UUID
+    objects_removed: int = Field(ge=0)

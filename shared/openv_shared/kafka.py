@@ -1,0 +1,112 @@
+"""Small Kafka helpers on top of FastStream: one way to build a broker and publish envelopes."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from openv_shared import topics
+from openv_shared.contracts import Envelope, UnknownMessageType
+from openv_shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=settings.kafka_idempotent_producer,
+        # Topics are created by ops (compose init, local stack); a typo must not invent one.
+        allow_auto_create_topics=False,
+        graceful_timeout=10.0,
+    )
+
+
+def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Subscriber keyword arguments every consumer group uses."""
+    return {
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }
+
+
+def kafka_headers(envelope: Envelope) -> dict[str, str]:
+    headers = {"event-type": envelope.type, "event-id": str(envelope.event_id)}
+    headers.update(envelope.trace_context)
+    return headers
+
+
+async def publish(broker: KafkaBroker, topic: str, envelope: Envelope, key: str) -> None:
+    """Publish and wait for the broker's acknowledgement (acks=all)."""
+    await broker.publish(
+        envelope.model_dump(mode="json"),
+        topic,
+        key=key.encode(),
+        headers=kafka_headers(envelope),
+    )
+
+
+class PermanentError(Exception):
+    """A message that can never be handled (bad shape, impossible content): dead-letter it."""
+
+
+EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+
+
+def envelope_consumer(
+    broker: KafkaBroker, service: str, handle: EnvelopeHandler, retry_delay_s: float = 0.5
+) -> Callable[[KafkaMessage], Awaitable[None]]:
+    """Wrap `handle` for a FastStream subscriber with at-least-once semantics.
+
+    Undecodable or permanently failing messages go to the dead-letter topic with the reason
+    (and are then acknowledged); any other error is raised after a pause so the message is
+    redelivered (subscribers use AckPolicy.NACK_ON_ERROR). Handlers must be idempotent.
+    """
+
+    async def on_message(msg: KafkaMessage) -> None:
+        raw: bytes = msg.body
+        try:
+            envelope = Envelope.model_validate_json(raw)
+            envelope.message()  # fail fast on unknown types and invalid data
+        except (ValidationError, UnknownMessageType, ValueError) as exc:
+            await dead_letter(broker, service, raw, msg, f"undecodable: {exc}")
+            return
+        try:
+            await handle(envelope)
+        except PermanentError as exc:
+            await dead_letter(broker, service, raw, msg, str(exc))
+        except Exception:
+            log.exception("handling %s %s failed; will retry", envelope.type, envelope.event_id)
+            await asyncio.sleep(retry_delay_s)
+            raise
+
+    return on_message
+
+
+async def dead_letter(
+    broker: KafkaBroker, service: str, raw: bytes, msg: KafkaMessage, reason: str
+) -> None:
+    record: Any = msg.raw_message  # one ConsumerRecord: subscribers here are not batching
+    log.error("dead-lettering a message from %s: %s", record.topic, reason)
+    await broker.publish(
+        {
+            "service": service,
+            "reason": reason[:2000],
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "value": raw.decode("utf-8", errors="replace"),
+        },
+        topics.DEAD_LETTER,
+        key=record.key,
+    )

@@ -1,0 +1,49 @@
+"""Settings every service shares; each service's `config.Settings` extends these.
+
+All variables use the `OPENV_` prefix so one environment (compose file, ConfigMap) feeds all.
+Defaults are safe for the local stack; production values are documented in the README.
+"""
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
+
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: On for Apache Kafka; Tansu (local stack) does not support the idempotent producer.
+    kafka_idempotent_producer: bool = False
+    #: Short fetch wait keeps per-hop latency low on an idle topic (~7 ms instead of ~250 ms).
+    kafka_fetch_max_wait_ms: int = 10
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
+
+    #: asyncpg DSN, e.g. postgresql://user:pass@host:5432/openv_jobs
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/openv")
+    database_pool_size: int = 10
+
+
+class S3Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
+
+    s3_endpoint: str = "127.0.0.1:8333"
+    s3_secure: bool = False
+    s3_access_key: str = "openv-dev"
+    s3_secret_key: SecretStr = SecretStr("openv-dev-secret")
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "openv-videos"
+    #: Host clients reach S3 at, for presigned URLs (defaults to the endpoint above).
+    s3_public_endpoint: str | None = None
