@@ -1,0 +1,181 @@
+"""The whole local system: embedded Postgres, Tansu, SeaweedFS, the RunPod simulator and the
+four services, each a child process on 127.0.0.1, all data under one folder."""
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from openv_shared import topics
+
+from openv_localstack.ports import free_port
+from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
+from openv_localstack.tokens import LOCAL_JWT_SECRET
+
+S3_ACCESS_KEY = "openv-local"
+S3_SECRET_KEY = "openv-local-secret-key"  # local stack only; production reads a Secret
+BUCKET = "openv-videos"
+RUNPOD_API_KEY = "openv-local-runpod-key"
+SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")
+_MODULES = {
+    "jobs": "openv_jobs",
+    "runpod-bridge": "openv_bridge",
+    "storage": "openv_storage",
+    "gateway": "openv_gateway",
+}
+
+
+@dataclass
+class StackOptions:
+    root: Path
+    gateway_port: int | None = None
+    #: How long a simulated render takes (seconds).
+    sim_duration_s: float = 1.5
+    sim_queue_s: float = 0.2
+    #: Extra environment for every service (e.g. OPENV_DECISION_WAIT_S).
+    service_env: dict[str, str] = field(default_factory=dict)
+    sim_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        root = options.root.absolute()
+        self.root = root
+        self.postgres = EmbeddedPostgres(root / "postgres", free_port())
+        self.kafka = TansuBroker(free_port(), root / "kafka")
+        self.s3 = SeaweedS3(root / "s3", free_port(), S3_ACCESS_KEY, S3_SECRET_KEY)
+        self.ports = {name: free_port() for name in SERVICES}
+        if options.gateway_port:
+            self.ports["gateway"] = options.gateway_port
+        self.sim_port = free_port()
+        self.processes: dict[str, ManagedProcess] = {}
+        self.jwt_secret = LOCAL_JWT_SECRET
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def sim_url(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    def url_of(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        db = {"jobs": "openv_jobs", "runpod-bridge": "openv_bridge"}.get(service, "postgres")
+        env = {
+            "OPENV_HOST": "127.0.0.1",
+            "OPENV_PORT": str(self.ports[service]),
+            "OPENV_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "OPENV_DATABASE_URL": self.postgres.dsn_for(db),
+            "OPENV_S3_ENDPOINT": self.s3.endpoint,
+            "OPENV_S3_ACCESS_KEY": S3_ACCESS_KEY,
+            "OPENV_S3_SECRET_KEY": S3_SECRET_KEY,
+            "OPENV_S3_BUCKET": BUCKET,
+            "OPENV_JWT_SECRET": self.jwt_secret,
+            "OPENV_JOBS_URL": self.url_of("jobs"),
+            "OPENV_RUNPOD_BASE_URL": f"{self.sim_url}/v2",
+            "OPENV_RUNPOD_API_KEY": RUNPOD_API_KEY,
+            "OPENV_WEBHOOK_BASE_URL": self.url_of("runpod-bridge"),
+        }
+        return {**os.environ, **env, **self.options.service_env}
+
+    def start(self) -> None:
+        """Start everything in dependency order; on any failure stop what was started."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        self.postgres.start()
+        for database in ("openv_jobs", "openv_bridge"):
+            self.postgres.create_database(database)
+        self.kafka.start()
+        self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
+        self.s3.start()
+        self.s3.ensure_bucket(BUCKET)
+        self._start_simulator()
+        self._run_migrations()
+        for service in SERVICES:
+            self._start_service(service)
+        for service in SERVICES:
+            self._wait_healthy(service, self.url_of(service))
+
+    def _start_simulator(self) -> None:
+        env = {
+            **os.environ,
+            "RUNPOD_SIM_API_KEY": RUNPOD_API_KEY,
+            "RUNPOD_SIM_HOST": "127.0.0.1",
+            "RUNPOD_SIM_PORT": str(self.sim_port),
+            "RUNPOD_SIM_DEFAULT_DURATION_S": str(self.options.sim_duration_s),
+            "RUNPOD_SIM_DEFAULT_QUEUE_S": str(self.options.sim_queue_s),
+            **self.options.sim_env,
+        }
+        proc = ManagedProcess(
+            "runpod-sim",
+            [sys.executable, "-m", "openv_runpod_sim"],
+            env,
+            self.root / "logs" / "runpod-sim.log",
+        )
+        proc.start()
+        self.processes["runpod-sim"] = proc
+        self._wait_healthy("runpod-sim", self.sim_url)
+
+    def _run_migrations(self) -> None:
+        proc = ManagedProcess(
+            "jobs-migrate",
+            [sys.executable, "-m", "openv_jobs", "migrate"],
+            self.service_env("jobs"),
+            self.root / "logs" / "jobs-migrate.log",
+        )
+        proc.start()
+        wait_until(lambda: not proc.running, 60, "jobs migrations")
+        if proc.returncode != 0:
+            raise RuntimeError(f"jobs migrations failed:\n{proc.tail()}")
+
+    def _start_service(self, service: str) -> None:
+        proc = ManagedProcess(
+            service,
+            [sys.executable, "-m", _MODULES[service]],
+            self.service_env(service),
+            self.root / "logs" / f"{service}.log",
+        )
+        proc.start()
+        self.processes[service] = proc
+
+    def _wait_healthy(self, name: str, base_url: str) -> None:
+        proc = self.processes[name]
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 60, f"{name} at {base_url}", proc)
+
+    def stop(self) -> None:
+        """Stop everything this stack started, services first, by their own pids."""
+        for name in [*reversed(SERVICES), "runpod-sim"]:
+            proc = self.processes.pop(name, None)
+            if proc is not None:
+                proc.stop()
+        for server in (self.s3, self.kafka, self.postgres):
+            server.stop()
+
+    def restart_service(self, service: str) -> None:
+        proc = self.processes.pop(service)
+        proc.stop()
+        time.sleep(0.1)
+        self._start_service(service)
+        self._wait_healthy(service, self.url_of(service))

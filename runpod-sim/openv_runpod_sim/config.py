@@ -1,0 +1,34 @@
+"""Simulator settings, read from `RUNPOD_SIM_*` environment variables."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SimSettings(BaseSettings):
+    """Knobs that hold for every job; per-job knobs live in `input["sim"]` (see faults.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNPOD_SIM_")
+
+    api_key: str = "sim-key"
+    host: str = "127.0.0.1"
+    port: int = 8089
+    log_level: str = "info"
+    default_duration_s: float = 2.0
+    default_queue_s: float = 0.3
+    # RunPod retries a non-200 webhook 2 more times, 10 s apart.
+    webhook_retry_interval_s: float = 10.0
+    webhook_attempts: int = 3
+    webhook_timeout_s: float = 10.0
+    # /run results are kept 30 minutes after completion, /runsync results 1 minute.
+    retention_s: float = 1800.0
+    runsync_retention_s: float = 60.0
+    # Requested width/height are divided by this (then rounded to multiples of 16, min 64)
+    # so renders stay fast; 1 renders the requested size.
+    render_scale: float = 4.0
+    # Concurrent workers; jobs beyond this stay IN_QUEUE until a worker frees up.
+    max_workers: int = 8
+    # Progress updates per job while IN_PROGRESS.
+    progress_steps: int = 5
+    # RunPod's request body limit for /run and /runsync.
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Base URL for `/files/...` result links; empty = the base URL the /run call came in on.
+    public_url: str = ""
