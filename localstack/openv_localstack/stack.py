@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 from openv_shared import topics
 
 from openv_localstack.ports import free_port
@@ -17,7 +16,7 @@ from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
 from openv_localstack.tokens import LOCAL_JWT_SECRET
 
 S3_ACCESS_KEY = "openv-local"
-S3_SECRET_KEY = "openv-local-secret-key"  # local stack only; production reads a Secret
+S3_SECRET_KEY = "openv-local-secret-key"  # noqa: S105 (local stack only; production reads a Secret)
 BUCKET = "openv-videos"
 RUNPOD_API_KEY = "openv-local-runpod-key"
 SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")

@@ -5,7 +5,7 @@ import time
 import jwt
 
 #: The local stack's JWT secret; production sets OPENV_JWT_SECRET to Supabase's.
-LOCAL_JWT_SECRET = "openv-local-dev-jwt-secret-change-me-0123456789"
+LOCAL_JWT_SECRET = "openv-local-dev-jwt-secret-change-me-0123456789"  # noqa: S105 (local only)
 
 
 def make_token(

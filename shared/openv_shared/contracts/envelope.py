@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openv_shared.contracts.base import Message, message_class
 from openv_shared.contracts.upcasting import upcast
 
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -79,4 +80,3 @@ class Envelope(BaseModel):
         cls = message_class(self.type)
         data = upcast(self.type, self.schema_version, cls.VERSION, dict(self.data))
         return cls.model_validate(data)
-

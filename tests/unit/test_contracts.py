@@ -1,0 +1,64 @@
+"""The envelope and the versioned message registry."""
+
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from openv_shared.contracts import Envelope, UnknownMessageType
+from openv_shared.contracts.commands import RequestVideo
+from openv_shared.contracts.events import VideoFailed
+from openv_shared.contracts.upcasting import upcast, upcaster
+from openv_shared.contracts.video import VideoParams
+from pydantic import ValidationError
+
+
+def test_envelope_round_trips_through_json_and_keeps_the_typed_message() -> None:
+    cmd = RequestVideo(video_id=uuid4(), prompt="a dog", params=VideoParams(seed=3))
+    env = Envelope.wrap(cmd, user_id="bob", trace_context={"traceparent": "00-abc-def-01"})
+    again = Envelope.model_validate_json(env.model_dump_json())
+    assert again == env
+    assert again.message() == cmd
+    assert again.correlation_id == env.event_id
+
+
+def test_follow_keeps_correlation_and_sets_causation() -> None:
+    cmd = RequestVideo(video_id=uuid4(), prompt="a dog", params=VideoParams(seed=3))
+    env = Envelope.wrap(cmd, user_id="bob")
+    failed = VideoFailed(video_id=cmd.video_id, code="x", message="y")
+    child = env.follow(failed, stream_id="s", stream_version=2)
+    assert child.causation_id == env.event_id
+    assert child.correlation_id == env.correlation_id
+    assert child.user_id == "bob"
+    assert (child.stream_id, child.stream_version) == ("s", 2)
+
+
+def test_unknown_type_is_refused() -> None:
+    env = Envelope(type="NoSuchThing", schema_version=1, data={})
+    with pytest.raises(UnknownMessageType):
+        env.message()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"seed": 1, "width": 500},  # not a multiple of 16
+        {"seed": 1, "height": 864},  # above 848
+        {"seed": 1, "num_frames": 30},  # (30 - 1) % 6 != 0
+        {"seed": -1},
+        {"seed": 1, "steps": 66},
+        {"seed": 1, "cfg": 0.5},
+    ],
+)
+def test_video_params_enforce_the_worker_bounds(params: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        VideoParams.model_validate(params)
+
+
+def test_older_schema_versions_are_upcast_on_read() -> None:
+    @upcaster("TestRenamed", 1)
+    def v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {"new_name": data["old_name"]}
+
+    assert upcast("TestRenamed", 1, 2, {"old_name": "x"}) == {"new_name": "x"}
+    with pytest.raises(ValueError, match="no upcaster"):
+        upcast("TestRenamed", 2, 3, {})
