@@ -56,10 +56,9 @@ def main() -> int:
         print(__doc__)
         return 0 if command == "help" else 2
     ensure_venv()
-    if command == "up":
-        return run("-m", "openv_localstack", "up", *rest)
-    if command == "token":
-        return run("-m", "openv_localstack", "token", *rest)
+    if command in {"up", "token"}:
+        # Replace this process so Ctrl-C reaches the stack directly and it stops what it started.
+        os.execv(PY, [str(PY), "-m", "openv_localstack", command, *rest])  # noqa: S606
     for check in (
         ["-m", "ruff", "check", "."],
         ["-m", "ruff", "format", "--check", "."],

@@ -22,7 +22,9 @@ def up(args: argparse.Namespace) -> None:
     port = args.port if _port_free(args.port) else free_port()
     stack = LocalStack(StackOptions(root=Path(args.dir), gateway_port=port))
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stopping.set())
     print(f"starting the OpenV stack; data and logs under {stack.root}", flush=True)
     try:
         stack.start()
@@ -44,8 +46,6 @@ def up(args: argparse.Namespace) -> None:
                 if not proc.running:
                     print(f"{name} exited:\n{proc.tail()}", file=sys.stderr)
                     stopping.set()
-    except KeyboardInterrupt:
-        pass
     finally:
         print("stopping...", flush=True)
         stack.stop()
