@@ -48,12 +48,28 @@ def kafka_headers(envelope: Envelope) -> dict[str, str]:
 
 async def publish(broker: KafkaBroker, topic: str, envelope: Envelope, key: str) -> None:
     """Publish and wait for the broker's acknowledgement (acks=all)."""
-    await broker.publish(
-        envelope.model_dump(mode="json"),
-        topic,
-        key=key.encode(),
-        headers=kafka_headers(envelope),
-    )
+    await publish_many(broker, topic, [(envelope, key)])
+
+
+async def publish_many(
+    broker: KafkaBroker, topic: str, messages: list[tuple[Envelope, str]]
+) -> None:
+    """Publish in order without waiting for each acknowledgement, then wait for all of them.
+
+    One producer sends a partition's records in the order given, so per-key order holds.
+    """
+    pending = [
+        await broker.publish(
+            envelope.model_dump(mode="json"),
+            topic,
+            key=key.encode(),
+            headers=kafka_headers(envelope),
+            no_confirm=True,
+        )
+        for envelope, key in messages
+    ]
+    if pending:
+        await asyncio.gather(*pending)
 
 
 class PermanentError(Exception):
@@ -61,43 +77,63 @@ class PermanentError(Exception):
 
 
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
+BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
+
+
+def one_at_a_time(handle: EnvelopeHandler) -> BatchHandler:
+    async def handle_batch(envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            await handle(envelope)
+
+    return handle_batch
 
 
 def envelope_consumer(
-    broker: KafkaBroker, service: str, handle: EnvelopeHandler, retry_delay_s: float = 0.5
+    broker: KafkaBroker, service: str, handle: BatchHandler, retry_delay_s: float = 0.5
 ) -> Callable[[KafkaMessage], Awaitable[None]]:
-    """Wrap `handle` for a FastStream subscriber with at-least-once semantics.
+    """Wrap `handle` for a FastStream subscriber (single or batch) with at-least-once semantics.
 
     Undecodable or permanently failing messages go to the dead-letter topic with the reason
-    (and are then acknowledged); any other error is raised after a pause so the message is
+    (and are then acknowledged); any other error is raised after a pause so the batch is
     redelivered (subscribers use AckPolicy.NACK_ON_ERROR). Handlers must be idempotent.
     """
 
     async def on_message(msg: KafkaMessage) -> None:
-        raw: bytes = msg.body
-        try:
-            envelope = Envelope.model_validate_json(raw)
-            envelope.message()  # fail fast on unknown types and invalid data
-        except (ValidationError, UnknownMessageType, ValueError) as exc:
-            await dead_letter(broker, service, raw, msg, f"undecodable: {exc}")
+        raw: Any = msg.raw_message
+        records: tuple[Any, ...] = raw if isinstance(raw, tuple) else (raw,)
+        decoded: list[tuple[Envelope, Any]] = []
+        for record in records:
+            try:
+                envelope = Envelope.model_validate_json(record.value or b"")
+                envelope.message()  # fail fast on unknown types and invalid data
+            except (ValidationError, UnknownMessageType, ValueError) as exc:
+                await dead_letter(broker, service, record, f"undecodable: {exc}")
+                continue
+            decoded.append((envelope, record))
+        if not decoded:
             return
         try:
-            await handle(envelope)
-        except PermanentError as exc:
-            await dead_letter(broker, service, raw, msg, str(exc))
+            try:
+                await handle([envelope for envelope, _ in decoded])
+            except PermanentError:
+                # Isolate the poison message(s); the others are handled (idempotently) again.
+                for envelope, record in decoded:
+                    try:
+                        await handle([envelope])
+                    except PermanentError as exc:
+                        await dead_letter(broker, service, record, str(exc))
         except Exception:
-            log.exception("handling %s %s failed; will retry", envelope.type, envelope.event_id)
+            log.exception("handling %d messages failed; will retry", len(decoded))
             await asyncio.sleep(retry_delay_s)
             raise
 
     return on_message
 
 
-async def dead_letter(
-    broker: KafkaBroker, service: str, raw: bytes, msg: KafkaMessage, reason: str
-) -> None:
-    record: Any = msg.raw_message  # one ConsumerRecord: subscribers here are not batching
+async def dead_letter(broker: KafkaBroker, service: str, record: Any, reason: str) -> None:
+    """Publish a message no handler can process to the dead-letter topic, with the reason."""
     log.error("dead-lettering a message from %s: %s", record.topic, reason)
+    value: bytes = record.value or b""
     await broker.publish(
         {
             "service": service,
@@ -105,7 +141,7 @@ async def dead_letter(
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "value": raw.decode("utf-8", errors="replace"),
+            "value": value.decode("utf-8", errors="replace"),
         },
         topics.DEAD_LETTER,
         key=record.key,

@@ -194,6 +194,7 @@ def test_usage_charges_on_acceptance_and_refunds_failures_but_not_completions() 
         prompt="a cat",
         params=failed_video.params,
         duration_seconds=failed_video.duration_seconds,
+        charged_seconds=failed_video.duration_seconds,
         object_prefix="p",
     )
     usage = apply(usage, None, accepted, T0)
@@ -217,6 +218,7 @@ def test_cancel_after_running_is_not_refunded() -> None:
         RunPodJobRunning(video_id=uuid4(), runpod_job_id="j", progress=1),
     )
     assert state.status is VideoStatus.RUNNING
+    assert state.charged_seconds == pytest.approx(state.duration_seconds)
     usage = fresh_usage(active=1, used=state.duration_seconds)
     cancelled = VideoCancelled(video_id=state.video_id, previous_status=VideoStatus.RUNNING)
     after = apply(usage, state, cancelled, T0)

@@ -10,6 +10,8 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):
     max_active_jobs: int = 3
     quota_seconds: float = 600.0
     relay_batch_size: int = 500
+    #: Messages decided in one transaction (at most; a batch is what one poll returns).
+    consumer_batch_size: int = 500
 
     @property
     def limits(self) -> Limits:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from openv_shared import topics
 from openv_shared.db import asyncpg_dsn, make_engine
-from openv_shared.kafka import make_broker, publish
+from openv_shared.kafka import make_broker, publish_many
 
 from openv_jobs.adapters.event_store import RecordedEvent
 from openv_jobs.adapters.queries import Queries
@@ -29,13 +29,16 @@ def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings)
     broker = make_broker(settings, "openv-jobs")
     service = JobsService(engine, settings.limits)
-    consumers.register(broker, service, settings)
+    consumers.register(broker, service, settings, settings.consumer_batch_size)
 
-    async def publish_event(recorded: RecordedEvent) -> None:
-        env = recorded.envelope
-        await publish(broker, topics.VIDEO_EVENTS, env, key=str(env.data["video_id"]))
+    async def publish_events(batch: list[RecordedEvent]) -> None:
+        await publish_many(
+            broker,
+            topics.VIDEO_EVENTS,
+            [(r.envelope, str(r.envelope.data["video_id"])) for r in batch],
+        )
 
-    relay = Relay(engine, asyncpg_dsn(settings), publish_event, settings.relay_batch_size)
+    relay = Relay(engine, asyncpg_dsn(settings), publish_events, settings.relay_batch_size)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,11 +3,13 @@
 Each video is one stream (`video_stream_id`); the relay publishes them keyed by video id.
 """
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import Field
 
 from openv_shared.contracts.base import Message
+from openv_shared.contracts.upcasting import upcaster
 from openv_shared.contracts.video import VideoParams, VideoStatus
 
 
@@ -16,16 +18,26 @@ def video_stream_id(video_id: UUID) -> str:
 
 
 class VideoAccepted(Message):
-    """The request passed every limit and is queued for RunPod (status `queued`)."""
+    """The request passed every limit and is queued for RunPod (status `queued`).
+
+    v2 records the quota charge itself, so a refund returns exactly what was charged even if
+    the charging rule changes later. v1 events are upcast: the charge was the duration.
+    """
 
     TYPE = "VideoAccepted"
-    VERSION = 1
+    VERSION = 2
 
     video_id: UUID
     prompt: str
     params: VideoParams
     duration_seconds: float
+    charged_seconds: float
     object_prefix: str
+
+
+@upcaster(VideoAccepted.TYPE, 1)
+def _accepted_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "charged_seconds": data["duration_seconds"]}
 
 
 class VideoRejected(Message):

@@ -83,15 +83,17 @@ class EventStore:
     async def lock_appends(self) -> None:
         await self.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
 
-    async def mark_processed(self, message_id: UUID, message_type: str) -> bool:
-        """Record that a message is handled; False if it already was (a redelivery)."""
+    async def mark_processed(self, messages: dict[UUID, str]) -> set[UUID]:
+        """Record messages (id -> type) as handled; returns the ids not handled before."""
+        if not messages:
+            return set()
         result = await self.conn.execute(
             pg_insert(_processed)
-            .values(message_id=message_id, message_type=message_type)
+            .values([{"message_id": k, "message_type": t} for k, t in messages.items()])
             .on_conflict_do_nothing()
             .returning(_processed.c.message_id)
         )
-        return result.first() is not None
+        return {row.message_id for row in result}
 
     async def load(self, stream_id: str) -> list[RecordedEvent]:
         result = await self.conn.execute(
@@ -105,27 +107,41 @@ class EventStore:
         self, stream_id: str, expected_version: int, envelopes: list[Envelope]
     ) -> list[RecordedEvent]:
         """Append after `expected_version`; ConcurrencyConflict if the stream moved on."""
+        numbered = [
+            env.model_copy(update={"stream_id": stream_id, "stream_version": expected_version + i})
+            for i, env in enumerate(envelopes, start=1)
+        ]
+        return await self.append_versioned(numbered)
+
+    async def append_versioned(
+        self, envelopes: list[Envelope], recorded_at: datetime | None = None
+    ) -> list[RecordedEvent]:
+        """Append envelopes that carry their stream id and version, in one statement.
+
+        A taken (stream id, version) raises ConcurrencyConflict: someone appended first.
+        """
+        if not envelopes:
+            return []
         rows = [
             {
                 "event_id": env.event_id,
-                "stream_id": stream_id,
-                "stream_version": expected_version + i,
+                "stream_id": env.stream_id,
+                "stream_version": env.stream_version,
                 "event_type": env.type,
                 "schema_version": env.schema_version,
                 "data": env.data,
                 "metadata": _metadata(env),
                 "occurred_at": env.occurred_at,
+                **({"recorded_at": recorded_at} if recorded_at else {}),
             }
-            for i, env in enumerate(envelopes, start=1)
+            for env in envelopes
         ]
         try:
-            async with self.conn.begin_nested():
-                result = await self.conn.execute(
-                    sa.insert(_events).values(rows).returning(*_COLUMNS)
-                )
-                recorded = [_recorded(row) for row in result]
+            result = await self.conn.execute(sa.insert(_events).values(rows).returning(*_COLUMNS))
         except IntegrityError as exc:
-            raise ConcurrencyConflict(stream_id) from exc
+            # The transaction is lost; the caller reloads and decides again.
+            raise ConcurrencyConflict(str(envelopes[0].stream_id)) from exc
+        recorded = [_recorded(row) for row in result]
         recorded.sort(key=lambda r: r.position)
         return recorded
 

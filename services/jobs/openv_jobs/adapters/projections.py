@@ -1,8 +1,10 @@
 """The `videos` and `user_usage` projections, kept in step with the log inside the appending
 transaction (read-your-writes for the gateway), and their checkpoint."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
+from uuid import UUID
 
 import sqlalchemy as sa
 from openv_shared.contracts.video import VideoParams, VideoStatus
@@ -42,6 +44,7 @@ def video_row(state: VideoState) -> dict[str, Any]:
         "prompt": state.prompt,
         "params": state.params.model_dump(mode="json"),
         "duration_seconds": state.duration_seconds,
+        "charged_seconds": state.charged_seconds,
         "object_prefix": state.object_prefix,
         "runpod_job_id": state.runpod_job_id,
         "object_key": state.object_key,
@@ -70,6 +73,7 @@ def state_from_row(row: Any) -> VideoState:
         updated_at=row.updated_at,
         version=row.version,
         object_prefix=row.object_prefix,
+        charged_seconds=row.charged_seconds,
         progress=row.progress,
         started_at=row.started_at,
         completed_at=row.completed_at,
@@ -83,24 +87,43 @@ def state_from_row(row: Any) -> VideoState:
     )
 
 
-async def lock_usage(conn: AsyncConnection, user_id: str, now: datetime) -> Usage:
-    """The user's usage row, locked until the transaction ends (one decision at a time)."""
+async def load_states(conn: AsyncConnection, video_ids: Iterable[UUID]) -> dict[UUID, VideoState]:
+    """Current states from the projection. Under the append lock it is exactly the folded log."""
+    ids = list(set(video_ids))
+    if not ids:
+        return {}
+    rows = await conn.execute(sa.select(_videos).where(_videos.c.video_id.in_(ids)))
+    return {row.video_id: state_from_row(row) for row in rows}
+
+
+async def lock_usages(
+    conn: AsyncConnection, user_ids: Iterable[str], now: datetime
+) -> dict[str, Usage]:
+    """The users' usage rows, locked until the transaction ends (one decision at a time)."""
+    users = sorted(set(user_ids))  # a fixed order: two lockers cannot deadlock
+    if not users:
+        return {}
+    period = usage_rules.period_of(now)
     await conn.execute(
         pg_insert(_usage)
         .values(
-            user_id=user_id,
-            active_jobs=0,
-            period_start=usage_rules.period_of(now),
-            used_seconds=0.0,
+            [
+                {"user_id": u, "active_jobs": 0, "period_start": period, "used_seconds": 0.0}
+                for u in users
+            ]
         )
         .on_conflict_do_nothing()
     )
-    row = (
-        await conn.execute(sa.select(_usage).where(_usage.c.user_id == user_id).with_for_update())
-    ).one()
-    return Usage(row.user_id, row.active_jobs, row.period_start, row.used_seconds).in_period(
-        usage_rules.period_of(now)
+    rows = await conn.execute(
+        sa.select(_usage)
+        .where(_usage.c.user_id.in_(users))
+        .order_by(_usage.c.user_id)
+        .with_for_update()
     )
+    return {
+        row.user_id: Usage(row.user_id, row.active_jobs, row.period_start, row.used_seconds)
+        for row in rows
+    }
 
 
 async def read_usage(conn: AsyncConnection, user_id: str, now: datetime) -> Usage:
@@ -111,39 +134,39 @@ async def read_usage(conn: AsyncConnection, user_id: str, now: datetime) -> Usag
     return Usage(row.user_id, row.active_jobs, row.period_start, row.used_seconds).in_period(period)
 
 
-async def apply(
-    conn: AsyncConnection, before: VideoState | None, recorded: list[RecordedEvent]
-) -> VideoState | None:
-    """Project newly recorded events of one video: its row, its owner's usage, the checkpoint."""
-    state = before
-    usage: Usage | None = None
-    for event in recorded:
-        msg = event.envelope.message()
-        previous = state
-        state = fold([event], state)
-        assert state is not None
-        if usage is None:
-            usage = await lock_usage(conn, state.user_id, event.recorded_at)
-        usage = usage_rules.apply(usage, previous, msg, event.recorded_at)
-    if state is None or usage is None:
-        return state
-    row = video_row(state)
-    await conn.execute(
-        pg_insert(_videos)
-        .values(**row)
-        .on_conflict_do_update(index_elements=[_videos.c.video_id], set_=row)
+def _upsert(table: sa.Table, key: str, rows: list[dict[str, Any]]) -> Any:
+    stmt = pg_insert(table).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
     )
-    await conn.execute(
-        sa.update(_usage)
-        .where(_usage.c.user_id == usage.user_id)
-        .values(
-            active_jobs=usage.active_jobs,
-            period_start=usage.period_start,
-            used_seconds=usage.used_seconds,
-        )
-    )
-    await save_checkpoint(conn, PROJECTIONS_CHECKPOINT, recorded[-1].position)
-    return state
+
+
+def usage_row(usage: Usage) -> dict[str, Any]:
+    return {
+        "user_id": usage.user_id,
+        "active_jobs": usage.active_jobs,
+        "period_start": usage.period_start,
+        "used_seconds": usage.used_seconds,
+    }
+
+
+async def save(
+    conn: AsyncConnection,
+    states: Iterable[VideoState],
+    usages: Iterable[Usage],
+    position: int,
+    videos_table: sa.Table = _videos,
+    usage_table: sa.Table = _usage,
+) -> None:
+    """Write changed rows of both projections and their checkpoint."""
+    video_rows = [video_row(s) for s in states]
+    usage_rows = [usage_row(u) for u in usages]
+    if video_rows:
+        await conn.execute(_upsert(videos_table, "video_id", video_rows))
+    if usage_rows:
+        await conn.execute(_upsert(usage_table, "user_id", usage_rows))
+    await save_checkpoint(conn, PROJECTIONS_CHECKPOINT, position)
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:

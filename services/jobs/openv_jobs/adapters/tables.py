@@ -62,6 +62,7 @@ class VideoRow(SQLModel, table=True):
     prompt: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     params: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
     duration_seconds: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+    charged_seconds: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
     object_prefix: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     runpod_job_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     object_key: str | None = Field(default=None, sa_column=sa.Column(sa.Text))

@@ -61,6 +61,7 @@ def decide_request(
             prompt=command.prompt,
             params=command.params,
             duration_seconds=duration,
+            charged_seconds=duration,
             object_prefix=video_prefix(user_id, command.video_id),
         )
     ]

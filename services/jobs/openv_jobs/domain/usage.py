@@ -58,7 +58,7 @@ def apply(usage: Usage, before: VideoState | None, event: Message, at: datetime)
         return replace(
             usage,
             active_jobs=usage.active_jobs + 1,
-            used_seconds=usage.used_seconds + event.params.duration_seconds,
+            used_seconds=usage.used_seconds + event.charged_seconds,
         )
     if before is None or before.status not in ACTIVE_STATUSES:
         return usage
@@ -70,7 +70,7 @@ def apply(usage: Usage, before: VideoState | None, event: Message, at: datetime)
     )
     seconds = usage.used_seconds
     if refund and period_of(before.created_at) == usage.period_start:
-        seconds = max(0.0, seconds - before.duration_seconds)
+        seconds = max(0.0, seconds - before.charged_seconds)
     return replace(usage, active_jobs=max(0, usage.active_jobs - 1), used_seconds=seconds)
 
 

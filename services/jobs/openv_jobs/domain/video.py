@@ -51,6 +51,7 @@ class VideoState:
     updated_at: datetime
     version: int
     object_prefix: str = ""
+    charged_seconds: float = 0.0
     progress: int | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -75,10 +76,10 @@ def start(event: Message, user_id: str, at: datetime) -> VideoState:
     """The state created by a stream's first event."""
     if isinstance(event, VideoAccepted):
         status, error_code, error_message = VideoStatus.QUEUED, None, None
-        prefix = event.object_prefix
+        prefix, charged = event.object_prefix, event.charged_seconds
     elif isinstance(event, VideoRejected):
         status, error_code, error_message = VideoStatus.REJECTED, event.code, event.message
-        prefix = ""
+        prefix, charged = "", 0.0
     else:
         raise UnexpectedEvent(f"a video stream cannot start with {event.TYPE}")
     return VideoState(
@@ -92,6 +93,7 @@ def start(event: Message, user_id: str, at: datetime) -> VideoState:
         updated_at=at,
         version=1,
         object_prefix=prefix,
+        charged_seconds=charged,
         error_code=error_code,
         error_message=error_message,
         progress=0 if status is VideoStatus.QUEUED else None,

@@ -1,4 +1,4 @@
-"""Kafka subscribers: commands from the gateway, facts from the bridge and storage."""
+"""Kafka subscriber: commands from the gateway, facts from the bridge and storage, in batches."""
 
 from faststream.kafka import KafkaBroker
 from openv_shared import topics
@@ -11,14 +11,18 @@ from openv_jobs.service_layer.handlers import JobsService
 GROUP_ID = "openv-jobs"
 
 
-def register(broker: KafkaBroker, service: JobsService, settings: KafkaSettings) -> None:
-    async def handle(envelope: Envelope) -> None:
-        await service.handle(envelope)
+def register(
+    broker: KafkaBroker, service: JobsService, settings: KafkaSettings, max_batch: int
+) -> None:
+    async def handle(envelopes: list[Envelope]) -> None:
+        await service.handle_batch(envelopes)
 
     broker.subscriber(
         topics.COMMANDS,
         topics.RUNPOD_EVENTS,
         topics.STORAGE_EVENTS,
         group_id=GROUP_ID,
+        batch=True,
+        max_records=max_batch,
         **consumer_options(settings),
     )(envelope_consumer(broker, "jobs", handle))

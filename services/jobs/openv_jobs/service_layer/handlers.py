@@ -1,19 +1,26 @@
-"""Handle one command or fact: dedupe, decide, append, project, all in one transaction."""
+"""Handle commands and facts in batches: dedupe, decide, append, project, in one transaction.
+
+A batch is what one poll of the consumer returns; deciding it in one transaction costs one
+lock, one dedupe insert, one append and one projection write instead of one of each per message.
+"""
 
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from openv_shared.contracts import Envelope
+from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.commands import RequestVideo
 from openv_shared.contracts.events import video_stream_id
+from openv_shared.kafka import PermanentError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
 from openv_jobs.domain.decisions import decide, decide_request
-from openv_jobs.domain.usage import Limits
+from openv_jobs.domain.projection import apply_event
+from openv_jobs.domain.usage import Limits, Usage, period_of
+from openv_jobs.domain.video import VideoState
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,15 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _video_id(envelope: Envelope, message: Message) -> UUID:
+    video_id = getattr(message, "video_id", None)
+    if not isinstance(video_id, UUID):
+        raise PermanentError(f"{envelope.type} carries no video_id")
+    if isinstance(message, RequestVideo) and not envelope.user_id:
+        raise PermanentError("RequestVideo without a user id")
+    return video_id
+
+
 class JobsService:
     def __init__(
         self, engine: AsyncEngine, limits: Limits, clock: Callable[[], datetime] = _utcnow
@@ -34,54 +50,84 @@ class JobsService:
         self.clock = clock
 
     async def handle(self, envelope: Envelope) -> list[RecordedEvent]:
-        """Record the events `envelope` leads to; [] for a duplicate or a no-op."""
-        message = envelope.message()
-        video_id: UUID | None = getattr(message, "video_id", None)
-        if video_id is None:
-            raise ValueError(f"{envelope.type} carries no video_id")
-        stream_id = video_stream_id(video_id)
+        return await self.handle_batch([envelope])
+
+    async def handle_batch(self, envelopes: list[Envelope]) -> list[RecordedEvent]:
+        """Record the events the messages lead to; duplicates and no-ops record nothing."""
+        batch: dict[UUID, tuple[Envelope, Message, UUID]] = {}
+        for envelope in envelopes:
+            message = envelope.message()
+            batch.setdefault(envelope.event_id, (envelope, message, _video_id(envelope, message)))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return await self._handle_once(envelope, message, stream_id)
-            except ConcurrencyConflict:
-                log.info("conflict on %s, attempt %d", stream_id, attempt)
-        raise ConcurrencyConflict(stream_id)
+                return await self._handle_once(list(batch.values()))
+            except ConcurrencyConflict as exc:
+                log.info("append conflict on %s, attempt %d", exc, attempt)
+        raise ConcurrencyConflict("gave up after repeated conflicts")
 
     async def _handle_once(
-        self, envelope: Envelope, message: object, stream_id: str
+        self, batch: list[tuple[Envelope, Message, UUID]]
     ) -> list[RecordedEvent]:
+        now = self.clock()
         async with self.engine.begin() as conn:
             store = EventStore(conn)
             await store.lock_appends()
-            if not await store.mark_processed(envelope.event_id, envelope.type):
-                log.info("duplicate %s %s ignored", envelope.type, envelope.event_id)
+            fresh = await store.mark_processed({env.event_id: env.type for env, _, _ in batch})
+            todo = [item for item in batch if item[0].event_id in fresh]
+            if len(todo) < len(batch):
+                log.info("%d redelivered messages ignored", len(batch) - len(todo))
+            if not todo:
                 return []
-            history = await store.load(stream_id)
-            state = projections.fold(history)
-            if isinstance(message, RequestVideo):
-                user_id = envelope.user_id
-                if not user_id:
-                    raise ValueError("RequestVideo without a user id")
-                usage = await projections.lock_usage(conn, user_id, self.clock())
-                new = decide_request(state, message, user_id, usage, self.limits)
-            elif state is None:
-                log.warning("%s for unknown stream %s ignored", envelope.type, stream_id)
-                return []
-            else:
-                new = decide(state, message)  # type: ignore[arg-type]
-            if not new:
-                return []
-            version = state.version if state else 0
-            envelopes = [
-                envelope.follow(
-                    msg,
-                    user_id=state.user_id if state else envelope.user_id,
-                    stream_id=stream_id,
-                    stream_version=version + i,
+            states = await projections.load_states(conn, [vid for _, _, vid in todo])
+            users = {env.user_id for env, msg, _ in todo if isinstance(msg, RequestVideo)}
+            users |= {s.user_id for s in states.values()}
+            usages = await projections.lock_usages(conn, [u for u in users if u], now)
+            pending, touched = self._decide(todo, states, usages, now)
+            recorded = await store.append_versioned(pending, recorded_at=now)
+            if recorded:
+                await projections.save(
+                    conn,
+                    [states[vid] for vid in touched],
+                    [usages[u] for u in {states[vid].user_id for vid in touched}],
+                    recorded[-1].position,
                 )
-                for i, msg in enumerate(new, start=1)
-            ]
-            recorded = await store.append(stream_id, version, envelopes)
-            await projections.apply(conn, state, recorded)
-            await store.notify()
+                await store.notify()
             return recorded
+
+    def _decide(
+        self,
+        todo: list[tuple[Envelope, Message, UUID]],
+        states: dict[UUID, VideoState],
+        usages: dict[str, Usage],
+        now: datetime,
+    ) -> tuple[list[Envelope], set[UUID]]:
+        """Decide each message in order against the states as the batch changes them."""
+        pending: list[Envelope] = []
+        touched: set[UUID] = set()
+        for envelope, message, video_id in todo:
+            state = states.get(video_id)
+            if isinstance(message, RequestVideo):
+                user_id = envelope.user_id or ""
+                usage = usages[user_id].in_period(period_of(now))
+                events = decide_request(state, message, user_id, usage, self.limits)
+            elif state is None:
+                log.warning("%s for unknown video %s ignored", envelope.type, video_id)
+                continue
+            else:
+                user_id = state.user_id
+                events = decide(state, message)
+            for event in events:
+                version = state.version + 1 if state else 1
+                pending.append(
+                    envelope.follow(
+                        event,
+                        user_id=user_id,
+                        stream_id=video_stream_id(video_id),
+                        stream_version=version,
+                    )
+                )
+                state, usages[user_id] = apply_event(state, usages[user_id], event, user_id, now)
+            if events and state is not None:
+                states[video_id] = state
+                touched.add(video_id)
+        return pending, touched

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 RELAY_CHECKPOINT: Final = "relay"
 RELAY_LEADER_KEY: Final = 0x0E_5E_0002
 
-Publish = Callable[[RecordedEvent], Awaitable[None]]
+#: Publish a batch in order; returns once the broker acknowledged all of it.
+Publish = Callable[[list[RecordedEvent]], Awaitable[None]]
 
 
 class Relay:
@@ -75,8 +76,7 @@ class Relay:
             batch = await EventStore(conn).read_after(checkpoint, self.batch_size)
         if not batch:
             return 0
-        for recorded in batch:
-            await self.publish(recorded)
+        await self.publish(batch)
         async with self.engine.begin() as conn:
             await save_checkpoint(conn, RELAY_CHECKPOINT, batch[-1].position)
         return len(batch)
