@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from openv_shared import topics
 
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
 from openv_localstack.tokens import LOCAL_JWT_SECRET
+from openv_shared import topics
 
 S3_ACCESS_KEY = "openv-local"
 S3_SECRET_KEY = "openv-local-secret-key"  # noqa: S105 (local stack only; production reads a Secret)
@@ -131,16 +131,26 @@ class LocalStack:
         self._wait_healthy("runpod-sim", self.sim_url)
 
     def _run_migrations(self) -> None:
-        proc = ManagedProcess(
-            "jobs-migrate",
-            [sys.executable, "-m", "openv_jobs", "migrate"],
-            self.service_env("jobs"),
-            self.root / "logs" / "jobs-migrate.log",
-        )
-        proc.start()
-        wait_until(lambda: not proc.running, 60, "jobs migrations")
-        if proc.returncode != 0:
-            raise RuntimeError(f"jobs migrations failed:\n{proc.tail()}")
+        """`python -m <service> migrate` for each service with a database, side by side."""
+        procs = [
+            ManagedProcess(
+                f"{service}-migrate",
+                [sys.executable, "-m", _MODULES[service], "migrate"],
+                self.service_env(service),
+                self.root / "logs" / f"{service}-migrate.log",
+            )
+            for service in ("jobs", "runpod-bridge")
+        ]
+        try:
+            for proc in procs:
+                proc.start()
+            wait_until(lambda: not any(proc.running for proc in procs), 60, "migrations")
+            for proc in procs:
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{proc.name} failed:\n{proc.tail()}")
+        finally:
+            for proc in procs:
+                proc.stop()
 
     def _start_service(self, service: str) -> None:
         proc = ManagedProcess(

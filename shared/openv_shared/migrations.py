@@ -7,7 +7,8 @@ its version table, the models they must match) and gets:
   engine (alembic's "connection sharing with asyncio" cookbook recipe). A transaction-scoped
   advisory lock serializes concurrent migrators (several replicas starting at once), and a
   database created before migrations existed (by `create_all`) is adopted by stamping the
-  `baseline` revision instead of failing with "relation already exists".
+  `baseline` revision instead of failing with "relation already exists" (and refused, rolled
+  back, if its tables are not exactly what the migrations make).
 - `check(engine)`: `alembic check`, which fails if autogenerate finds a difference between the
   models and the database migrated to head. `compare(connection)` is the same comparison,
   returning the differences.
@@ -16,6 +17,10 @@ its version table, the models they must match) and gets:
 Only the service's own tables are compared (`include_name`): a table of another service, or
 another service's version table, in the same database is not a difference. The flip side: a
 table dropped from the models but still created by the migrations is not reported either.
+
+Alembic keeps the running command in module globals (`alembic.context`, `alembic.op`), so run
+one command at a time per process; concurrent `upgrade`s of one version table are safe (the
+advisory lock is taken before alembic starts), concurrent `check`s are not.
 """
 
 from __future__ import annotations
@@ -23,32 +28,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
-#: `Config.attributes` keys: the connection to run on, and overrides of the models.
+#: `Config.attributes` keys: the connection to run on, and the models to compare with.
 CONNECTION = "connection"
 TARGET_METADATA = "target_metadata"
 
-_NameType = Literal[
-    "schema", "table", "column", "index", "unique_constraint", "foreign_key_constraint"
-]
 
-
-def module_metadata(*modules: ModuleType) -> MetaData:
+def module_metadata(*modules: ModuleType) -> sa.MetaData:
     """A new MetaData holding copies of the tables whose model classes `modules` define.
 
     SQLModel puts every model of the process into one `SQLModel.metadata`; a service's
@@ -72,7 +74,8 @@ class Baseline:
     """The schema that existed before migrations did (made by `create_all`).
 
     A database with all of `tables` and no version table is stamped at `revision` and then
-    upgraded; one with only some of them is refused (someone has to look at it).
+    upgraded; one with only some of them, or whose tables then differ from the models, is
+    refused (someone has to look at it).
     """
 
     revision: str
@@ -89,7 +92,6 @@ class Migrations:
     metadata: sa.MetaData
     version_table: str = "alembic_version"
     baseline: Baseline | None = None
-    logger: logging.Logger = field(default=log, compare=False)
 
     def config(self) -> Config:
         """A fresh alembic Config built in code (nothing read from disk but the scripts)."""
@@ -113,11 +115,6 @@ class Migrations:
         async with engine.connect() as conn:
             await conn.run_sync(self._check)
 
-    async def current(self, engine: AsyncEngine) -> tuple[str, ...]:
-        """The revision(s) the database is at (empty before the first upgrade)."""
-        async with engine.connect() as conn:
-            return await conn.run_sync(self._current)
-
     # ------------------------------------------------------------------ sync (on a connection)
 
     def compare(self, connection: Connection, metadata: sa.MetaData | None = None) -> list[Any]:
@@ -135,7 +132,7 @@ class Migrations:
         own_tables = frozenset(metadata.tables)
 
         def include_name(
-            name: str | None, type_: _NameType, parent_names: dict[str, str | None]
+            name: str | None, type_: NameFilterType, parent_names: NameFilterParentNames
         ) -> bool:
             return type_ != "table" or name in own_tables
 
@@ -151,20 +148,22 @@ class Migrations:
         self._lock(connection)
         config = self.config()
         config.attributes[CONNECTION] = connection
-        if self.baseline is not None:
-            self._adopt(connection, config, self.baseline)
+        adopted = self.baseline is not None and self._adopt(connection, config, self.baseline)
         command.upgrade(config, revision)
+        if adopted:
+            # Tables made by hand or by an older create_all may not be what the migrations
+            # make: refuse (the whole transaction, stamp included, rolls back).
+            diffs = self.compare(connection)
+            if diffs:
+                raise RuntimeError(
+                    "the tables that predate migrations differ from the migrated schema; "
+                    f"repair them by hand or start from an empty database: {diffs}"
+                )
 
     def _check(self, connection: Connection) -> None:
         config = self.config()
         config.attributes[CONNECTION] = connection
         command.check(config)
-
-    def _current(self, connection: Connection) -> tuple[str, ...]:
-        migration_context = MigrationContext.configure(
-            connection, opts={"version_table": self.version_table}
-        )
-        return migration_context.get_current_heads()
 
     def _lock(self, connection: Connection) -> None:
         """Wait for any other migrator of this version table (held until commit/rollback)."""
@@ -174,13 +173,14 @@ class Migrations:
         key = int.from_bytes(digest[:8], "big", signed=True)
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
-    def _adopt(self, connection: Connection, config: Config, baseline: Baseline) -> None:
+    def _adopt(self, connection: Connection, config: Config, baseline: Baseline) -> bool:
+        """Stamp `baseline` on a database whose tables predate migrations; True if it did."""
         inspector = sa.inspect(connection)
         if inspector.has_table(self.version_table):
-            return
+            return False
         existing = baseline.tables & set(inspector.get_table_names())
         if not existing:
-            return
+            return False
         if existing != baseline.tables:
             missing = sorted(baseline.tables - existing)
             raise RuntimeError(
@@ -188,18 +188,20 @@ class Migrations:
                 f"(present: {sorted(existing)}, missing: {missing}); repair by hand, then "
                 f"stamp revision {baseline.revision!r} or start from an empty database"
             )
-        self.logger.warning(
+        log.warning(
             "tables %s predate migrations: stamping them at revision %s",
             sorted(existing),
             baseline.revision,
         )
         command.stamp(config, baseline.revision)
+        return True
 
     # ------------------------------------------------------------------ env.py
 
     def run_env(self, engine_factory: Callable[[], AsyncEngine]) -> None:
         """The body of env.py. Runs on the connection in `Config.attributes` (how `upgrade`
-        and `check` call it) or, from the alembic CLI, on a new engine of `engine_factory`."""
+        and `check` call it) or, without one (e.g. `alembic.command.revision` for a new
+        revision), on a new engine from `engine_factory`."""
         config = context.config
         metadata: sa.MetaData = config.attributes.get(TARGET_METADATA, self.metadata)
         options = self.context_options(metadata)
@@ -213,10 +215,6 @@ class Migrations:
             _run_on(connection, options)
         else:
             asyncio.run(_run_on_new_engine(engine_factory, options))
-
-    @property
-    def table_names(self) -> Iterable[str]:
-        return self.metadata.tables.keys()
 
 
 def _run_on(connection: Connection, options: dict[str, Any]) -> None:
@@ -232,9 +230,5 @@ async def _run_on_new_engine(
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run_on, options)
-            await conn.commit()
     finally:
         await engine.dispose()
-
-
-MetaData = sa.MetaData

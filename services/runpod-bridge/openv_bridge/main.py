@@ -4,11 +4,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.db import make_engine
-from openv_shared.kafka import make_broker, publish
-from openv_shared.s3 import make_minio
 
 from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.runpod_client import RunPodClient
@@ -16,6 +11,11 @@ from openv_bridge.adapters.submissions import Submissions
 from openv_bridge.config import Settings
 from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
+from openv_shared import topics
+from openv_shared.contracts import Envelope
+from openv_shared.db import make_engine
+from openv_shared.kafka import make_broker, publish
+from openv_shared.s3 import make_minio
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -40,7 +40,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await submissions.create_tables()
         await broker.start()
         try:
             yield

@@ -51,10 +51,6 @@ class Submissions:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create_tables(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all, tables=[_t])
-
     async def claim(self, video_id: UUID, user_id: str, object_key: str) -> bool:
         """Start a submission; False if one was already started for this video."""
         async with self.engine.begin() as conn:

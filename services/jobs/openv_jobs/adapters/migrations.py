@@ -1,0 +1,37 @@
+"""The jobs service's schema migrations (Alembic scripts in `openv_jobs/migrations/`)."""
+
+from pathlib import Path
+
+from openv_jobs.adapters import tables
+from openv_jobs.config import Settings
+from openv_shared.db import make_engine
+from openv_shared.migrations import Baseline, Migrations, module_metadata
+
+MIGRATIONS = Migrations(
+    script_location=Path(__file__).resolve().parent.parent / "migrations",
+    metadata=module_metadata(tables),
+    version_table="alembic_version",
+    # Databases made by `python -m openv_jobs migrate` before Alembic (SQLModel create_all).
+    baseline=Baseline(
+        "0001",
+        frozenset({"events", "processed_messages", "videos", "user_usage", "checkpoints"}),
+    ),
+)
+
+
+async def upgrade(settings: Settings) -> None:
+    """`alembic upgrade head` on the jobs database (idempotent)."""
+    engine = make_engine(settings)
+    try:
+        await MIGRATIONS.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def check(settings: Settings) -> None:
+    """Fail (alembic `CommandError`) unless the database is at head and matches the models."""
+    engine = make_engine(settings)
+    try:
+        await MIGRATIONS.check(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the jobs service (run by `openv_jobs.adapters.migrations`)."""

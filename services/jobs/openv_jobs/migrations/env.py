@@ -1,0 +1,12 @@
+"""Alembic environment of the jobs service: all of it lives in `openv_jobs.adapters.migrations`.
+
+`upgrade` and `check` there run it on their own connection. Called without one, e.g.
+`alembic.command.revision(MIGRATIONS.config(), "message", autogenerate=True)` for a new
+revision, it opens the database of `Settings()` (OPENV_DATABASE_URL).
+"""
+
+from openv_jobs.adapters.migrations import MIGRATIONS
+from openv_jobs.config import Settings
+from openv_shared.db import make_engine
+
+MIGRATIONS.run_env(lambda: make_engine(Settings()))

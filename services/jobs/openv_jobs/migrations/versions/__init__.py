@@ -1,0 +1,1 @@
+"""Revisions, applied in order by `alembic upgrade`; alembic skips this file."""

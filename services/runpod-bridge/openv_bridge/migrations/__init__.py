@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the RunPod bridge (run by `openv_bridge.adapters.migrations`)."""
