@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+
 from openv_localstack.stack import LocalStack, StackOptions
 from openv_localstack.tokens import make_token
 

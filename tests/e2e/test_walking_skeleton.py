@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from minio.error import S3Error
+
 from openv_localstack.stack import BUCKET, LocalStack
 
 pytestmark = pytest.mark.e2e

@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI, Request, Response
+
 from openv_localstack.ports import free_port
 from openv_runpod_sim.app import create_app
 from openv_runpod_sim.config import SimSettings

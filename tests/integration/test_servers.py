@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from minio.error import S3Error
+
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, ProcessExitedError, wait_until
 from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker

@@ -4,12 +4,13 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
+
 from openv_shared.contracts import Envelope, UnknownMessageType
 from openv_shared.contracts.commands import RequestVideo
 from openv_shared.contracts.events import VideoFailed
 from openv_shared.contracts.upcasting import upcast, upcaster
 from openv_shared.contracts.video import VideoParams
-from pydantic import ValidationError
 
 
 def test_envelope_round_trips_through_json_and_keeps_the_typed_message() -> None:

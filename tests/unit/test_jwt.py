@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest
+
 from openv_gateway.adapters.jwt_verifier import InvalidToken, JwtVerifier
 
 SECRET = "test-secret-test-secret-test-secret-0123"

@@ -4,6 +4,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
 from openv_bridge.domain import reports
 from openv_bridge.domain.tokens import token_valid, webhook_token
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+
 from openv_jobs.domain.decisions import decide, decide_request
 from openv_jobs.domain.usage import Limits, Usage, apply, period_of
 from openv_jobs.domain.video import VideoState, can_move, evolve, start

@@ -5,8 +5,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from openv_shared.kafka import make_broker
-from openv_shared.s3 import make_minio
 
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jobs_client import JobsClient
@@ -15,6 +13,8 @@ from openv_gateway.adapters.playback import Playback
 from openv_gateway.config import Settings
 from openv_gateway.entrypoints import problems, routes
 from openv_gateway.service_layer.videos import VideosService
+from openv_shared.kafka import make_broker
+from openv_shared.s3 import make_minio
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -1,8 +1,7 @@
 """Jobs service settings (environment variables with the `OPENV_` prefix)."""
 
-from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings
-
 from openv_jobs.domain.usage import Limits
+from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings
 
 
 class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):

@@ -5,24 +5,27 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+
+from openv_jobs.adapters import migrations
+from openv_jobs.adapters.event_store import RecordedEvent
+from openv_jobs.adapters.queries import Queries
+from openv_jobs.config import Settings
+from openv_jobs.entrypoints import api, consumers
+from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
+from openv_jobs.service_layer.relay import Relay
 from openv_shared import topics
 from openv_shared.db import asyncpg_dsn, make_engine
 from openv_shared.kafka import make_broker, publish_many
 
-from openv_jobs.adapters.event_store import RecordedEvent
-from openv_jobs.adapters.queries import Queries
-from openv_jobs.adapters.tables import METADATA
-from openv_jobs.config import Settings
-from openv_jobs.entrypoints import api, consumers
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.relay import Relay
-
 
 async def migrate(settings: Settings) -> None:
-    engine = make_engine(settings)
-    async with engine.begin() as conn:
-        await conn.run_sync(METADATA.create_all)
-    await engine.dispose()
+    """Bring the database schema to the latest migration (Alembic; idempotent)."""
+    await migrations.upgrade(settings)
+
+
+async def rebuild_projections(settings: Settings, swap: bool) -> RebuildResult:
+    return await rebuild(asyncpg_dsn(settings), swap=swap)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -1,7 +1,8 @@
 """RunPod bridge settings (environment variables with the `OPENV_` prefix)."""
 
-from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings, S3Settings
 from pydantic import SecretStr
+
+from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings, S3Settings
 
 
 class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings):

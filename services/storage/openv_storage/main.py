@@ -4,11 +4,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.kafka import make_broker, publish
 from openv_shared.s3 import make_minio
-
 from openv_storage.adapters.bucket import Bucket
 from openv_storage.config import Settings
 from openv_storage.entrypoints import consumers

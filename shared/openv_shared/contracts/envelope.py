@@ -50,7 +50,8 @@ class Envelope(BaseModel):
         occurred_at: datetime | None = None,
     ) -> "Envelope":
         eid = event_id or uuid4()
-        return cls(
+        # Built from an already-validated message and typed arguments: skip re-validation.
+        return cls.model_construct(
             event_id=eid,
             type=message.TYPE,
             schema_version=message.VERSION,

@@ -47,12 +47,6 @@ class ErrorCode(StrEnum):
     TIMED_OUT = "timed_out"
 
 
-def _multiple_of_16(v: int) -> int:
-    if v % 16:
-        raise ValueError("must be a multiple of 16")
-    return v
-
-
 def _frames_rule(v: int) -> int:
     if (v - 1) % 6:
         raise ValueError("must satisfy (num_frames - 1) % 6 == 0, e.g. 7, 13, 31, 127")
@@ -60,7 +54,7 @@ def _frames_rule(v: int) -> int:
 
 
 # Bounds of the reference worker; the gateway validates requests with these same types.
-Side = Annotated[int, Field(ge=384, le=848), AfterValidator(_multiple_of_16)]
+Side = Annotated[int, Field(ge=384, le=848, multiple_of=16)]
 NumFrames = Annotated[int, Field(ge=7, le=127), AfterValidator(_frames_rule)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Steps = Annotated[int, Field(ge=10, le=65)]

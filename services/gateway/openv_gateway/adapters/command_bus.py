@@ -1,6 +1,7 @@
 """Publishing commands to the jobs service, keyed by user id so one user's are decided in order."""
 
 from faststream.kafka import KafkaBroker
+
 from openv_shared import topics
 from openv_shared.contracts import Envelope, Message
 from openv_shared.kafka import publish

@@ -3,6 +3,7 @@
 from uuid import UUID
 
 import httpx
+
 from openv_shared.contracts.queries import EventPage, UsageView, VideoPage, VideoView
 from openv_shared.contracts.video import VideoStatus
 

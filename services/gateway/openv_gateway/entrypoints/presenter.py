@@ -1,10 +1,9 @@
 """Turn the jobs service's view of a video into the public resource."""
 
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoStatus
-
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.entrypoints.schemas import Video, VideoError, VideoFile, VideoParamsOut
+from openv_shared.contracts.queries import VideoView
+from openv_shared.contracts.video import VideoStatus
 
 
 def present(view: VideoView, playback: Playback) -> Video:

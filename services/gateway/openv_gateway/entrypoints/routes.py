@@ -6,8 +6,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from openv_shared.contracts.queries import EventPage, UsageView
-from openv_shared.contracts.video import TERMINAL_STATUSES, VideoStatus
 
 from openv_gateway.adapters.command_bus import CommandUnavailable
 from openv_gateway.adapters.jobs_client import JobsUnavailable
@@ -17,6 +15,8 @@ from openv_gateway.entrypoints.presenter import present
 from openv_gateway.entrypoints.problems import ApiError
 from openv_gateway.entrypoints.schemas import CreateVideoRequest, Problem, Video, VideoList
 from openv_gateway.service_layer.videos import AlreadyTerminal, VideoNotFound, VideosService
+from openv_shared.contracts.queries import EventPage, UsageView
+from openv_shared.contracts.video import TERMINAL_STATUSES, VideoStatus
 
 router = APIRouter(prefix="/v1")
 

@@ -3,6 +3,8 @@
 from datetime import datetime
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
+
 from openv_shared.contracts.video import (
     Cfg,
     NegativePrompt,
@@ -13,7 +15,6 @@ from openv_shared.contracts.video import (
     Steps,
     VideoStatus,
 )
-from pydantic import BaseModel, ConfigDict
 
 
 class CreateVideoRequest(BaseModel):

@@ -6,14 +6,13 @@ import time
 from collections.abc import Callable
 from uuid import UUID, uuid4
 
-from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import TERMINAL_STATUSES, VideoParams, VideoStatus
-
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jobs_client import JobsClient
 from openv_gateway.domain.principal import Principal
 from openv_gateway.entrypoints.schemas import CreateVideoRequest
+from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
+from openv_shared.contracts.queries import VideoView
+from openv_shared.contracts.video import TERMINAL_STATUSES, VideoParams, VideoStatus
 
 #: How often a waiting request re-reads the jobs service.
 POLL_S = 0.05

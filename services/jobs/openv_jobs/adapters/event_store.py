@@ -1,18 +1,18 @@
 """The event store on Postgres. Operations take an open connection so that a caller composes
 dedupe, append and projection updates into one transaction."""
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
-from openv_shared.contracts import Envelope
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openv_jobs.adapters.tables import ProcessedMessage, StoredEvent
+from openv_shared.contracts import Envelope
 
 #: Advisory lock taken first by every appending transaction: positions are then assigned in
 #: commit order, so a reader that saw position N can never later find a smaller new one.
@@ -22,6 +22,30 @@ EVENTS_CHANNEL: Final = "openv_events"
 
 _events = StoredEvent.__table__  # type: ignore[attr-defined]
 _processed = ProcessedMessage.__table__  # type: ignore[attr-defined]
+
+
+# Array parameters and unnest: one statement per batch whatever its size, compiled once.
+_APPEND = sa.text(
+    """
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,
+                        data, metadata, occurred_at, recorded_at)
+    SELECT e, s, v, t, sv, d::jsonb, m::jsonb, o, :recorded_at
+    FROM unnest(CAST(:event_id AS uuid[]), CAST(:stream_id AS text[]),
+                CAST(:stream_version AS int[]), CAST(:event_type AS text[]),
+                CAST(:schema_version AS int[]), CAST(:data AS text[]),
+                CAST(:metadata AS text[]), CAST(:occurred_at AS timestamptz[]))
+         AS u(e, s, v, t, sv, d, m, o)
+    RETURNING event_id, position
+    """
+)
+_MARK_PROCESSED = sa.text(
+    """
+    INSERT INTO processed_messages (message_id, message_type)
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]))
+    ON CONFLICT DO NOTHING
+    RETURNING message_id
+    """
+)
 
 
 class ConcurrencyConflict(Exception):
@@ -88,10 +112,7 @@ class EventStore:
         if not messages:
             return set()
         result = await self.conn.execute(
-            pg_insert(_processed)
-            .values([{"message_id": k, "message_type": t} for k, t in messages.items()])
-            .on_conflict_do_nothing()
-            .returning(_processed.c.message_id)
+            _MARK_PROCESSED, {"ids": list(messages), "types": list(messages.values())}
         )
         return {row.message_id for row in result}
 
@@ -122,26 +143,28 @@ class EventStore:
         """
         if not envelopes:
             return []
-        rows = [
-            {
-                "event_id": env.event_id,
-                "stream_id": env.stream_id,
-                "stream_version": env.stream_version,
-                "event_type": env.type,
-                "schema_version": env.schema_version,
-                "data": env.data,
-                "metadata": _metadata(env),
-                "occurred_at": env.occurred_at,
-                **({"recorded_at": recorded_at} if recorded_at else {}),
-            }
-            for env in envelopes
-        ]
+        at = recorded_at or datetime.now(UTC)
+        params = {
+            "event_id": [env.event_id for env in envelopes],
+            "stream_id": [env.stream_id for env in envelopes],
+            "stream_version": [env.stream_version for env in envelopes],
+            "event_type": [env.type for env in envelopes],
+            "schema_version": [env.schema_version for env in envelopes],
+            "data": [json.dumps(env.data) for env in envelopes],
+            "metadata": [json.dumps(_metadata(env)) for env in envelopes],
+            "occurred_at": [env.occurred_at for env in envelopes],
+            "recorded_at": at,
+        }
         try:
-            result = await self.conn.execute(sa.insert(_events).values(rows).returning(*_COLUMNS))
+            result = await self.conn.execute(_APPEND, params)
         except IntegrityError as exc:
             # The transaction is lost; the caller reloads and decides again.
             raise ConcurrencyConflict(str(envelopes[0].stream_id)) from exc
-        recorded = [_recorded(row) for row in result]
+        positions = {row.event_id: row.position for row in result}
+        recorded = [
+            RecordedEvent(position=positions[env.event_id], envelope=env, recorded_at=at)
+            for env in envelopes
+        ]
         recorded.sort(key=lambda r: r.position)
         return recorded
 

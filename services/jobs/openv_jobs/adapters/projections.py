@@ -1,13 +1,16 @@
 """The `videos` and `user_usage` projections, kept in step with the log inside the appending
 transaction (read-your-writes for the gateway), and their checkpoint."""
 
+import functools
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
-from openv_shared.contracts.video import VideoParams, VideoStatus
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,8 +19,17 @@ from openv_jobs.adapters.tables import Checkpoint, UsageRow, VideoRow
 from openv_jobs.domain import usage as usage_rules
 from openv_jobs.domain.usage import Usage
 from openv_jobs.domain.video import VideoState, evolve, start
+from openv_shared.contracts.video import VideoParams, VideoStatus
 
 PROJECTIONS_CHECKPOINT: Final = "projections"
+
+_ENSURE_USAGE = sa.text(
+    """
+    INSERT INTO user_usage (user_id, active_jobs, period_start, used_seconds)
+    SELECT u, 0, :period, 0.0 FROM unnest(CAST(:users AS text[])) AS u
+    ON CONFLICT DO NOTHING
+    """
+)
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
 _usage = UsageRow.__table__  # type: ignore[attr-defined]
@@ -92,7 +104,10 @@ async def load_states(conn: AsyncConnection, video_ids: Iterable[UUID]) -> dict[
     ids = list(set(video_ids))
     if not ids:
         return {}
-    rows = await conn.execute(sa.select(_videos).where(_videos.c.video_id.in_(ids)))
+    rows = await conn.execute(
+        sa.select(_videos).where(_videos.c.video_id == sa.func.any_(sa.bindparam("ids"))),
+        {"ids": ids},
+    )
     return {row.video_id: state_from_row(row) for row in rows}
 
 
@@ -104,21 +119,13 @@ async def lock_usages(
     if not users:
         return {}
     period = usage_rules.period_of(now)
-    await conn.execute(
-        pg_insert(_usage)
-        .values(
-            [
-                {"user_id": u, "active_jobs": 0, "period_start": period, "used_seconds": 0.0}
-                for u in users
-            ]
-        )
-        .on_conflict_do_nothing()
-    )
+    await conn.execute(_ENSURE_USAGE, {"users": users, "period": period})
     rows = await conn.execute(
         sa.select(_usage)
-        .where(_usage.c.user_id.in_(users))
+        .where(_usage.c.user_id == sa.func.any_(sa.bindparam("users")))
         .order_by(_usage.c.user_id)
-        .with_for_update()
+        .with_for_update(),
+        {"users": users},
     )
     return {
         row.user_id: Usage(row.user_id, row.active_jobs, row.period_start, row.used_seconds)
@@ -134,12 +141,34 @@ async def read_usage(conn: AsyncConnection, user_id: str, now: datetime) -> Usag
     return Usage(row.user_id, row.active_jobs, row.period_start, row.used_seconds).in_period(period)
 
 
-def _upsert(table: sa.Table, key: str, rows: list[dict[str, Any]]) -> Any:
-    stmt = pg_insert(table).values(rows)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c[key]],
-        set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != key},
+@functools.cache
+def _upsert_sql(table: sa.Table, key: str) -> sa.TextClause:
+    """INSERT ... SELECT FROM unnest(arrays) ON CONFLICT UPDATE: one statement per batch."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    names = [c.name for c in table.columns]
+    casts = []
+    for c in table.columns:
+        pg_type = c.type.compile(dialect=dialect)
+        # jsonb travels as text and is cast per element (arrays of jsonb need no codec).
+        array_type = "text" if isinstance(c.type, JSONB) else pg_type
+        casts.append(f"CAST(:{c.name} AS {array_type}[])")
+    selects = [f"u.{n}::jsonb" if isinstance(table.c[n].type, JSONB) else f"u.{n}" for n in names]
+    updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != key)
+    return sa.text(
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 (names from the model)
+        f"SELECT {', '.join(selects)} FROM unnest({', '.join(casts)}) AS u({', '.join(names)}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
     )
+
+
+async def _upsert(
+    conn: AsyncConnection, table: sa.Table, key: str, rows: list[dict[str, Any]]
+) -> None:
+    params: dict[str, list[Any]] = {}
+    for c in table.columns:
+        values = [row[c.name] for row in rows]
+        params[c.name] = [json.dumps(v) for v in values] if isinstance(c.type, JSONB) else values
+    await conn.execute(_upsert_sql(table, key), params)
 
 
 def usage_row(usage: Usage) -> dict[str, Any]:
@@ -163,9 +192,9 @@ async def save(
     video_rows = [video_row(s) for s in states]
     usage_rows = [usage_row(u) for u in usages]
     if video_rows:
-        await conn.execute(_upsert(videos_table, "video_id", video_rows))
+        await _upsert(conn, videos_table, "video_id", video_rows)
     if usage_rows:
-        await conn.execute(_upsert(usage_table, "user_id", usage_rows))
+        await _upsert(conn, usage_table, "user_id", usage_rows)
     await save_checkpoint(conn, PROJECTIONS_CHECKPOINT, position)
 
 

@@ -6,6 +6,12 @@ from datetime import datetime
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openv_jobs.adapters import projections
+from openv_jobs.adapters.event_store import EventStore
+from openv_jobs.adapters.tables import VideoRow
+from openv_jobs.domain.usage import Limits, period_end
 from openv_shared.contracts.events import video_stream_id
 from openv_shared.contracts.queries import (
     EventPage,
@@ -16,12 +22,6 @@ from openv_shared.contracts.queries import (
     VideoView,
 )
 from openv_shared.contracts.video import VideoParams, VideoStatus
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from openv_jobs.adapters import projections
-from openv_jobs.adapters.event_store import EventStore
-from openv_jobs.adapters.tables import VideoRow
-from openv_jobs.domain.usage import Limits, period_end
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
 

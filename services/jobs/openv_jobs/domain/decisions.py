@@ -1,5 +1,7 @@
 """Deciders: (state, message) -> new events. Pure; duplicates and late facts decide nothing."""
 
+from openv_jobs.domain.usage import Limits, Usage
+from openv_jobs.domain.video import VideoState, can_move
 from openv_shared.contracts.base import Message
 from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
 from openv_shared.contracts.events import (
@@ -26,9 +28,6 @@ from openv_shared.contracts.facts import (
 )
 from openv_shared.contracts.video import ErrorCode, VideoStatus
 from openv_shared.storage_keys import video_prefix
-
-from openv_jobs.domain.usage import Limits, Usage
-from openv_jobs.domain.video import VideoState, can_move
 
 
 def decide_request(

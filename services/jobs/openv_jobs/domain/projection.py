@@ -3,11 +3,10 @@ which is why a rebuild gives exactly the live tables."""
 
 from datetime import datetime
 
-from openv_shared.contracts.base import Message
-
 from openv_jobs.domain import usage as usage_rules
 from openv_jobs.domain.usage import Usage
 from openv_jobs.domain.video import VideoState, evolve, start
+from openv_shared.contracts.base import Message
 
 
 def apply_event(

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
+from openv_jobs.domain.video import VideoState
 from openv_shared.contracts.base import Message
 from openv_shared.contracts.events import (
     VideoAccepted,
@@ -13,8 +14,6 @@ from openv_shared.contracts.events import (
     VideoTimedOut,
 )
 from openv_shared.contracts.video import ACTIVE_STATUSES, VideoStatus
-
-from openv_jobs.domain.video import VideoState
 
 
 @dataclass(frozen=True)
@@ -52,19 +51,20 @@ _NOT_YET_RUN = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED})
 
 
 def apply(usage: Usage, before: VideoState | None, event: Message, at: datetime) -> Usage:
-    """Usage after `event` was recorded for the video whose state was `before`."""
-    usage = usage.in_period(period_of(at))
+    """Usage after `event` was recorded for the video whose state was `before`.
+
+    Events that change nothing return `usage` as it is (readers apply the current period).
+    """
     if isinstance(event, VideoAccepted):
+        usage = usage.in_period(period_of(at))
         return replace(
             usage,
             active_jobs=usage.active_jobs + 1,
             used_seconds=usage.used_seconds + event.charged_seconds,
         )
-    if before is None or before.status not in ACTIVE_STATUSES:
+    if before is None or before.status not in ACTIVE_STATUSES or not _leaves_active(event):
         return usage
-    leaves = _leaves_active(event)
-    if not leaves:
-        return usage
+    usage = usage.in_period(period_of(at))
     refund = isinstance(event, VideoFailed | VideoTimedOut) or (
         isinstance(event, VideoCancelled | VideoDeleted) and before.status in _NOT_YET_RUN
     )

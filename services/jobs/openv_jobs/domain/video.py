@@ -1,6 +1,6 @@
 """The video aggregate: its state and how events evolve it. Pure: no I/O, no clock."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -100,52 +100,57 @@ def start(event: Message, user_id: str, at: datetime) -> VideoState:
     )
 
 
+def _updated(state: VideoState, **changes: object) -> VideoState:
+    """`dataclasses.replace` without re-running __init__: the fold's hot path (rebuilds)."""
+    new = object.__new__(VideoState)
+    new.__dict__.update(state.__dict__, **changes)
+    return new
+
+
 def evolve(state: VideoState, event: Message, at: datetime) -> VideoState:
     """Apply one recorded event. Decisions were made before recording, so this never refuses
     a legal event; it raises only when the log itself is inconsistent."""
-    s = replace(state, version=state.version + 1, updated_at=at)
+    changes: dict[str, object]
     match event:
         case VideoSubmitted():
-            return replace(s, status=VideoStatus.SUBMITTED, runpod_job_id=event.runpod_job_id)
+            changes = {"status": VideoStatus.SUBMITTED, "runpod_job_id": event.runpod_job_id}
         case VideoRunning():
-            return replace(
-                s,
-                status=VideoStatus.RUNNING,
-                started_at=state.started_at or at,
-                progress=event.progress if event.progress is not None else state.progress,
-            )
+            changes = {
+                "status": VideoStatus.RUNNING,
+                "started_at": state.started_at or at,
+                "progress": event.progress if event.progress is not None else state.progress,
+            }
         case VideoProgressed():
-            return replace(s, progress=event.progress)
+            changes = {"progress": event.progress}
         case VideoCompleted():
-            return replace(
-                s,
-                status=VideoStatus.COMPLETED,
-                progress=100,
-                completed_at=at,
-                object_key=event.object_key,
-                size_bytes=event.size_bytes,
-                content_type=event.content_type,
-            )
+            changes = {
+                "status": VideoStatus.COMPLETED,
+                "progress": 100,
+                "completed_at": at,
+                "object_key": event.object_key,
+                "size_bytes": event.size_bytes,
+                "content_type": event.content_type,
+            }
         case VideoFailed():
-            return replace(
-                s,
-                status=VideoStatus.FAILED,
-                completed_at=at,
-                error_code=event.code,
-                error_message=event.message,
-            )
+            changes = {
+                "status": VideoStatus.FAILED,
+                "completed_at": at,
+                "error_code": event.code,
+                "error_message": event.message,
+            }
         case VideoCancelled():
-            return replace(s, status=VideoStatus.CANCELLED, completed_at=at)
+            changes = {"status": VideoStatus.CANCELLED, "completed_at": at}
         case VideoTimedOut():
-            return replace(
-                s,
-                status=VideoStatus.TIMED_OUT,
-                completed_at=at,
-                error_code="timed_out",
-                error_message=event.reason,
-            )
+            changes = {
+                "status": VideoStatus.TIMED_OUT,
+                "completed_at": at,
+                "error_code": "timed_out",
+                "error_message": event.reason,
+            }
         case VideoDeleted():
-            return replace(s, status=VideoStatus.DELETED)
+            changes = {"status": VideoStatus.DELETED}
         case VideoFileDeleted():
-            return replace(s, file_deleted=True)
-    raise UnexpectedEvent(f"{event.TYPE} cannot follow the start of a stream")
+            changes = {"file_deleted": True}
+        case _:
+            raise UnexpectedEvent(f"{event.TYPE} cannot follow the start of a stream")
+    return _updated(state, version=state.version + 1, updated_at=at, **changes)

@@ -1,12 +1,12 @@
 """Kafka subscriber: commands from the gateway, facts from the bridge and storage, in batches."""
 
 from faststream.kafka import KafkaBroker
+
+from openv_jobs.service_layer.handlers import JobsService
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.kafka import consumer_options, envelope_consumer
 from openv_shared.settings import KafkaSettings
-
-from openv_jobs.service_layer.handlers import JobsService
 
 GROUP_ID = "openv-jobs"
 

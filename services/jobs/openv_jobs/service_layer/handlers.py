@@ -9,10 +9,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.events import video_stream_id
-from openv_shared.kafka import PermanentError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters import projections
@@ -21,6 +17,10 @@ from openv_jobs.domain.decisions import decide, decide_request
 from openv_jobs.domain.projection import apply_event
 from openv_jobs.domain.usage import Limits, Usage, period_of
 from openv_jobs.domain.video import VideoState
+from openv_shared.contracts import Envelope, Message
+from openv_shared.contracts.commands import RequestVideo
+from openv_shared.contracts.events import video_stream_id
+from openv_shared.kafka import PermanentError
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """Kafka subscriber: the video events the bridge acts on (accepted, cancelled, deleted)."""
 
 from faststream.kafka import KafkaBroker
+
+from openv_bridge.service_layer.bridge import BridgeService
 from openv_shared import topics
 from openv_shared.kafka import consumer_options, envelope_consumer, one_at_a_time
 from openv_shared.settings import KafkaSettings
-
-from openv_bridge.service_layer.bridge import BridgeService
 
 GROUP_ID = "openv-runpod-bridge"
 

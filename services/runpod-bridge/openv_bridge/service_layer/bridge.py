@@ -5,6 +5,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid5
 
+from openv_bridge.adapters.object_store import ObjectStore
+from openv_bridge.adapters.runpod_client import RunPodClient, RunPodRefused
+from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.config import Settings
+from openv_bridge.domain import reports
+from openv_bridge.domain.tokens import token_valid, webhook_token
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
 from openv_shared.contracts.facts import (
@@ -17,13 +23,6 @@ from openv_shared.contracts.facts import (
 )
 from openv_shared.contracts.video import ErrorCode, VideoStatus
 from openv_shared.storage_keys import video_output_key
-
-from openv_bridge.adapters.object_store import ObjectStore
-from openv_bridge.adapters.runpod_client import RunPodClient, RunPodRefused
-from openv_bridge.adapters.submissions import Submission, Submissions
-from openv_bridge.config import Settings
-from openv_bridge.domain import reports
-from openv_bridge.domain.tokens import token_valid, webhook_token
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Kafka subscriber: video events (the storage service acts on `VideoDeleted`)."""
 
 from faststream.kafka import KafkaBroker
+
 from openv_shared import topics
 from openv_shared.kafka import consumer_options, envelope_consumer, one_at_a_time
 from openv_shared.settings import KafkaSettings
-
 from openv_storage.service_layer.cleanup import StorageService
 
 GROUP_ID = "openv-storage"

@@ -8,7 +8,6 @@ from uuid import uuid5
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.facts import StorageObjectsDeleted
-
 from openv_storage.adapters.bucket import Bucket
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,189 @@
+"""Benchmark of the jobs service's event store (a script, not a test).
+
+1. Appends through the decision path (JobsService.handle_batch: dedupe, decide, append, project,
+   in consumer-sized batches) against raw asyncpg `executemany` of the same event rows, in the
+   same run on the same embedded Postgres; prints events/s and the ratio.
+2. Rebuild of every projection from a log of N synthetic events (default 1,000,000).
+
+    .venv/bin/python benchmarks/event_store.py [--commands 20000] [--rebuild-events 1000000]
+"""
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+
+from openv_jobs.config import Settings
+from openv_jobs.domain.usage import Limits
+from openv_jobs.main import migrate
+from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.rebuild import rebuild
+from openv_localstack.ports import free_port
+from openv_localstack.servers import EmbeddedPostgres
+from openv_shared.contracts import Envelope, Message
+from openv_shared.contracts.commands import RequestVideo
+from openv_shared.contracts.events import (
+    VideoAccepted,
+    VideoCompleted,
+    VideoProgressed,
+    VideoRunning,
+    VideoSubmitted,
+    video_stream_id,
+)
+from openv_shared.contracts.facts import RunPodJobSubmitted
+from openv_shared.contracts.video import VideoParams
+from openv_shared.db import make_engine
+
+BATCH = 500
+_COLUMNS = [
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "data",
+    "metadata",
+    "occurred_at",
+]
+
+
+async def fresh_db(pg: EmbeddedPostgres, name: str) -> str:
+    pg.create_database(name)
+    dsn = pg.dsn_for(name)
+    await migrate(Settings(database_url=dsn))
+    return dsn
+
+
+async def decision_path(dsn: str, commands: int) -> tuple[float, int]:
+    engine = make_engine(Settings(database_url=dsn))
+    service = JobsService(engine, Limits(max_active_jobs=3, quota_seconds=1e9))
+    requests = [
+        Envelope.wrap(
+            RequestVideo(video_id=uuid4(), prompt="bench", params=VideoParams(seed=i)),
+            user_id=f"user-{i // 2}",
+        )
+        for i in range(commands)
+    ]
+    facts = [
+        Envelope.wrap(
+            RunPodJobSubmitted(video_id=r.data["video_id"], runpod_job_id=f"j{i}"),
+            user_id=r.user_id,
+        )
+        for i, r in enumerate(requests)
+    ]
+    started = time.perf_counter()
+    appended = 0
+    for stream in (requests, facts):
+        for i in range(0, len(stream), BATCH):
+            appended += len(await service.handle_batch(stream[i : i + BATCH]))
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    return elapsed, appended
+
+
+async def raw_executemany(source_dsn: str, target_dsn: str) -> tuple[float, int]:
+    src = await asyncpg.connect(source_dsn)
+    rows = await src.fetch(
+        "SELECT event_id, stream_id, stream_version, event_type, schema_version, "
+        "data::text, metadata::text, occurred_at FROM events ORDER BY position"
+    )
+    await src.close()
+    records = [tuple(r) for r in rows]
+    conn = await asyncpg.connect(target_dsn)
+    sql = (
+        "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, "
+        "data, metadata, occurred_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)"
+    )
+    started = time.perf_counter()
+    for i in range(0, len(records), BATCH):
+        async with conn.transaction():
+            await conn.executemany(sql, records[i : i + BATCH])
+    elapsed = time.perf_counter() - started
+    await conn.close()
+    return elapsed, len(records)
+
+
+def _synthetic_stream(user: str, at: datetime) -> list[tuple[object, ...]]:
+    video_id = uuid4()
+    params = VideoParams(seed=1)
+    chain: list[Message] = [
+        VideoAccepted(
+            video_id=video_id,
+            prompt="bench",
+            params=params,
+            duration_seconds=params.duration_seconds,
+            charged_seconds=params.duration_seconds,
+            object_prefix=f"videos/{user}/{video_id}/",
+        ),
+        VideoSubmitted(video_id=video_id, runpod_job_id="j"),
+        VideoRunning(video_id=video_id, progress=10),
+        VideoProgressed(video_id=video_id, progress=60),
+        VideoCompleted(video_id=video_id, object_key="k", size_bytes=1000),
+    ]
+    meta = json.dumps({"user_id": user})
+    return [
+        (
+            uuid4(),
+            video_stream_id(video_id),
+            n,
+            m.TYPE,
+            m.VERSION,
+            m.model_dump_json(),
+            meta,
+            at,
+        )
+        for n, m in enumerate(chain, start=1)
+    ]
+
+
+async def rebuild_speed(dsn: str, events: int) -> tuple[float, int, float]:
+    conn = await asyncpg.connect(dsn)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    load_started = time.perf_counter()
+    written = 0
+    while written < events:
+        chunk: list[tuple[object, ...]] = []
+        while len(chunk) < 50_000 and written + len(chunk) < events:
+            chunk.extend(_synthetic_stream(f"user-{(written + len(chunk)) % 5000}", at))
+        await conn.copy_records_to_table("events", records=chunk, columns=_COLUMNS)
+        written += len(chunk)
+    load_seconds = time.perf_counter() - load_started
+    await conn.close()
+    result = await rebuild(dsn, swap=False)
+    return result.seconds, result.events, load_seconds
+
+
+async def main(commands: int, rebuild_events: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg", free_port())
+        pg.start()
+        try:
+            decide_dsn = await fresh_db(pg, "bench_decide")
+            raw_dsn = await fresh_db(pg, "bench_raw")
+            rebuild_dsn = await fresh_db(pg, "bench_rebuild")
+            d_s, d_n = await decision_path(decide_dsn, commands)
+            r_s, r_n = await raw_executemany(decide_dsn, raw_dsn)
+            d_rate, r_rate = d_n / d_s, r_n / r_s
+            print(f"decision path, batches of {BATCH}: {d_n} events, {d_s:.2f} s, {d_rate:,.0f}/s")
+            print(f"raw executemany, same rows/batches: {r_n} rows, {r_s:.2f} s, {r_rate:,.0f}/s")
+            print(f"ratio decision/raw: {d_rate / r_rate:.2f} (target >= 0.50)")
+            b_s, b_n, load_s = await rebuild_speed(rebuild_dsn, rebuild_events)
+            print(f"(loaded {b_n} synthetic events with COPY in {load_s:.1f} s)")
+            rate = b_n / b_s
+            print(f"projection rebuild: {b_n} events, {b_s:.2f} s, {rate:,.0f}/s (target 50,000)")
+        finally:
+            pg.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--commands", type=int, default=20_000)
+    parser.add_argument("--rebuild-events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    asyncio.run(main(args.commands, args.rebuild_events))

@@ -1,0 +1,340 @@
+"""The jobs service's event store over a real Postgres (and the relay over a real broker):
+exactly-once effects, race-free limits, gap-free relay, rebuildable projections, upcasting."""
+
+import asyncio
+import json
+import random
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
+from openv_jobs.domain.usage import Limits
+from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.rebuild import rebuild
+from openv_jobs.service_layer.relay import Relay
+from openv_localstack.servers import TansuBroker
+from openv_shared import topics
+from openv_shared.contracts import Envelope, Message
+from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
+from openv_shared.contracts.events import VideoAccepted, video_stream_id
+from openv_shared.contracts.facts import (
+    RunPodJobCompleted,
+    RunPodJobFailed,
+    RunPodJobRunning,
+    RunPodJobSubmitted,
+    StorageObjectsDeleted,
+)
+from openv_shared.contracts.video import VideoParams
+from openv_shared.kafka import make_broker, publish_many
+from openv_shared.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
+
+LIMITS = Limits(max_active_jobs=3, quota_seconds=600.0)
+
+
+def request(user: str, num_frames: int = 31) -> Envelope:
+    cmd = RequestVideo(
+        video_id=uuid4(), prompt="a cat", params=VideoParams(seed=1, num_frames=num_frames)
+    )
+    return Envelope.wrap(cmd, user_id=user)
+
+
+def fact(message: Message, user: str) -> Envelope:
+    return Envelope.wrap(message, user_id=user)
+
+
+def vid(envelope: Envelope) -> UUID:
+    return UUID(envelope.data["video_id"])
+
+
+async def event_types(engine: AsyncEngine, video_id: UUID) -> list[str]:
+    async with engine.connect() as conn:
+        history = await EventStore(conn).load(video_stream_id(video_id))
+    return [r.envelope.type for r in history]
+
+
+async def test_redelivered_commands_and_facts_record_nothing_new(jobs_engine: AsyncEngine) -> None:
+    service = JobsService(jobs_engine, LIMITS)
+    req = request("alice")
+    assert len(await service.handle(req)) == 1
+    assert await service.handle(req) == []
+    assert await service.handle_batch([req, req]) == []
+    submitted = fact(RunPodJobSubmitted(video_id=vid(req), runpod_job_id="j1"), "alice")
+    assert len(await service.handle_batch([submitted, submitted])) == 1
+    assert await service.handle(submitted) == []
+    # A different fact saying the same thing (a duplicate webhook) changes nothing either.
+    again = fact(RunPodJobSubmitted(video_id=vid(req), runpod_job_id="j1"), "alice")
+    assert await service.handle(again) == []
+    assert await event_types(jobs_engine, vid(req)) == ["VideoAccepted", "VideoSubmitted"]
+
+
+async def test_twenty_concurrent_creates_for_one_user_accept_exactly_three(
+    jobs_engine: AsyncEngine,
+) -> None:
+    # Four service instances, as if four consumers raced (e.g. during a rebalance).
+    services = [JobsService(jobs_engine, LIMITS) for _ in range(4)]
+    requests = [request("racer") for _ in range(20)]
+    results = await asyncio.gather(*(services[i % 4].handle(r) for i, r in enumerate(requests)))
+    types = [r[0].envelope.type for r in results]
+    assert types.count("VideoAccepted") == 3
+    assert types.count("VideoRejected") == 17
+    async with jobs_engine.connect() as conn:
+        usage = (
+            await conn.execute(sa.text("SELECT * FROM user_usage WHERE user_id = 'racer'"))
+        ).one()
+    assert usage.active_jobs == 3
+    assert usage.used_seconds == pytest.approx(3 * 31 / 24)
+
+
+async def test_quota_is_charged_on_acceptance_and_refunded_on_failure(
+    jobs_engine: AsyncEngine,
+) -> None:
+    service = JobsService(jobs_engine, Limits(max_active_jobs=10, quota_seconds=10.0))
+    first, second, third = (request("q", num_frames=127) for _ in range(3))  # 5.29 s each
+    assert (await service.handle(first))[0].envelope.type == "VideoAccepted"
+    assert (await service.handle(second))[0].envelope.type == "VideoRejected"
+    failed = RunPodJobFailed(
+        video_id=vid(first), runpod_job_id="j", code="worker_failed", message="x"
+    )
+    await service.handle(fact(failed, "q"))
+    assert (await service.handle(third))[0].envelope.type == "VideoAccepted"
+
+
+async def test_a_stale_expected_version_is_a_conflict(jobs_engine: AsyncEngine) -> None:
+    service = JobsService(jobs_engine, LIMITS)
+    req = request("bob")
+    [accepted] = await service.handle(req)
+    stream = video_stream_id(vid(req))
+    late = accepted.envelope.model_copy(update={"event_id": uuid4()})
+    with pytest.raises(ConcurrencyConflict):
+        async with jobs_engine.begin() as conn:
+            await EventStore(conn).append(stream, 0, [late])
+    assert await event_types(jobs_engine, vid(req)) == ["VideoAccepted"]
+
+
+async def _drain(relay: Relay) -> None:
+    while await relay.relay_batch():
+        pass
+
+
+async def _consume_all(kafka: TansuBroker, expected: int) -> list[str]:
+    consumer = AIOKafkaConsumer(
+        topics.VIDEO_EVENTS,
+        bootstrap_servers=kafka.bootstrap,
+        group_id=f"check-{uuid4()}",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
+    )
+    await consumer.start()
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(seen) < expected:
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    seen.extend(json.loads(r.value)["event_id"] for r in records)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
+    jobs_engine: AsyncEngine, jobs_dsn: str, kafka: TansuBroker
+) -> None:
+    broker = make_broker(KafkaSettings(kafka_bootstrap=kafka.bootstrap), "relay-test")
+    await broker.start()
+    published: list[RecordedEvent] = []
+
+    async def publish(batch: list[RecordedEvent]) -> None:
+        await publish_many(
+            broker,
+            topics.VIDEO_EVENTS,
+            [(r.envelope, str(r.envelope.data["video_id"])) for r in batch],
+        )
+        published.extend(batch)
+
+    relay = Relay(jobs_engine, jobs_dsn, publish)
+    service = JobsService(jobs_engine, LIMITS)
+    try:
+        await _drain(relay)
+        slow_open = asyncio.Event()
+
+        async def slow_appender() -> None:
+            # Takes its position first, then holds its transaction open.
+            async with jobs_engine.begin() as conn:
+                store = EventStore(conn)
+                await store.lock_appends()
+                env = request("slow")
+                accepted = VideoAccepted(
+                    video_id=vid(env),
+                    prompt="slow",
+                    params=VideoParams(seed=1),
+                    duration_seconds=1.0,
+                    charged_seconds=1.0,
+                    object_prefix="p/",
+                )
+                await store.append(video_stream_id(vid(env)), 0, [env.follow(accepted)])
+                slow_open.set()
+                await asyncio.sleep(0.6)
+
+        slow = asyncio.create_task(slow_appender())
+        await slow_open.wait()
+        fast = asyncio.create_task(service.handle(request("fast")))
+        await asyncio.sleep(0.2)
+        # The fast append cannot be visible before the slow one: nothing to relay yet.
+        assert await relay.relay_batch() == 0
+        await asyncio.gather(slow, fast)
+        await _drain(relay)
+        positions = [r.position for r in published]
+        assert len(published) == 2
+        assert positions == sorted(positions)
+
+        # Many appenders racing with a running relay: every event relayed once, in order.
+        async def appender(n: int) -> None:
+            for _ in range(15):
+                await service.handle(request(f"user-{n}-{random.randint(0, 3)}"))
+                await asyncio.sleep(random.random() / 100)
+
+        async def relay_loop(stop: asyncio.Event) -> None:
+            while not stop.is_set():
+                await relay.relay_batch()
+                await asyncio.sleep(0.005)
+
+        stop = asyncio.Event()
+        loop = asyncio.create_task(relay_loop(stop))
+        await asyncio.gather(*(appender(n) for n in range(8)))
+        stop.set()
+        await loop
+        await _drain(relay)
+    finally:
+        await broker.stop()
+    async with jobs_engine.connect() as conn:
+        all_ids = [
+            str(r[0])
+            for r in await conn.execute(sa.text("SELECT event_id FROM events ORDER BY position"))
+        ]
+    assert [str(r.envelope.event_id) for r in published] == all_ids
+    assert len(all_ids) == 2 + 8 * 15
+    on_the_broker = await _consume_all(kafka, len(all_ids))
+    assert set(all_ids) <= set(on_the_broker)
+
+
+async def _mixed_workload(service: JobsService) -> None:
+    rng = random.Random(7)
+    videos: list[tuple[UUID, str]] = []
+    for i in range(60):
+        user = f"mix-{i % 7}"
+        req = request(user, num_frames=rng.choice([7, 31, 127]))
+        await service.handle(req)
+        videos.append((vid(req), user))
+    for video_id, user in videos:
+        roll = rng.random()
+        facts: list[Message] = [
+            RunPodJobSubmitted(video_id=video_id, runpod_job_id=f"j-{video_id}")
+        ]
+        if roll < 0.4:
+            facts += [
+                RunPodJobRunning(video_id=video_id, runpod_job_id="j", progress=30),
+                RunPodJobRunning(video_id=video_id, runpod_job_id="j", progress=70),
+                RunPodJobCompleted(
+                    video_id=video_id, runpod_job_id="j", object_key="k", size_bytes=99
+                ),
+            ]
+        elif roll < 0.6:
+            facts.append(
+                RunPodJobFailed(
+                    video_id=video_id, runpod_job_id="j", code="worker_failed", message="x"
+                )
+            )
+        elif roll < 0.8:
+            facts.append(CancelVideo(video_id=video_id))
+        if rng.random() < 0.3:
+            facts += [
+                DeleteVideo(video_id=video_id),
+                StorageObjectsDeleted(video_id=video_id, objects_removed=1),
+            ]
+        await service.handle_batch([fact(f, user) for f in facts])
+    # Requests after slots were freed, in one batch.
+    await service.handle_batch([request(f"mix-{i % 7}") for i in range(14)])
+
+
+async def _rows(dsn: str, table: str, key: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [dict(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {key}")]  # noqa: S608
+    finally:
+        await conn.close()
+
+
+async def test_rebuilt_projections_equal_the_live_ones(
+    jobs_engine: AsyncEngine, jobs_dsn: str
+) -> None:
+    await _mixed_workload(JobsService(jobs_engine, LIMITS))
+    live_videos = await _rows(jobs_dsn, "videos", "video_id")
+    live_usage = await _rows(jobs_dsn, "user_usage", "user_id")
+    assert len(live_videos) == 74
+    assert {v["status"] for v in live_videos} >= {
+        "completed",
+        "failed",
+        "cancelled",
+        "deleted",
+        "rejected",
+    }
+
+    result = await rebuild(jobs_dsn, swap=False)
+    assert result.videos == 74
+    assert await _rows(jobs_dsn, "videos_rebuild", "video_id") == live_videos
+    assert await _rows(jobs_dsn, "user_usage_rebuild", "user_id") == live_usage
+
+    # Swap in, with the live tables first spoiled: the log alone restores them.
+    conn = await asyncpg.connect(jobs_dsn)
+    await conn.execute("UPDATE videos SET status = 'queued', progress = 0")
+    await conn.execute("DELETE FROM user_usage")
+    await conn.close()
+    await rebuild(jobs_dsn, swap=True)
+    assert await _rows(jobs_dsn, "videos", "video_id") == live_videos
+    assert await _rows(jobs_dsn, "user_usage", "user_id") == live_usage
+
+
+async def test_an_old_event_version_loads_as_the_current_model(
+    jobs_engine: AsyncEngine, jobs_dsn: str
+) -> None:
+    video_id = uuid4()
+    v1 = {
+        "video_id": str(video_id),
+        "prompt": "from 2025",
+        "params": VideoParams(seed=5).model_dump(mode="json"),
+        "duration_seconds": 31 / 24,
+        "object_prefix": f"videos/old/{video_id}/",
+    }
+    conn = await asyncpg.connect(jobs_dsn)
+    await conn.execute(
+        "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, "
+        "data, metadata, occurred_at) VALUES ($1, $2, 1, 'VideoAccepted', 1, $3::jsonb, "
+        "$4::jsonb, now())",
+        uuid4(),
+        video_stream_id(video_id),
+        json.dumps(v1),
+        json.dumps({"user_id": "old"}),
+    )
+    await conn.close()
+    async with jobs_engine.connect() as c:
+        [stored] = await EventStore(c).load(video_stream_id(video_id))
+    message = stored.envelope.message()
+    assert isinstance(message, VideoAccepted)
+    assert message.charged_seconds == pytest.approx(31 / 24)
+    assert message.prompt == "from 2025"
+    # The rebuild reads it too, and the projection shows the video.
+    await rebuild(jobs_dsn, swap=True)
+    [row] = await _rows(jobs_dsn, "videos", "video_id")
+    assert row["user_id"] == "old"
+    assert row["charged_seconds"] == pytest.approx(31 / 24)
