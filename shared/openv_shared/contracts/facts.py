@@ -75,3 +75,36 @@ class StorageObjectsDeleted(Message):
 
     video_id: UUID
     objects_removed: int = Field(ge=0)
+
+
+class RunPodJobOutputAtUrl(Message):
+    """The worker finished but left its file at an external URL (OpenV-style workers);
+    storage imports it into the bucket and reports the outcome."""
+
+    TYPE = "RunPodJobOutputAtUrl"
+    VERSION = 1
+
+    video_id: UUID
+    runpod_job_id: str
+    url: str = Field(max_length=4096)
+    object_key: str
+
+
+class StorageObjectImported(Message):
+    """An external result is now in our bucket (checked: an MP4, within the size cap)."""
+
+    TYPE = "StorageObjectImported"
+    VERSION = 1
+
+    video_id: UUID
+    object_key: str
+    size_bytes: int = Field(ge=1)
+    content_type: str = "video/mp4"
+
+
+class StorageImportFailed(Message):
+    TYPE = "StorageImportFailed"
+    VERSION = 1
+
+    video_id: UUID
+    reason: str = Field(max_length=2000)

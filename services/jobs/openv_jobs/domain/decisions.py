@@ -24,6 +24,8 @@ from openv_shared.contracts.facts import (
     RunPodJobRunning,
     RunPodJobSubmitted,
     RunPodJobTimedOut,
+    StorageImportFailed,
+    StorageObjectImported,
     StorageObjectsDeleted,
 )
 from openv_shared.contracts.video import ErrorCode, VideoStatus
@@ -140,6 +142,25 @@ def decide(state: VideoState, message: Message) -> list[Message]:
         case RunPodJobTimedOut():
             if state.active:
                 return [VideoTimedOut(video_id=state.video_id, reason=message.reason)]
+        case StorageObjectImported():
+            if state.active:
+                return [
+                    VideoCompleted(
+                        video_id=state.video_id,
+                        object_key=message.object_key,
+                        size_bytes=message.size_bytes,
+                        content_type=message.content_type,
+                    )
+                ]
+        case StorageImportFailed():
+            if state.active:
+                return [
+                    VideoFailed(
+                        video_id=state.video_id,
+                        code=ErrorCode.IMPORT_FAILED.value,
+                        message=message.reason,
+                    )
+                ]
         case StorageObjectsDeleted():
             if status is VideoStatus.DELETED and not state.file_deleted:
                 return [

@@ -17,6 +17,7 @@ from openv_shared.contracts.facts import (
     RunPodJobCancelled,
     RunPodJobCompleted,
     RunPodJobFailed,
+    RunPodJobOutputAtUrl,
     RunPodJobRunning,
     RunPodJobSubmitted,
     RunPodJobTimedOut,
@@ -27,7 +28,13 @@ from openv_shared.storage_keys import video_output_key
 log = logging.getLogger(__name__)
 
 PublishFact = Callable[[Envelope], Awaitable[None]]
-_FINAL_FACTS = (RunPodJobCompleted, RunPodJobFailed, RunPodJobCancelled, RunPodJobTimedOut)
+_FINAL_FACTS = (
+    RunPodJobCompleted,
+    RunPodJobOutputAtUrl,
+    RunPodJobFailed,
+    RunPodJobCancelled,
+    RunPodJobTimedOut,
+)
 _IN_FLIGHT = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED, VideoStatus.RUNNING})
 
 
@@ -160,12 +167,12 @@ class BridgeService:
                     video_id=video_id, runpod_job_id=job_id, object_key=key, size_bytes=size
                 )
             case reports.ResultUrl(url=url):
-                # Importing external results is the storage service's job (not built yet).
-                return RunPodJobFailed(
+                # The storage service imports it and reports the outcome to jobs.
+                return RunPodJobOutputAtUrl(
                     video_id=video_id,
                     runpod_job_id=job_id,
-                    code=ErrorCode.IMPORT_FAILED.value,
-                    message=f"results at external URLs are not imported yet: {url[:200]}",
+                    url=url,
+                    object_key=submission.object_key,
                 )
             case reports.Failed(code=code, message=message):
                 return RunPodJobFailed(
