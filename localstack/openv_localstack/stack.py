@@ -82,6 +82,9 @@ class LocalStack:
             "OPENV_RUNPOD_BASE_URL": f"{self.sim_url}/v2",
             "OPENV_RUNPOD_API_KEY": RUNPOD_API_KEY,
             "OPENV_WEBHOOK_BASE_URL": self.url_of("runpod-bridge"),
+            # Spans as JSON lines under the stack folder, flushed every 0.2 s.
+            "OPENV_TRACE_DIR": str(self.root / "traces"),
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
         return {**os.environ, **env, **self.options.service_env}
 

@@ -8,9 +8,12 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry import trace
 from pydantic import ValidationError
 
-from openv_shared import topics
+from openv_shared import metrics, telemetry, topics
 from openv_shared.contracts import Envelope, UnknownMessageType
 from openv_shared.settings import KafkaSettings
 
@@ -18,9 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
+    """A broker whose every publish and consume is traced and counted."""
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=client_id,
+        middlewares=(
+            KafkaTelemetryMiddleware(tracer_provider=trace.get_tracer_provider()),
+            KafkaPrometheusMiddleware(registry=metrics.registry(), app_name=client_id),
+        ),
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
         # Topics are created by ops (compose init, local stack); a typo must not invent one.
@@ -41,9 +49,8 @@ def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def kafka_headers(envelope: Envelope) -> dict[str, str]:
-    headers = {"event-type": envelope.type, "event-id": str(envelope.event_id)}
-    headers.update(envelope.trace_context)
-    return headers
+    # Trace headers are added by the telemetry middleware from the current context.
+    return {"event-type": envelope.type, "event-id": str(envelope.event_id)}
 
 
 async def publish(broker: KafkaBroker, topic: str, envelope: Envelope, key: str) -> None:
@@ -58,16 +65,19 @@ async def publish_many(
 
     One producer sends a partition's records in the order given, so per-key order holds.
     """
-    pending = [
-        await broker.publish(
-            envelope.model_dump(mode="json"),
-            topic,
-            key=key.encode(),
-            headers=kafka_headers(envelope),
-            no_confirm=True,
-        )
-        for envelope, key in messages
-    ]
+    pending = []
+    for envelope, key in messages:
+        # Under the envelope's own trace: an event relayed later continues its request's trace.
+        with telemetry.continued(envelope.trace_context):
+            pending.append(
+                await broker.publish(
+                    envelope.model_dump(mode="json"),
+                    topic,
+                    key=key.encode(),
+                    headers=kafka_headers(envelope),
+                    no_confirm=True,
+                )
+            )
     if pending:
         await asyncio.gather(*pending)
 

@@ -5,6 +5,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from openv_shared.telemetry import current_ids
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -14,6 +16,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        ids = current_ids()
+        if ids:
+            entry["trace_id"], entry["span_id"] = ids
         for key in ("video_id", "event_type", "service"):
             value = getattr(record, key, None)
             if value is not None:

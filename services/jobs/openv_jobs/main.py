@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from openv_jobs.adapters import migrations
+from openv_jobs.adapters import metrics, migrations
 from openv_jobs.adapters.event_store import RecordedEvent
 from openv_jobs.adapters.queries import Queries
 from openv_jobs.config import Settings
@@ -16,6 +16,7 @@ from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
 from openv_jobs.service_layer.relay import Relay
 from openv_shared import topics
 from openv_shared.db import asyncpg_dsn, make_engine
+from openv_shared.health import broker_check, database_check, install_health
 from openv_shared.kafka import make_broker, publish_many
 
 
@@ -46,13 +47,16 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="relay")
+        tasks = [
+            asyncio.create_task(relay.run(), name="relay"),
+            asyncio.create_task(metrics.refresh_video_counts(engine), name="video-counts"),
+        ]
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await broker.stop()
             await engine.dispose()
 
@@ -61,8 +65,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = service
     app.include_router(api.router)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    install_health(app, {"database": database_check(engine), "kafka": broker_check(broker)})
 
     return app

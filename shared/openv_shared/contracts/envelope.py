@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openv_shared.contracts.base import Message, message_class
 from openv_shared.contracts.upcasting import upcast
+from openv_shared.telemetry import current_trace_context
 
 
 def utcnow() -> datetime:
@@ -61,7 +62,7 @@ class Envelope(BaseModel):
             correlation_id=correlation_id or eid,
             causation_id=causation_id,
             user_id=user_id,
-            trace_context=trace_context or {},
+            trace_context=current_trace_context() if trace_context is None else trace_context,
             data=message.model_dump(mode="json"),
         )
 

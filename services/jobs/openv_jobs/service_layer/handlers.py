@@ -11,7 +11,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openv_jobs.adapters import projections
+from openv_jobs.adapters import metrics, projections
 from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
 from openv_jobs.domain.decisions import decide, decide_request
 from openv_jobs.domain.projection import apply_event
@@ -60,7 +60,9 @@ class JobsService:
             batch.setdefault(envelope.event_id, (envelope, message, _video_id(envelope, message)))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return await self._handle_once(list(batch.values()))
+                recorded = await self._handle_once(list(batch.values()))
+                metrics.count(recorded)
+                return recorded
             except ConcurrencyConflict as exc:
                 log.info("append conflict on %s, attempt %d", exc, attempt)
         raise ConcurrencyConflict("gave up after repeated conflicts")

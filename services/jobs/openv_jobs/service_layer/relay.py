@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import asyncpg
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_jobs.adapters import metrics
 from openv_jobs.adapters.event_store import EVENTS_CHANNEL, EventStore, RecordedEvent
 from openv_jobs.adapters.projections import load_checkpoint, save_checkpoint
 
@@ -75,8 +77,11 @@ class Relay:
             checkpoint = await load_checkpoint(conn, RELAY_CHECKPOINT)
             batch = await EventStore(conn).read_after(checkpoint, self.batch_size)
         if not batch:
+            metrics.RELAY_LAG.set(0)
             return 0
         await self.publish(batch)
         async with self.engine.begin() as conn:
             await save_checkpoint(conn, RELAY_CHECKPOINT, batch[-1].position)
+            head = await conn.scalar(sa.text("SELECT coalesce(max(position), 0) FROM events"))
+        metrics.RELAY_LAG.set(max(0, int(head or 0) - batch[-1].position))
         return len(batch)

@@ -1,0 +1,56 @@
+"""`/healthz` (the process is alive) and `/readyz` (its dependencies answer) for every service."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[bool]]
+CHECK_TIMEOUT_S = 2.0
+
+
+def install_health(app: FastAPI, checks: dict[str, Check]) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
+        status = dict(zip(checks, results, strict=True))
+        ok = all(results)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": status},
+            status_code=200 if ok else 503,
+        )
+
+
+async def _run(name: str, check: Check) -> bool:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except Exception as exc:  # any failure means "not ready"; say which
+        log.warning("readiness check %s failed: %s", name, exc)
+        return False
+
+
+def database_check(engine: AsyncEngine) -> Check:
+    async def check() -> bool:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    return check
+
+
+def broker_check(broker: KafkaBroker) -> Check:
+    async def check() -> bool:
+        return await broker.ping(CHECK_TIMEOUT_S)
+
+    return check

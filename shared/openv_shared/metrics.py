@@ -1,0 +1,44 @@
+"""Prometheus metrics: one registry per process, `/metrics` on every service's HTTP port.
+
+Every service gets HTTP request counts and latencies by route and status here, and Kafka
+message metrics from FastStream's Prometheus middleware (see `kafka.make_broker`); services
+add their own (decisions, webhook outcomes, relay lag, RunPod latency) next to their code.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_asgi_app
+
+HTTP_REQUESTS = Counter(
+    "openv_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "openv_http_request_seconds",
+    "HTTP request latency",
+    ["service", "method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+def registry() -> CollectorRegistry:
+    return REGISTRY
+
+
+def install_metrics(app: FastAPI, service: str) -> None:
+    app.mount("/metrics", make_asgi_app(registry=REGISTRY))
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the raw path: bounded label values.
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        if route.startswith("/metrics"):
+            return response
+        HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,128 @@
+"""Tracing for every service: one setup, configured by the standard `OTEL_*` variables.
+
+- `OTEL_TRACES_EXPORTER`: `otlp` (to `OTEL_EXPORTER_OTLP_ENDPOINT`, http/protobuf), `console`,
+  or `none` (the local default).
+- `OPENV_TRACE_DIR`: also write finished spans as JSON lines to `<dir>/<service>.jsonl` (the
+  local stack's default is `.stack/traces`; the trace test reads them; off when unset).
+
+FastAPI, httpx and asyncpg are instrumented; Kafka hops are traced by FastStream's telemetry
+middleware (trace context in message headers), and envelopes carry the context of the request
+that caused them (`Envelope.trace_context`), so events relayed later from the log continue the
+same trace.
+"""
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from fastapi import FastAPI
+from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+
+log = logging.getLogger(__name__)
+
+_provider: TracerProvider | None = None
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends one JSON object per finished span to a file (thread-safe, flushed per batch)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for span in spans:
+            ctx = span.get_span_context()
+            if ctx is None:
+                continue
+            lines.append(
+                json.dumps(
+                    {
+                        "service": span.resource.attributes.get("service.name"),
+                        "name": span.name,
+                        "trace_id": f"{ctx.trace_id:032x}",
+                        "span_id": f"{ctx.span_id:016x}",
+                        "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
+                        "kind": span.kind.name,
+                    }
+                )
+            )
+        with self._lock, open(self.path, "a", encoding="utf-8") as out:
+            out.write("".join(f"{line}\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+
+def setup_tracing(service: str) -> TracerProvider:
+    """Install the process-wide tracer provider once and instrument the client libraries."""
+    global _provider
+    if _provider is not None:
+        return _provider
+    provider = TracerProvider(resource=Resource.create({"service.name": f"openv-{service}"}))
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "none").lower()
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace_dir = os.environ.get("OPENV_TRACE_DIR")
+    if trace_dir:
+        os.makedirs(trace_dir, exist_ok=True)
+        path = os.path.join(trace_dir, f"{service}.jsonl")
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(path)))
+    trace.set_tracer_provider(provider)
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+    _provider = provider
+    return provider
+
+
+def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics"
+    )
+
+
+def shutdown_tracing() -> None:
+    if _provider is not None:
+        _provider.shutdown()
+
+
+def current_trace_context() -> dict[str, str]:
+    """The active trace context as W3C headers (`traceparent`, `tracestate`)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def continued(trace_context: dict[str, str]) -> Iterator[None]:
+    """Make the stored context current, so spans started inside join that trace."""
+    token = context.attach(propagate.extract(trace_context))
+    try:
+        yield
+    finally:
+        context.detach(token)
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace id, span id) of the active span, for log lines."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
