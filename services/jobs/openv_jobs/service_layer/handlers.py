@@ -84,13 +84,15 @@ class JobsService:
             users = {env.user_id for env, msg, _ in todo if isinstance(msg, RequestVideo)}
             users |= {s.user_id for s in states.values()}
             usages = await projections.lock_usages(conn, [u for u in users if u], now)
+            locked = dict(usages)
             pending, touched = self._decide(todo, states, usages, now)
             recorded = await store.append_versioned(pending, recorded_at=now)
             if recorded:
                 await projections.save(
                     conn,
                     [states[vid] for vid in touched],
-                    [usages[u] for u in {states[vid].user_id for vid in touched}],
+                    # Usage rules return the same object when nothing changed: write only changes.
+                    [u for user, u in usages.items() if u is not locked[user]],
                     recorded[-1].position,
                 )
                 await store.notify()
