@@ -115,7 +115,8 @@ def decide(state: VideoState, message: Message) -> list[Message]:
                 and message.progress > (state.progress or 0)
             ):
                 return [VideoProgressed(video_id=state.video_id, progress=message.progress)]
-        case RunPodJobCompleted():
+        case RunPodJobCompleted() | StorageObjectImported():
+            # Uploaded by the worker, or imported from its URL: either way the file is ours.
             if state.active:
                 return [
                     VideoCompleted(
@@ -142,16 +143,6 @@ def decide(state: VideoState, message: Message) -> list[Message]:
         case RunPodJobTimedOut():
             if state.active:
                 return [VideoTimedOut(video_id=state.video_id, reason=message.reason)]
-        case StorageObjectImported():
-            if state.active:
-                return [
-                    VideoCompleted(
-                        video_id=state.video_id,
-                        object_key=message.object_key,
-                        size_bytes=message.size_bytes,
-                        content_type=message.content_type,
-                    )
-                ]
         case StorageImportFailed():
             if state.active:
                 return [
