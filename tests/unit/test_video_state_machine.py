@@ -27,6 +27,8 @@ from openv_shared.contracts.facts import (
     RunPodJobFailed,
     RunPodJobRunning,
     RunPodJobSubmitted,
+    StorageImportFailed,
+    StorageObjectImported,
     StorageObjectsDeleted,
 )
 from openv_shared.contracts.video import VideoParams, VideoStatus
@@ -232,3 +234,21 @@ def test_a_new_month_starts_with_nothing_used() -> None:
     next_month = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)
     assert usage.in_period(period_of(next_month)).used_seconds == 0.0
     assert usage.in_period(period_of(next_month)).active_jobs == 1
+
+
+def test_an_imported_result_completes_and_a_failed_import_fails_the_video() -> None:
+    state = accepted_state()
+    vid = state.video_id
+    done, events = run(
+        state,
+        RunPodJobRunning(video_id=vid, runpod_job_id="j", progress=90),
+        StorageObjectImported(video_id=vid, object_key="k", size_bytes=5),
+        StorageImportFailed(video_id=vid, reason="late"),
+    )
+    assert [type(e) for e in events] == [VideoRunning, VideoCompleted]
+    assert done.status is VideoStatus.COMPLETED
+    other = accepted_state()
+    failed, events = run(other, StorageImportFailed(video_id=other.video_id, reason="not an MP4"))
+    assert [type(e) for e in events] == [VideoFailed]
+    assert failed.error_code == "import_failed"
+    assert failed.error_message == "not an MP4"
