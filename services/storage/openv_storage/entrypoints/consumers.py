@@ -1,16 +1,89 @@
-"""Kafka subscriber: video events (the storage service acts on `VideoDeleted`)."""
+"""Kafka subscribers: video events (act on `VideoDeleted`) and RunPod facts (act on
+`RunPodJobOutputAtUrl`), each its own consumer group.
+
+The shared `envelope_consumer` redelivers a failing message forever unless the handler raises
+`PermanentError`, which it dead-letters. A deletion that spent its retry budget (S3 down too
+long) is therefore turned into a PermanentError carrying the reason. envelope_consumer then
+handles the message once more on its own to isolate the poison one; the budget is not spent a
+second time: the reason is remembered by event id and raised again at once.
+"""
+
+from collections import OrderedDict
+from typing import Final
+from uuid import UUID
 
 from faststream.kafka import KafkaBroker
 
 from openv_shared import topics
-from openv_shared.kafka import consumer_options, envelope_consumer, one_at_a_time
-from openv_shared.settings import KafkaSettings
-from openv_storage.service_layer.cleanup import StorageService
+from openv_shared.contracts import Envelope
+from openv_shared.kafka import (
+    EnvelopeHandler,
+    PermanentError,
+    consumer_options,
+    envelope_consumer,
+    one_at_a_time,
+)
+from openv_storage.config import Settings
+from openv_storage.service_layer.cleanup import DeletionService
+from openv_storage.service_layer.imports import ImportService
+from openv_storage.service_layer.retrying import RetriesExhausted
 
-GROUP_ID = "openv-storage"
+DELETIONS_GROUP_ID: Final = "openv-storage"
+IMPORTS_GROUP_ID: Final = "openv-storage-imports"
+SERVICE: Final = "storage"
+_REMEMBERED: Final = 1000
+#: Room on top of a handler's worst case before the group evicts the consumer.
+_POLL_MARGIN_S: Final = 60.0
+_DEFAULT_MAX_POLL_S: Final = 300.0
 
 
-def register(broker: KafkaBroker, service: StorageService, settings: KafkaSettings) -> None:
-    broker.subscriber(topics.VIDEO_EVENTS, group_id=GROUP_ID, **consumer_options(settings))(
-        envelope_consumer(broker, "storage", one_at_a_time(service.on_video_event))
+class DeadLetterWhenExhausted:
+    """Wraps a handler: RetriesExhausted becomes PermanentError (so it is dead-lettered)."""
+
+    def __init__(self, handle: EnvelopeHandler) -> None:
+        self.handle = handle
+        self._exhausted: OrderedDict[UUID, str] = OrderedDict()
+
+    async def __call__(self, envelope: Envelope) -> None:
+        reason = self._exhausted.pop(envelope.event_id, None)
+        if reason is not None:
+            raise PermanentError(reason)
+        try:
+            await self.handle(envelope)
+        except RetriesExhausted as exc:
+            reason = f"{SERVICE}: {exc}"
+            self._exhausted[envelope.event_id] = reason
+            while len(self._exhausted) > _REMEMBERED:
+                self._exhausted.popitem(last=False)
+            raise PermanentError(reason) from exc
+
+
+def _max_poll_interval_ms(handler_worst_case_s: float) -> int:
+    """Kafka's limit between two polls: a consumer slower than this is evicted from its group
+    (and the message redelivered elsewhere). Never below Kafka's default of 5 minutes."""
+    return int(max(handler_worst_case_s + _POLL_MARGIN_S, _DEFAULT_MAX_POLL_S) * 1000)
+
+
+def register(
+    broker: KafkaBroker, deletions: DeletionService, imports: ImportService, settings: Settings
+) -> None:
+    policy = settings.retry_policy
+    # One deletion attempt is three S3 calls (list, remove, list).
+    deletion_budget = policy.budget_s(3 * settings.s3_timeout_s)
+    broker.subscriber(
+        topics.VIDEO_EVENTS,
+        group_id=DELETIONS_GROUP_ID,
+        max_poll_interval_ms=_max_poll_interval_ms(deletion_budget),
+        **consumer_options(settings),
+    )(
+        envelope_consumer(
+            broker, SERVICE, one_at_a_time(DeadLetterWhenExhausted(deletions.on_video_event))
+        )
     )
+    import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
+    broker.subscriber(
+        topics.RUNPOD_EVENTS,
+        group_id=IMPORTS_GROUP_ID,
+        max_poll_interval_ms=_max_poll_interval_ms(import_budget),
+        **consumer_options(settings),
+    )(envelope_consumer(broker, SERVICE, one_at_a_time(imports.on_runpod_event)))

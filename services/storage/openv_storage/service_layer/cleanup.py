@@ -1,33 +1,101 @@
-"""Remove a deleted video's objects, then report it: the fact is published only once the
-objects are really gone."""
+"""Remove a deleted video's objects, then report it: the fact is published only once a fresh
+listing shows the video's prefix empty. Idempotent: already gone counts as gone, and the fact's
+id is derived from the VideoDeleted's, so a redelivery reports the same fact."""
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from uuid import uuid5
 
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.facts import StorageObjectsDeleted
-from openv_storage.adapters.bucket import Bucket
+from openv_shared.kafka import PermanentError
+from openv_shared.storage_keys import video_prefix
+from openv_storage.adapters.bucket import StorageUnavailable
+from openv_storage.domain.keys import is_video_prefix
+from openv_storage.domain.retry import RetryPolicy
+from openv_storage.service_layer.retrying import RetriesExhausted, Sleep, with_retries
+from openv_storage.service_layer.stats import StorageStats
 
 log = logging.getLogger(__name__)
 
 PublishFact = Callable[[Envelope], Awaitable[None]]
 
 
-class StorageService:
-    def __init__(self, bucket: Bucket, publish_fact: PublishFact) -> None:
+class PrefixStore(Protocol):
+    """What a deletion needs of the bucket (`adapters.bucket.Bucket`)."""
+
+    async def keys(self, prefix: str) -> list[str]: ...
+
+    async def remove(self, keys: list[str]) -> None: ...
+
+
+class DeletionService:
+    def __init__(
+        self,
+        bucket: PrefixStore,
+        publish_fact: PublishFact,
+        policy: RetryPolicy,
+        stats: StorageStats | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
         self.bucket = bucket
         self.publish_fact = publish_fact
+        self.policy = policy
+        self.stats = stats or StorageStats()
+        self.sleep = sleep
 
     async def on_video_event(self, envelope: Envelope) -> None:
+        """Acts on VideoDeleted. RetriesExhausted when S3 kept failing (the caller
+        dead-letters it); PermanentError when the event names no valid prefix."""
         message = envelope.message()
         if not isinstance(message, VideoDeleted):
             return
         prefix = message.object_prefix
-        removed = await self.bucket.remove_prefix(prefix) if prefix else 0
+        if not prefix and envelope.user_id:
+            # A video rejected at once never had objects; its would-be prefix is checked anyway.
+            prefix = video_prefix(envelope.user_id, message.video_id)
+        if prefix and not is_video_prefix(prefix, message.video_id):
+            raise PermanentError(
+                f"refusing to delete under {prefix!r}: not the prefix of video {message.video_id}"
+            )
+        try:
+            removed = await self.purge(prefix) if prefix else 0
+        except RetriesExhausted:
+            self.stats.deletions_given_up += 1
+            raise
         log.info(
             "removed %d objects under %s", removed, prefix, extra={"video_id": message.video_id}
         )
         fact = StorageObjectsDeleted(video_id=message.video_id, objects_removed=removed)
         await self.publish_fact(envelope.follow(fact, event_id=uuid5(envelope.event_id, "purged")))
+        self.stats.deletions += 1
+
+    async def purge(self, prefix: str) -> int:
+        """Remove every object under `prefix` and check none is left; returns how many objects
+        this call found there. Retried under the policy; RetriesExhausted when it runs out."""
+        seen: set[str] = set()
+
+        async def attempt() -> int:
+            keys = await self.bucket.keys(prefix)
+            seen.update(keys)
+            await self.bucket.remove(keys)
+            left = await self.bucket.keys(prefix)
+            if left:
+                seen.update(left)
+                raise StorageUnavailable(f"{len(left)} objects still under {prefix} after removal")
+            return len(seen)
+
+        def failed(_: Exception) -> None:
+            self.stats.deletion_failures += 1
+
+        return await with_retries(
+            f"removing the objects under {prefix}",
+            attempt,
+            self.policy,
+            (StorageUnavailable,),
+            sleep=self.sleep,
+            on_failure=failed,
+        )

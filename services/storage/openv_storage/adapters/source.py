@@ -1,0 +1,244 @@
+"""Fetching a result from an external URL without letting the URL reach inside our network.
+
+Every TCP connection the HTTP client makes goes through `GuardedBackend.connect_tcp`: the host
+is resolved once, every address it resolves to must be allowed by the `AddressPolicy`, and the
+socket is opened to one of those very addresses (never to the name, which a rebinding DNS
+server could answer differently the second time). TLS still verifies the certificate against
+the URL's host name (httpcore passes it as the server name). Redirects are followed here, hop by
+hop (scheme checked; the next connection passes the same guard), and environment proxies are
+ignored (a proxy would connect on our behalf, past the guard).
+"""
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Final
+
+import httpcore
+import httpx
+
+from openv_storage.domain.imports import (
+    AddressPolicy,
+    ImportRefused,
+    IPAddress,
+    check_url,
+    declared_size_too_large,
+)
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+CHUNK_BYTES: Final = 64 * 1024
+_RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
+
+
+class AddressRefused(ImportRefused):
+    """The URL's host is, or resolves to, an address the policy does not allow."""
+
+
+class SourceUnavailable(Exception):
+    """The source failed in a way that may pass (network error, 5xx, 429): retry later."""
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to (in the resolver's order, without duplicates)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]))
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore network backend that connects only to checked addresses."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        resolver: Resolver = system_resolver,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self.resolver(host, port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
+        except (OSError, ValueError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} resolves to no address")
+        refused = [address for address in addresses if not self.policy.allows(address)]
+        if refused:
+            shown = host if host == str(refused[0]) else f"{host} ({refused[0]})"
+            raise AddressRefused(f"the result URL's host {shown} is not a public address")
+        last_error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool on the guarded backend (no proxies)."""
+
+    def __init__(self, backend: GuardedBackend) -> None:
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=10,
+            max_keepalive_connections=0,  # one import, one connection: nothing to reuse
+            http1=True,
+            http2=False,
+            network_backend=backend,
+        )
+
+
+class UrlSource:
+    """Opens result URLs as streamed responses, through the guard."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_redirects: int,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.max_redirects = max_redirects
+        self._client = httpx.AsyncClient(
+            transport=_GuardedTransport(GuardedBackend(policy, resolver)),
+            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
+            follow_redirects=False,
+            trust_env=False,
+            # Raw bytes as stored: no compressed transfer to inflate (no zip bombs either).
+            headers={"Accept-Encoding": "identity", "User-Agent": "openv-storage/1"},
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def open(self, url: str, deadline: float | None = None) -> AsyncIterator[httpx.Response]:
+        """The 200 response of `url` (after redirects), body not yet read, by `deadline`
+        (event-loop time).
+
+        ImportRefused: not allowed or not there (4xx, bad scheme, too many redirects, a
+        non-public address, past the deadline). SourceUnavailable: worth another try later.
+        """
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._follow(url)
+        except TimeoutError:
+            raise ImportRefused("the result URL did not answer in the time allowed") from None
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _follow(self, url: str) -> httpx.Response:
+        current = url
+        for _ in range(self.max_redirects + 1):
+            host = check_url(current)
+            try:
+                request = self._client.build_request("GET", current)
+                response = await self._client.send(request, stream=True)
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise ImportRefused(f"invalid result URL: {exc}") from exc
+            except httpx.TransportError as exc:
+                raise SourceUnavailable(f"fetching from {host}: {type(exc).__name__}") from exc
+            if response.is_redirect:
+                location = response.headers["location"]
+                await response.aclose()
+                try:
+                    current = str(response.url.join(location))
+                except httpx.InvalidURL as exc:
+                    raise ImportRefused(f"invalid redirect from {host}: {exc}") from exc
+                continue
+            if response.status_code == 200:
+                return response
+            await response.aclose()
+            status = response.status_code
+            if status in _RETRYABLE_STATUS or status >= 500:
+                raise SourceUnavailable(f"{host} answered HTTP {status}")
+            raise ImportRefused(f"{host} answered HTTP {status}")
+        raise ImportRefused(f"more than {self.max_redirects} redirects")
+
+
+class CappedBody:
+    """A response body read in pieces, refusing more than `max_bytes` or than the deadline
+    (loop time) allows. Feeds `Bucket.put_stream` (a `ChunkSource`)."""
+
+    def __init__(self, response: httpx.Response, max_bytes: int, deadline: float) -> None:
+        if declared_size_too_large(response.headers.get("content-length"), max_bytes):
+            raise ImportRefused(f"the result is larger than the {max_bytes}-byte limit")
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+        self.received = 0
+        self._chunks = response.aiter_raw(CHUNK_BYTES)
+        self._buffer = bytearray()
+        self._eof = False
+
+    async def _fill(self, size: int) -> None:
+        while len(self._buffer) < size and not self._eof:
+            try:
+                async with asyncio.timeout_at(self.deadline):
+                    chunk = await anext(self._chunks, None)
+            except TimeoutError:
+                raise ImportRefused("the download took longer than allowed") from None
+            except httpx.TransportError as exc:
+                raise SourceUnavailable(f"download broke off: {type(exc).__name__}") from exc
+            if chunk is None:
+                self._eof = True
+                return
+            self.received += len(chunk)
+            if self.received > self.max_bytes:
+                raise ImportRefused(f"the result is larger than the {self.max_bytes}-byte limit")
+            self._buffer += chunk
+
+    async def peek(self, size: int) -> bytes:
+        """The first `size` bytes (fewer at the end), left in place for `read`."""
+        await self._fill(size)
+        return bytes(self._buffer[:size])
+
+    async def read(self, max_bytes: int) -> bytes:
+        await self._fill(max_bytes)
+        data = bytes(self._buffer[:max_bytes])
+        del self._buffer[:max_bytes]
+        return data

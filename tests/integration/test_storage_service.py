@@ -1,0 +1,263 @@
+"""The storage service as it runs: its app (consumers, bucket bootstrap) against a real Tansu
+broker and its own SeaweedFS (real signature checks), which these tests stop and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+from uuid import UUID, uuid5
+
+import pytest
+
+from openv_localstack.ports import free_port
+from openv_localstack.servers import SeaweedS3, TansuBroker
+from openv_shared import topics
+from openv_shared.contracts import Envelope
+from openv_shared.contracts.events import VideoDeleted
+from openv_shared.contracts.facts import RunPodJobOutputAtUrl
+from openv_shared.contracts.video import VideoStatus
+from openv_shared.storage_keys import video_prefix
+from openv_storage.config import Settings
+from openv_storage.domain.retry import RetryPolicy
+from openv_storage.main import Storage, create_app
+from openv_storage.service_layer.imports import outcome_event_id
+from tests.integration.test_storage_fakes import (
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    FakeWeb,
+    TopicWatcher,
+    eventually,
+    fake_web,
+    new_video,
+    object_keys,
+    produce,
+    put_object,
+    small_mp4,
+    video_view,
+    wrap,
+)
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "openv-service-tests"  # does not exist until the service starts
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(
+        tmp_path_factory.mktemp("s3-service"), free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[FakeWeb]:
+    yield from fake_web()
+
+
+@pytest.fixture(scope="module")
+async def watcher(kafka: TansuBroker) -> AsyncIterator[TopicWatcher]:
+    w = TopicWatcher(kafka.bootstrap, [topics.STORAGE_EVENTS, topics.DEAD_LETTER])
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.stop()
+
+
+@pytest.fixture(scope="module")
+async def storage(
+    kafka: TansuBroker, seaweed: SeaweedS3, web: FakeWeb, watcher: TopicWatcher
+) -> AsyncIterator[Storage]:
+    assert not seaweed.client().bucket_exists(BUCKET)
+    settings = Settings(
+        kafka_bootstrap=kafka.bootstrap,
+        s3_endpoint=seaweed.endpoint,
+        s3_access_key=S3_ACCESS_KEY,
+        s3_secret_key=S3_SECRET_KEY,
+        s3_bucket=BUCKET,
+        jobs_url=web.base,
+        s3_timeout_s=2.0,
+        # Long enough to restart SeaweedFS inside it (about 1.5 s here; 10 s budget).
+        retry_attempts=10,
+        retry_backoff_s=0.2,
+        retry_backoff_max_s=1.5,
+        import_allow_private_hosts=True,  # the file server is on loopback
+        # Sweeps run all along; with an hour's grace they never touch these tests' objects.
+        sweep_interval_s=1.0,
+        sweep_grace_s=3600,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app.state.storage
+
+
+def deleted_event(user: str, video_id: UUID) -> Envelope:
+    return wrap(
+        VideoDeleted(
+            video_id=video_id,
+            previous_status=VideoStatus.COMPLETED,
+            object_prefix=video_prefix(user, video_id),
+        ),
+        user,
+    )
+
+
+def about(video_id: UUID, fact_type: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda v: v["type"] == fact_type and v["data"]["video_id"] == str(video_id)
+
+
+def store_video(seaweed: SeaweedS3, user: str, video_id: UUID) -> set[str]:
+    """A video's output plus a second object under its prefix."""
+    prefix = video_prefix(user, video_id)
+    keys = {f"{prefix}video.mp4", f"{prefix}poster.jpg"}
+    for key in keys:
+        put_object(seaweed.client(), BUCKET, key, small_mp4())
+    return keys
+
+
+async def test_the_bucket_is_created_on_start(storage: Storage, seaweed: SeaweedS3) -> None:
+    assert seaweed.client().bucket_exists(BUCKET)
+    assert await storage.bucket.exists()
+
+
+async def test_the_service_sweeps_periodically(storage: Storage) -> None:
+    sweeps = storage.stats.sweeps
+    await eventually(lambda: storage.stats.sweeps >= sweeps + 2, 30, "two more sweeps")
+    assert storage.stats.swept_objects == 0  # nothing here is past the grace period
+
+
+async def test_a_deleted_videos_objects_are_removed_then_reported_once(
+    storage: Storage, kafka: TansuBroker, seaweed: SeaweedS3, watcher: TopicWatcher
+) -> None:
+    user, vid, _ = new_video()
+    keys = store_video(seaweed, user, vid)
+    _, live_vid, _ = new_video(user)  # the same user's other video stays
+    live_keys = store_video(seaweed, user, live_vid)
+    event = deleted_event(user, vid)
+
+    await produce(kafka.bootstrap, topics.VIDEO_EVENTS, event, str(vid))
+    fact = await watcher.wait_for(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"), 60)
+    assert fact["data"]["objects_removed"] == len(keys)
+    assert fact["event_id"] == str(uuid5(event.event_id, "purged"))
+    assert fact["causation_id"] == str(event.event_id)
+    assert object_keys(seaweed.client(), BUCKET, video_prefix(user, vid)) == set()
+    assert live_keys <= object_keys(seaweed.client(), BUCKET, video_prefix(user, live_vid))
+
+    # Redelivered: already gone is success, reported under the same event id.
+    await produce(kafka.bootstrap, topics.VIDEO_EVENTS, event, str(vid))
+    await eventually(
+        lambda: (
+            len(watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))) == 2
+        ),
+        60,
+        "the redelivery's fact",
+    )
+    again = watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))[1]
+    assert again["event_id"] == fact["event_id"]
+    assert again["data"]["objects_removed"] == 0
+
+
+async def test_a_deletion_while_s3_is_down_completes_once_it_is_back(
+    storage: Storage, kafka: TansuBroker, seaweed: SeaweedS3, watcher: TopicWatcher
+) -> None:
+    user, vid, _ = new_video()
+    keys = store_video(seaweed, user, vid)
+    failures = storage.stats.deletion_failures
+    await asyncio.to_thread(seaweed.stop)
+    try:
+        await produce(kafka.bootstrap, topics.VIDEO_EVENTS, deleted_event(user, vid), str(vid))
+        await eventually(
+            lambda: storage.stats.deletion_failures >= failures + 2, 60, "failed attempts"
+        )
+        assert not watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))
+    finally:
+        await asyncio.to_thread(seaweed.start)
+    fact = await watcher.wait_for(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"), 60)
+    assert fact["data"]["objects_removed"] == len(keys)
+    assert object_keys(seaweed.client(), BUCKET, video_prefix(user, vid)) == set()
+    assert not watcher.matching(topics.DEAD_LETTER, lambda v: str(vid) in v["value"])
+
+
+async def test_a_deletion_past_the_retry_budget_is_dead_lettered_with_the_reason(
+    storage: Storage, kafka: TansuBroker, seaweed: SeaweedS3, watcher: TopicWatcher
+) -> None:
+    user, vid, _ = new_video()
+    keys = store_video(seaweed, user, vid)
+    event = deleted_event(user, vid)
+    policy = storage.deletions.policy
+    storage.deletions.policy = RetryPolicy(attempts=3, base_s=0.1, max_s=0.2)
+    failures, given_up = storage.stats.deletion_failures, storage.stats.deletions_given_up
+    await asyncio.to_thread(seaweed.stop)
+    try:
+        await produce(kafka.bootstrap, topics.VIDEO_EVENTS, event, str(vid))
+        dead = await watcher.wait_for(
+            topics.DEAD_LETTER, lambda v: str(event.event_id) in v["value"], 60
+        )
+    finally:
+        storage.deletions.policy = policy
+        await asyncio.to_thread(seaweed.start)
+    assert dead["service"] == "storage"
+    assert dead["topic"] == topics.VIDEO_EVENTS
+    assert json.loads(dead["value"])["event_id"] == str(event.event_id)
+    reason = dead["reason"]
+    assert f"removing the objects under {video_prefix(user, vid)}" in reason
+    assert "failed after 3 attempts" in reason
+    # The budget was spent once (not again when the message was isolated for dead-lettering).
+    assert storage.stats.deletion_failures - failures == 3
+    assert storage.stats.deletions_given_up - given_up == 1
+    # Never reported as deleted, and the files are still there for the sweeper.
+    assert not watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))
+    assert object_keys(seaweed.client(), BUCKET, video_prefix(user, vid)) == keys
+
+    # The consumer went on: the next deletion is handled.
+    user2, vid2, _ = new_video()
+    store_video(seaweed, user2, vid2)
+    await produce(kafka.bootstrap, topics.VIDEO_EVENTS, deleted_event(user2, vid2), str(vid2))
+    await watcher.wait_for(topics.STORAGE_EVENTS, about(vid2, "StorageObjectsDeleted"), 60)
+    assert object_keys(seaweed.client(), BUCKET, video_prefix(user2, vid2)) == set()
+
+
+async def test_a_result_at_a_url_is_imported_and_reported(
+    storage: Storage, kafka: TansuBroker, seaweed: SeaweedS3, web: FakeWeb, watcher: TopicWatcher
+) -> None:
+    user, vid, key = new_video()
+    web.videos[vid] = video_view(vid, user, VideoStatus.RUNNING)
+    mp4 = small_mp4()
+    fact = wrap(
+        RunPodJobOutputAtUrl(
+            video_id=vid, runpod_job_id="job-1", url=web.serve(f"{vid}.mp4", mp4), object_key=key
+        ),
+        user,
+    )
+    await produce(kafka.bootstrap, topics.RUNPOD_EVENTS, fact, str(vid))
+    imported = await watcher.wait_for(
+        topics.STORAGE_EVENTS, about(vid, "StorageObjectImported"), 60
+    )
+    assert imported["event_id"] == str(outcome_event_id(fact))
+    assert imported["data"]["object_key"] == key
+    assert imported["data"]["size_bytes"] == len(mp4)
+    response = seaweed.client().get_object(BUCKET, key)
+    try:
+        assert response.read() == mp4
+    finally:
+        response.close()
+        response.release_conn()
+
+    # A result that is not a video: refused, reported as failed, nothing stored.
+    user, vid, key = new_video()
+    web.videos[vid] = video_view(vid, user, VideoStatus.RUNNING)
+    page = web.serve(f"{vid}.html", b"<html>an error page</html>")
+    fact = wrap(
+        RunPodJobOutputAtUrl(video_id=vid, runpod_job_id="job-2", url=page, object_key=key), user
+    )
+    await produce(kafka.bootstrap, topics.RUNPOD_EVENTS, fact, str(vid))
+    failed = await watcher.wait_for(topics.STORAGE_EVENTS, about(vid, "StorageImportFailed"), 60)
+    assert "not an MP4" in failed["data"]["reason"]
+    assert object_keys(seaweed.client(), BUCKET, video_prefix(user, vid)) == set()

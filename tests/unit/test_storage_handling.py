@@ -1,0 +1,230 @@
+"""The storage service's handling without servers: the connection guard, bounded retries, and
+the dead-lettering of a deletion that spent its budget (once, not twice)."""
+
+import ipaddress
+from collections.abc import Iterable
+from uuid import uuid4
+
+import httpcore
+import pytest
+
+from openv_shared.contracts import Envelope
+from openv_shared.contracts.events import VideoDeleted
+from openv_shared.contracts.video import VideoStatus
+from openv_shared.kafka import PermanentError
+from openv_shared.storage_keys import video_prefix
+from openv_storage.adapters.bucket import StorageUnavailable
+from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver
+from openv_storage.domain.imports import AddressPolicy, IPAddress
+from openv_storage.domain.retry import RetryPolicy
+from openv_storage.entrypoints.consumers import DeadLetterWhenExhausted
+from openv_storage.service_layer.cleanup import DeletionService
+from openv_storage.service_layer.retrying import RetriesExhausted, with_retries
+
+
+class RecordingBackend(httpcore.AsyncNetworkBackend):
+    """Stands in for the real sockets: records where connections were asked to go."""
+
+    def __init__(self, refuse: set[str] | None = None) -> None:
+        self.connected: list[str] = []
+        self.refuse = refuse or set()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connected.append(host)
+        if host in self.refuse:
+            raise httpcore.ConnectError(f"{host} refused")
+        return httpcore.AsyncMockStream([])
+
+    async def sleep(self, seconds: float) -> None:
+        pass
+
+
+def resolver_of(*answers: str) -> tuple[list[str], Resolver]:
+    calls: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[IPAddress]:
+        calls.append(host)
+        return [ipaddress.ip_address(a) for a in answers]
+
+    return calls, resolve
+
+
+async def test_the_guard_connects_to_the_address_it_checked() -> None:
+    inner = RecordingBackend()
+    calls, resolve = resolver_of("93.184.215.14")
+    guard = GuardedBackend(AddressPolicy(), resolve, inner)
+    await guard.connect_tcp("files.example.com", 443)
+    assert calls == ["files.example.com"]
+    assert inner.connected == ["93.184.215.14"]  # the address, never the name again
+
+
+async def test_one_non_public_address_among_public_ones_refuses_the_host() -> None:
+    inner = RecordingBackend()
+    _, resolve = resolver_of("93.184.215.14", "169.254.169.254")
+    guard = GuardedBackend(AddressPolicy(), resolve, inner)
+    with pytest.raises(AddressRefused, match=r"169\.254\.169\.254"):
+        await guard.connect_tcp("files.example.com", 80)
+    assert inner.connected == []
+
+
+async def test_the_next_checked_address_is_tried_when_one_refuses() -> None:
+    inner = RecordingBackend(refuse={"93.184.215.14"})
+    _, resolve = resolver_of("93.184.215.14", "93.184.215.15")
+    guard = GuardedBackend(AddressPolicy(), resolve, inner)
+    await guard.connect_tcp("files.example.com", 80)
+    assert inner.connected == ["93.184.215.14", "93.184.215.15"]
+
+
+async def test_unresolvable_hosts_and_unix_sockets_do_not_connect() -> None:
+    inner = RecordingBackend()
+    _, resolve = resolver_of()
+    guard = GuardedBackend(AddressPolicy(allow_private=True), resolve, inner)
+    with pytest.raises(httpcore.ConnectError):
+        await guard.connect_tcp("nothing.example", 80)
+    with pytest.raises(AddressRefused):
+        await guard.connect_unix_socket("/var/run/docker.sock")
+    assert inner.connected == []
+
+
+async def no_sleep(seconds: float) -> None:
+    pass
+
+
+async def test_retries_are_bounded_and_only_for_the_given_errors() -> None:
+    attempts = 0
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise StorageUnavailable("down")
+        return "ok"
+
+    assert await with_retries("x", flaky, RetryPolicy(3, 0, 0), (StorageUnavailable,)) == "ok"
+
+    attempts = 0
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    with pytest.raises(RetriesExhausted, match="x failed after 2 attempts; last error: down"):
+        await with_retries("x", flaky, RetryPolicy(2, 0.5, 1), (StorageUnavailable,), sleep=record)
+    assert attempts == 2
+    assert slept == [0.5]
+
+    async def broken() -> str:
+        raise KeyError("not retried")
+
+    with pytest.raises(KeyError):
+        await with_retries("x", broken, RetryPolicy(5, 0, 0), (StorageUnavailable,))
+
+
+class DownBucket:
+    """A bucket whose S3 is unreachable."""
+
+    name = "b"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def keys(self, prefix: str) -> list[str]:
+        self.calls += 1
+        raise StorageUnavailable("connection refused")
+
+    async def remove(self, keys: list[str]) -> None:
+        raise AssertionError("never reached")
+
+
+def deleted(prefix: str | None = None) -> Envelope:
+    video_id = uuid4()
+    message = VideoDeleted(
+        video_id=video_id,
+        previous_status=VideoStatus.COMPLETED,
+        object_prefix=video_prefix("alice", video_id) if prefix is None else prefix,
+    )
+    return Envelope.wrap(message, user_id="alice")
+
+
+async def test_an_exhausted_deletion_is_dead_lettered_without_spending_the_budget_twice() -> None:
+    bucket = DownBucket()
+    published: list[Envelope] = []
+
+    async def publish(envelope: Envelope) -> None:
+        published.append(envelope)
+
+    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
+    handle = DeadLetterWhenExhausted(service.on_video_event)
+    event = deleted()
+    # envelope_consumer calls the handler once, then once more to isolate the poison message.
+    with pytest.raises(PermanentError, match="failed after 3 attempts") as first:
+        await handle(event)
+    with pytest.raises(PermanentError) as second:
+        await handle(event)
+    assert str(first.value) == str(second.value)
+    assert str(first.value).startswith("storage: removing the objects under videos/alice/")
+    assert bucket.calls == 3
+    assert service.stats.deletion_failures == 3
+    assert service.stats.deletions_given_up == 1
+    assert published == []
+    # A later redelivery (say, the dead-letter publish failed) tries again.
+    with pytest.raises(PermanentError):
+        await handle(event)
+    assert bucket.calls == 6
+
+
+@pytest.mark.parametrize("prefix", ["videos/", "videos/alice/", "other/", "videos/alice/x/"])
+async def test_a_deletion_never_removes_a_broader_prefix(prefix: str) -> None:
+    bucket = DownBucket()
+
+    async def publish(envelope: Envelope) -> None:
+        raise AssertionError("nothing to report")
+
+    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
+    with pytest.raises(PermanentError, match="refusing to delete"):
+        await service.on_video_event(deleted(prefix))
+    assert bucket.calls == 0
+
+
+class StubbornBucket:
+    """Removal answers success but takes away only one object per call (a lagging store)."""
+
+    name = "b"
+
+    def __init__(self, keys: set[str]) -> None:
+        self.stored = set(keys)
+        self.removals = 0
+
+    async def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.stored if k.startswith(prefix))
+
+    async def remove(self, keys: list[str]) -> None:
+        self.removals += 1
+        if keys:
+            self.stored.discard(keys[0])
+
+
+async def test_the_fact_is_published_only_once_a_fresh_listing_is_empty() -> None:
+    event = deleted()
+    prefix = event.data["object_prefix"]
+    bucket = StubbornBucket({f"{prefix}video.mp4", f"{prefix}poster.jpg", "videos/bob/other"})
+    published: list[Envelope] = []
+
+    async def publish(envelope: Envelope) -> None:
+        assert await bucket.keys(prefix) == []  # really gone when reported
+        published.append(envelope)
+
+    service = DeletionService(bucket, publish, RetryPolicy(5, 0, 0), sleep=no_sleep)
+    await service.on_video_event(event)
+    assert bucket.removals == 2  # the first pass left one behind: tried again
+    assert service.stats.deletion_failures == 1
+    [fact] = published
+    assert fact.data["objects_removed"] == 2
+    assert bucket.stored == {"videos/bob/other"}
