@@ -29,7 +29,7 @@ from openv_storage.adapters.source import Resolver, UrlSource, system_resolver
 from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.service_layer.imports import ImportLimits, ImportService, outcome_event_id
-from tests.integration.test_storage_fakes import (
+from tests.integration.storage_support import (
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     FakeWeb,

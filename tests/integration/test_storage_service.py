@@ -23,7 +23,7 @@ from openv_storage.config import Settings
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.main import Storage, create_app
 from openv_storage.service_layer.imports import outcome_event_id
-from tests.integration.test_storage_fakes import (
+from tests.integration.storage_support import (
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     FakeWeb,

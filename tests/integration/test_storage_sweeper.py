@@ -27,7 +27,7 @@ from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.entrypoints.periodic import sweep_periodically
 from openv_storage.service_layer.sweeper import Sweeper, swept_event_id
-from tests.integration.test_storage_fakes import (
+from tests.integration.storage_support import (
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     FakeWeb,
