@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
@@ -13,7 +14,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from openv_runpod_sim.config import SimSettings
-from openv_runpod_sim.faults import GlobalFaults, GlobalFaultsUpdate, JobKnobs
+from openv_runpod_sim.faults import (
+    GlobalFaults,
+    GlobalFaultsUpdate,
+    JobKnobs,
+    Scenario,
+    Scenarios,
+    ScenarioSpec,
+    run_fault,
+    scenario_knobs,
+)
 from openv_runpod_sim.jobs import RETRYABLE, Job, JobStatus, JobTable, new_job_id
 from openv_runpod_sim.worker import Runner
 
@@ -35,6 +45,16 @@ class ApiError(Exception):
         self.headers = headers
 
 
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    scenarios: list[Scenario]
+
+    def accepted(self) -> None:
+        for scenario in self.scenarios:
+            scenario.jobs.append(self.job.id)
+
+
 class Simulator:
     """Everything one app instance holds: settings, jobs, the runner and the global faults."""
 
@@ -43,6 +63,7 @@ class Simulator:
         self.table = JobTable()
         self.runner = Runner(settings, self.table)
         self.faults = GlobalFaults()
+        self.scenarios = Scenarios()
 
     def job_or_404(self, endpoint_id: str, job_id: str) -> Job:
         job = self.table.get(job_id)
@@ -51,8 +72,12 @@ class Simulator:
             raise ApiError(404, f"job {job_id} not found")
         return job
 
-    async def parse_submission(self, request: Request, endpoint_id: str, runsync: bool) -> Job:
-        """Validate a /run or /runsync body and build (not start) the job."""
+    async def parse_submission(
+        self, request: Request, endpoint_id: str, runsync: bool
+    ) -> Submission:
+        """Validate a /run or /runsync body and build (not start) the job.
+
+        Raises ApiError for a bad body, or for a fault of a matching scenario."""
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -75,8 +100,16 @@ class Simulator:
         policy = body.get("policy") or {}
         if not isinstance(policy, dict):
             raise ApiError(400, "'policy' must be an object")
+        matching = self.scenarios.matching(job_input)
+        for scenario in matching:
+            scenario.run_calls += 1
+        fault = run_fault(matching)
+        if fault is not None:
+            status, message = fault
+            headers = {"Retry-After": "1"} if status == 429 else None
+            raise ApiError(status, message, headers)
         try:
-            knobs = JobKnobs.from_input(job_input)
+            knobs = JobKnobs.from_input(job_input, scenario_knobs(matching))
         except (ValueError, ValidationError) as exc:
             raise ApiError(400, f"invalid input.sim: {exc}") from exc
         timeout_ms = _policy_ms(policy, "executionTimeout", _DEFAULT_EXECUTION_TIMEOUT_MS)
@@ -84,17 +117,19 @@ class Simulator:
         retention = self.settings.retention_s
         if runsync:
             retention = min(retention, self.settings.runsync_retention_s)
-        return Job(
+        job = Job(
             id=new_job_id(),
             endpoint_id=endpoint_id,
             input=job_input,
             knobs=knobs,
             webhook=webhook,
-            execution_timeout_s=timeout_ms / 1000,
-            ttl_s=ttl_ms / 1000,
+            execution_timeout_s=knobs.execution_timeout_s or timeout_ms / 1000,
+            ttl_s=knobs.ttl_s or ttl_ms / 1000,
             retention_s=retention,
             base_url=str(request.base_url),
+            policy={"executionTimeout": timeout_ms, "ttl": ttl_ms},
         )
+        return Submission(job, matching)
 
     def health(self, endpoint_id: str) -> dict[str, Any]:
         count = self.table.count
@@ -169,9 +204,11 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
             return _error(429, "Too many requests (simulated)", {"Retry-After": "1"})
         if fault == 500:
             return _error(500, "Internal server error (simulated)")
-        job = await sim.parse_submission(request, endpoint_id, runsync=False)
+        submission = await sim.parse_submission(request, endpoint_id, runsync=False)
+        job = submission.job
         sim.table.add(job)
         sim.table.runs_accepted += 1
+        submission.accepted()
         sim.runner.submit(job)
         if sim.faults.hang_run_s:
             # The job already exists: a client that times out here has still created it.
@@ -180,8 +217,10 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
 
     @api.post("/runsync")
     async def runsync(endpoint_id: str, request: Request, wait: int | None = None) -> JSONResponse:
-        job = await sim.parse_submission(request, endpoint_id, runsync=True)
+        submission = await sim.parse_submission(request, endpoint_id, runsync=True)
+        job = submission.job
         sim.table.add(job)
+        submission.accepted()
         sim.runner.submit(job)
         wait_ms = min(max(wait or _DEFAULT_RUNSYNC_WAIT_MS, 1000), 300_000)
         with contextlib.suppress(TimeoutError):
@@ -196,7 +235,12 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
 
     @api.post("/cancel/{job_id}")
     async def cancel(endpoint_id: str, job_id: str) -> JSONResponse:
+        # Recorded before the lookup: tests check who asked to cancel what, known or not.
+        sim.table.cancel_requests.append(job_id)
+        if sim.faults.take_cancel_error():
+            return _error(500, "Internal server error (simulated)")
         job = sim.job_or_404(endpoint_id, job_id)
+        job.cancel_requests += 1
         sim.runner.cancel(job)  # terminal jobs keep their state
         return JSONResponse({"id": job.id, "status": str(job.status)})
 
@@ -244,6 +288,7 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
                 "run_calls": sim.table.run_calls,
                 "runs_accepted": sim.table.runs_accepted,
                 "retried": sim.table.retried,
+                "cancel_requests": list(sim.table.cancel_requests),
                 "faults": sim.faults.model_dump(),
                 "jobs": [job.admin_view() for job in sim.table.all()],
             }
@@ -254,10 +299,28 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         sim.faults.apply(update)
         return JSONResponse(sim.faults.model_dump())
 
+    @app.post("/admin/scenarios")
+    async def admin_add_scenario(spec: ScenarioSpec) -> JSONResponse:
+        try:
+            scenario = sim.scenarios.add(spec)
+        except ValidationError as exc:
+            raise ApiError(422, f"invalid sim knobs: {exc}") from exc
+        return JSONResponse(scenario.model_dump(mode="json"), status_code=201)
+
+    @app.get("/admin/scenarios")
+    async def admin_scenarios() -> JSONResponse:
+        return JSONResponse({"scenarios": [s.model_dump(mode="json") for s in sim.scenarios.all()]})
+
+    @app.delete("/admin/scenarios")
+    async def admin_clear_scenarios() -> JSONResponse:
+        sim.scenarios.clear()
+        return JSONResponse({"scenarios": []})
+
     @app.post("/admin/reset")
     async def admin_reset() -> JSONResponse:
         sim.runner.reset()
         sim.faults = GlobalFaults()
+        sim.scenarios.clear()
         return JSONResponse({"status": "reset"})
 
     return app

@@ -2,7 +2,14 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+)
 
 
 class JobKnobs(BaseModel):
@@ -32,16 +39,105 @@ class JobKnobs(BaseModel):
     result_url: bool = False
     upload_fail: bool = False
     progress_format: Literal["int", "dict_progress", "dict_percent"] = "int"
+    # Override the job's policy (as if the client had sent these): reach TIMED_OUT or the
+    # ttl's 404 in seconds instead of minutes.
+    execution_timeout_s: PositiveFloat | None = None
+    ttl_s: PositiveFloat | None = None
 
     @classmethod
-    def from_input(cls, job_input: dict[str, Any]) -> "JobKnobs":
-        """Parse `input["sim"]`; raises ValueError (a 400 for the caller) if it is malformed."""
+    def from_input(
+        cls, job_input: dict[str, Any], base: dict[str, Any] | None = None
+    ) -> "JobKnobs":
+        """Parse `input["sim"]` over `base` (knobs of matching scenarios); raises ValueError
+        (a 400 for the caller) if it is malformed."""
         raw = job_input.get("sim")
         if raw is None:
-            return cls()
+            raw = {}
         if not isinstance(raw, dict):
             raise ValueError("input.sim must be an object")
-        return cls.model_validate(raw)
+        return cls.model_validate({**(base or {}), **raw})
+
+
+class ScenarioSpec(BaseModel):
+    """Body of `POST /admin/scenarios`: knobs for every later job whose prompt matches.
+
+    The bridge builds `input` itself, so end-to-end tests cannot put knobs in `input.sim`;
+    they put a marker in the prompt instead and register a scenario for it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_contains: str = Field(min_length=1)
+    #: JobKnobs for matching jobs; a job's own `input.sim` overrides them key by key.
+    sim: dict[str, Any] = Field(default_factory=dict)
+    #: Answer this many matching /run calls with 429 (Retry-After: 1) / 500, creating no job.
+    run_429: NonNegativeInt = 0
+    run_500: NonNegativeInt = 0
+    #: Refuse every matching /run with HTTP 400 and this error message (a permanent refusal).
+    reject_run: str | None = None
+
+
+class Scenario(BaseModel):
+    """A registered scenario and what it has done so far."""
+
+    id: int
+    spec: ScenarioSpec
+    run_calls: int = 0
+    jobs: list[str] = Field(default_factory=list)
+    run_429_left: int = 0
+    run_500_left: int = 0
+
+    def matches(self, job_input: dict[str, Any]) -> bool:
+        prompt = job_input.get("positive_prompt")
+        return isinstance(prompt, str) and self.spec.prompt_contains in prompt
+
+
+class Scenarios:
+    """Registered scenarios, matched in the order they were added."""
+
+    def __init__(self) -> None:
+        self._items: list[Scenario] = []
+
+    def add(self, spec: ScenarioSpec) -> Scenario:
+        JobKnobs.model_validate(spec.sim)  # refuse bad knobs now, not at the job's /run
+        scenario = Scenario(
+            id=len(self._items) + 1,
+            spec=spec,
+            run_429_left=spec.run_429,
+            run_500_left=spec.run_500,
+        )
+        self._items.append(scenario)
+        return scenario
+
+    def matching(self, job_input: dict[str, Any]) -> list[Scenario]:
+        return [s for s in self._items if s.matches(job_input)]
+
+    def all(self) -> list[Scenario]:
+        return list(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def run_fault(scenarios: list[Scenario]) -> tuple[int, str] | None:
+    """The (HTTP status, message) a matching /run must fail with, consuming a burst unit."""
+    for scenario in scenarios:
+        if scenario.spec.reject_run is not None:
+            return 400, scenario.spec.reject_run
+        if scenario.run_429_left > 0:
+            scenario.run_429_left -= 1
+            return 429, "Too many requests (simulated)"
+        if scenario.run_500_left > 0:
+            scenario.run_500_left -= 1
+            return 500, "Internal server error (simulated)"
+    return None
+
+
+def scenario_knobs(scenarios: list[Scenario]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for scenario in scenarios:
+        merged.update(scenario.spec.sim)
+    return merged
 
 
 class GlobalFaultsUpdate(BaseModel):
@@ -52,6 +148,7 @@ class GlobalFaultsUpdate(BaseModel):
     run_429: NonNegativeInt | None = None
     run_500: NonNegativeInt | None = None
     status_500: NonNegativeInt | None = None
+    cancel_500: NonNegativeInt | None = None
     hang_run_s: NonNegativeFloat | None = None
 
 
@@ -63,6 +160,8 @@ class GlobalFaults(BaseModel):
     run_500: int = Field(default=0, ge=0)
     # Answer the next n /status calls with 500.
     status_500: int = Field(default=0, ge=0)
+    # Answer the next n /cancel calls with 500 (the job is not cancelled).
+    cancel_500: int = Field(default=0, ge=0)
     # Delay every /run answer by this many seconds (the job is created before the delay).
     hang_run_s: float = Field(default=0.0, ge=0)
 
@@ -83,5 +182,11 @@ class GlobalFaults(BaseModel):
     def take_status_error(self) -> bool:
         if self.status_500 > 0:
             self.status_500 -= 1
+            return True
+        return False
+
+    def take_cancel_error(self) -> bool:
+        if self.cancel_500 > 0:
+            self.cancel_500 -= 1
             return True
         return False

@@ -81,6 +81,9 @@ class Job:
     worker_id: str | None = None
     executions: int = 0
     retries: int = 0
+    cancel_requests: int = 0
+    #: The policy as the client sent it (ms), before any knob override.
+    policy: dict[str, int] = field(default_factory=dict)
     video: bytes | None = None
     webhook_log: list[WebhookRecord] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
@@ -152,8 +155,11 @@ class Job:
             "endpoint_id": self.endpoint_id,
             "input": self.input,
             "webhook": self.webhook,
+            "policy": self.policy,
+            "knobs": self.knobs.model_dump(exclude_defaults=True),
             "executions": self.executions,
             "retries": self.retries,
+            "cancel_requests": self.cancel_requests,
             "webhook_attempts": len(self.webhook_log),
             "webhooks_delivered": sum(1 for r in self.webhook_log if r.http_status == 200),
             "webhook_log": [
@@ -171,6 +177,8 @@ class JobTable:
         self.run_calls = 0
         self.runs_accepted = 0
         self.retried = 0
+        #: Every /cancel call's job id, in order, including ids the simulator never had.
+        self.cancel_requests: list[str] = []
 
     def add(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -203,6 +211,7 @@ class JobTable:
         for job in list(self._jobs.values()):
             self.remove(job)
         self.run_calls = self.runs_accepted = self.retried = 0
+        self.cancel_requests.clear()
 
     def count(self, status: JobStatus, endpoint_id: str | None = None) -> int:
         return sum(

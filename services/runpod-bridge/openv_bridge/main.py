@@ -1,5 +1,6 @@
 """Composition root of the RunPod bridge."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from openv_bridge.adapters.submissions import Submissions
 from openv_bridge.config import Settings
 from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
+from openv_bridge.service_layer.reconciler import Reconciler
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.db import make_engine
@@ -18,15 +20,22 @@ from openv_shared.kafka import make_broker, publish
 from openv_shared.s3 import make_minio
 
 
-def create_app(settings: Settings) -> FastAPI:
-    engine = make_engine(settings)
-    broker = make_broker(settings, "openv-runpod-bridge")
-    runpod = RunPodClient(
+def make_runpod_client(settings: Settings) -> RunPodClient:
+    return RunPodClient(
         settings.runpod_base_url,
         settings.runpod_endpoint_id,
         settings.runpod_api_key.get_secret_value(),
         timeout_s=settings.runpod_timeout_s,
+        max_attempts=settings.runpod_max_attempts,
+        backoff_s=settings.runpod_backoff_s,
+        retry_after_max_s=settings.runpod_retry_after_max_s,
     )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings)
+    broker = make_broker(settings, "openv-runpod-bridge")
+    runpod = make_runpod_client(settings)
     submissions = Submissions(engine)
     objects = ObjectStore(
         make_minio(settings), make_minio(settings, public=True), settings.s3_bucket
@@ -36,20 +45,27 @@ def create_app(settings: Settings) -> FastAPI:
         await publish(broker, topics.RUNPOD_EVENTS, envelope, key=str(envelope.data["video_id"]))
 
     bridge = BridgeService(settings, runpod, submissions, objects, publish_fact)
+    reconciler = Reconciler(bridge, submissions, settings)
     consumers.register(broker, bridge, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        # State lives in Postgres: after a restart this picks up every job still in flight.
+        watcher = asyncio.create_task(reconciler.run_forever(), name="reconciler")
         try:
             yield
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             await broker.stop()
             await runpod.aclose()
             await engine.dispose()
 
     app = FastAPI(title="OpenV RunPod bridge", lifespan=lifespan)
     app.state.bridge = bridge
+    app.state.reconciler = reconciler
     app.include_router(webhooks.router)
 
     @app.get("/healthz")

@@ -1,17 +1,26 @@
 """HTTP client for RunPod Serverless (`/run`, `/status`, `/cancel`, `/health`).
 
-Transient trouble (connection errors, 5xx, 429) is retried with exponential backoff and jitter,
-honouring Retry-After, a bounded number of times; a 4xx refusal is permanent.
+Every call has a timeout. Transient trouble (connection errors, 5xx, 429) is retried with
+exponential backoff and jitter, honouring Retry-After, a bounded number of times; any other 4xx
+is a permanent refusal. `/run` is not idempotent (RunPod has no idempotency key), so it is only
+retried when RunPod cannot have created a job: the connection never opened, or RunPod answered
+429/5xx. A timeout after the request was sent is reported as `RunPodError` at once: the job may
+exist, and the bridge's submission record handles that (see `domain.submissions`).
 """
 
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class RunPodError(Exception):
@@ -28,7 +37,11 @@ class RunPodRefused(Exception):
 
 
 class JobNotFound(Exception):
-    """RunPod no longer knows the job (retention or TTL expired)."""
+    """RunPod no longer knows the job (retention or TTL expired), or never did."""
+
+
+# The request never reached RunPod: safe to send again even when not idempotent.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class RunPodClient:
@@ -40,14 +53,20 @@ class RunPodClient:
         timeout_s: float = 10.0,
         max_attempts: int = 4,
         backoff_s: float = 0.5,
+        retry_after_max_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=f"{base_url.rstrip('/')}/{endpoint_id}",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,
+            transport=transport,
         )
-        self.max_attempts = max_attempts
+        self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
+        self.retry_after_max_s = retry_after_max_s
+        self._sleep = sleep
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -60,53 +79,88 @@ class RunPodClient:
             "webhook": webhook,
             "policy": {"executionTimeout": execution_timeout_ms, "ttl": ttl_ms},
         }
-        answer = await self._call("POST", "/run", json=body)
+        answer = await self._call("POST", "/run", idempotent=False, json=body)
         job_id = answer.get("id")
         if not isinstance(job_id, str) or not job_id:
             raise RunPodError(f"/run answered without a job id: {answer!r}"[:500])
         return job_id
 
     async def status(self, job_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/status/{job_id}")
+        return await self._call("GET", f"/status/{job_id}", job_call=True)
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
-        return await self._call("POST", f"/cancel/{job_id}")
+        # Cancelling twice is harmless: RunPod answers with the job's (terminal) status.
+        return await self._call("POST", f"/cancel/{job_id}", job_call=True)
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/health")
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        job_call: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         for attempt in range(1, self.max_attempts + 1):
             delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random())
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
+                if not idempotent and not isinstance(exc, _NOT_SENT):
+                    raise RunPodError(f"{method} {path}: {problem} (RunPod may have it)") from exc
             else:
-                if response.status_code == 404:
+                if response.status_code == 404 and job_call:
                     raise JobNotFound(path)
                 if response.status_code == 429 or response.status_code >= 500:
                     problem = f"HTTP {response.status_code}"
-                    delay = max(delay, _retry_after(response))
+                    delay = max(delay, self._retry_after(response))
                 elif response.status_code >= 400:
-                    raise RunPodRefused(response.status_code, response.text[:500])
+                    raise RunPodRefused(response.status_code, _error_message(response))
                 else:
-                    try:
-                        data = response.json()
-                    except ValueError:
-                        raise RunPodError(f"{path}: answer is not JSON") from None
-                    if not isinstance(data, dict):
-                        raise RunPodError(f"{path}: answer is not a JSON object")
-                    return data
+                    return _json_object(response, path)
             if attempt == self.max_attempts:
                 raise RunPodError(f"{method} {path} failed after {attempt} attempts: {problem}")
             log.warning("RunPod %s %s: %s; retrying in %.2f s", method, path, problem, delay)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         raise AssertionError("unreachable")
 
+    def _retry_after(self, response: httpx.Response) -> float:
+        """Retry-After in seconds (a number or an HTTP date), capped; 0 if absent or bad."""
+        value = response.headers.get("Retry-After", "").strip()
+        if not value:
+            return 0.0
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+            except (TypeError, ValueError):
+                return 0.0
+        return max(0.0, min(self.retry_after_max_s, seconds))
 
-def _retry_after(response: httpx.Response) -> float:
+
+def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
     try:
-        return min(30.0, float(response.headers.get("Retry-After", "0")))
+        data = response.json()
     except ValueError:
-        return 0.0
+        raise RunPodError(f"{path}: answer is not JSON") from None
+    if not isinstance(data, dict):
+        raise RunPodError(f"{path}: answer is not a JSON object")
+    return data
+
+
+def _error_message(response: httpx.Response) -> str:
+    """RunPod's own words: the `error` (or `message`) of a JSON answer, else the body."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            if isinstance(data.get(key), str) and data[key]:
+                return str(data[key])[:500]
+    return response.text[:500] or f"HTTP {response.status_code}"

@@ -1,41 +1,72 @@
-"""The bridge's own record of RunPod submissions (its Postgres database).
+"""The bridge's record of RunPod submissions (its Postgres database).
 
-A redelivered "accepted" event finds the record and never submits twice; the webhook
-checks the reported job id against it.
+One row per video. The state machine and why it is safe against crashes are described in
+`openv_bridge.domain.submissions`; this module does its compare-and-set steps atomically in SQL,
+with the database's clock (`now()`), so several bridge instances agree on leases and quiet times.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
 
+from openv_bridge.domain.submissions import SubmissionState
+
+
+def _tz(nullable: bool, server_now: bool = False) -> Any:
+    return sa.Column(
+        sa.DateTime(timezone=True),
+        nullable=nullable,
+        server_default=sa.func.now() if server_now else None,
+    )
+
 
 class SubmissionRow(SQLModel, table=True):
     __tablename__ = "runpod_submissions"
+    __table_args__ = (
+        # One RunPod job belongs to one video: a report naming another video's job is foreign.
+        sa.Index("runpod_submissions_job_id", "runpod_job_id", unique=True),
+        # The reconciler's scans: records in a state, oldest news first.
+        sa.Index("runpod_submissions_state_news", "state", "last_news_at"),
+    )
 
     video_id: UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     user_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     object_key: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     runpod_job_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
-    #: submitting | submitted | finished | cancelled
+    #: see `SubmissionState`
     state: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    created_at: datetime = Field(
-        sa_column=sa.Column(
-            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        )
+    created_at: datetime = Field(sa_column=_tz(False, server_now=True))
+    updated_at: datetime = Field(sa_column=_tz(False, server_now=True))
+    #: The worker input without the output URL (presigned afresh per attempt).
+    job_input: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
+    #: The VideoAccepted event and its correlation id, for the facts' envelopes.
+    accepted_event_id: UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    correlation_id: UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    #: Submission attempts started; recording a job checks it (compare-and-set).
+    attempts: int = Field(
+        default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0")
     )
-    updated_at: datetime = Field(
-        sa_column=sa.Column(
-            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        )
-    )
+    #: `submitting`/`cancelling`: nobody else may act on the record before this time.
+    lease_until: datetime | None = Field(default=None, sa_column=_tz(True))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    submitted_at: datetime | None = Field(default=None, sa_column=_tz(True))
+    #: Last time RunPod said anything about the job (webhook or poll answer).
+    last_news_at: datetime = Field(sa_column=_tz(False, server_now=True))
+    #: Last time the reconciler asked /status (answered or not).
+    polled_at: datetime | None = Field(default=None, sa_column=_tz(True))
+    last_status: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    last_progress: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
 
 
 _t = SubmissionRow.__table__  # type: ignore[attr-defined]
+_S = SubmissionState
 
 
 @dataclass(frozen=True)
@@ -44,36 +75,313 @@ class Submission:
     user_id: str
     object_key: str
     runpod_job_id: str | None
-    state: str
+    state: SubmissionState
+    attempts: int = 0
+    job_input: dict[str, Any] | None = None
+    accepted_event_id: UUID | None = None
+    correlation_id: UUID | None = None
+    last_error: str | None = None
+    last_status: str | None = None
+    last_progress: int | None = None
+
+
+def _submission(row: Any) -> Submission:
+    return Submission(
+        video_id=row.video_id,
+        user_id=row.user_id,
+        object_key=row.object_key,
+        runpod_job_id=row.runpod_job_id,
+        state=SubmissionState(row.state),
+        attempts=row.attempts,
+        job_input=row.job_input,
+        accepted_event_id=row.accepted_event_id,
+        correlation_id=row.correlation_id,
+        last_error=row.last_error,
+        last_status=row.last_status,
+        last_progress=row.last_progress,
+    )
+
+
+def _after(seconds: float) -> Any:
+    return sa.func.now() + timedelta(seconds=seconds)
+
+
+def _before(seconds: float) -> Any:
+    return sa.func.now() - timedelta(seconds=seconds)
+
+
+def _lease_free() -> Any:
+    return sa.or_(_t.c.lease_until.is_(None), _t.c.lease_until <= sa.func.now())
 
 
 class Submissions:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def claim(self, video_id: UUID, user_id: str, object_key: str) -> bool:
-        """Start a submission; False if one was already started for this video."""
+    async def _one(self, statement: Any) -> Submission | None:
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                pg_insert(_t)
-                .values(
-                    video_id=video_id, user_id=user_id, object_key=object_key, state="submitting"
-                )
-                .on_conflict_do_nothing()
-                .returning(_t.c.video_id)
-            )
-            return result.first() is not None
+            row = (await conn.execute(statement)).first()
+        return None if row is None else _submission(row)
+
+    async def _many(self, statement: Any) -> list[Submission]:
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [_submission(row) for row in rows]
 
     async def get(self, video_id: UUID) -> Submission | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(_t).where(_t.c.video_id == video_id))).first()
-        if row is None:
-            return None
-        return Submission(row.video_id, row.user_id, row.object_key, row.runpod_job_id, row.state)
+        return await self._one(sa.select(_t).where(_t.c.video_id == video_id))
 
-    async def set_state(self, video_id: UUID, state: str, runpod_job_id: str | None = None) -> None:
-        values: dict[str, object] = {"state": state, "updated_at": sa.func.now()}
-        if runpod_job_id is not None:
-            values["runpod_job_id"] = runpod_job_id
+    async def owner_of_job(self, job_id: str) -> UUID | None:
+        async with self.engine.connect() as conn:
+            owner = await conn.scalar(sa.select(_t.c.video_id).where(_t.c.runpod_job_id == job_id))
+        return owner if isinstance(owner, UUID) else None
+
+    # ---------------------------------------------------------------- submitting
+
+    async def claim(
+        self,
+        video_id: UUID,
+        user_id: str,
+        object_key: str,
+        job_input: dict[str, Any],
+        accepted_event_id: UUID,
+        correlation_id: UUID | None,
+        lease_s: float,
+    ) -> Submission | None:
+        """Start the first attempt; None if the video already has a record."""
+        return await self._one(
+            pg_insert(_t)
+            .values(
+                video_id=video_id,
+                user_id=user_id,
+                object_key=object_key,
+                state=_S.SUBMITTING.value,
+                job_input=job_input,
+                accepted_event_id=accepted_event_id,
+                correlation_id=correlation_id,
+                attempts=1,
+                lease_until=_after(lease_s),
+            )
+            .on_conflict_do_nothing()
+            .returning(*_t.c)
+        )
+
+    async def acquire(self, video_id: UUID, lease_s: float) -> Submission | None:
+        """Start another attempt of a `submitting` record whose lease ran out; None if the
+        record is not submitting or someone else's attempt still holds it."""
+        return await self._one(
+            sa.update(_t)
+            .where(_t.c.video_id == video_id, _t.c.state == _S.SUBMITTING.value, _lease_free())
+            .values(attempts=_t.c.attempts + 1, lease_until=_after(lease_s))
+            .returning(*_t.c)
+        )
+
+    async def acquire_stalled(self, lease_s: float, limit: int) -> list[Submission]:
+        """Start another attempt of up to `limit` `submitting` records whose lease ran out."""
+        stalled = (
+            sa.select(_t.c.video_id)
+            .where(_t.c.state == _S.SUBMITTING.value, _lease_free())
+            .order_by(_t.c.lease_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._many(
+            sa.update(_t)
+            .where(_t.c.video_id.in_(stalled.scalar_subquery()))
+            .values(attempts=_t.c.attempts + 1, lease_until=_after(lease_s))
+            .returning(*_t.c)
+        )
+
+    async def record_job(self, video_id: UUID, attempt: int, job_id: str) -> bool:
+        """Record attempt `attempt`'s job, unless another attempt, an adoption or a cancel
+        changed the record since the attempt started."""
+        row = await self._one(
+            sa.update(_t)
+            .where(
+                _t.c.video_id == video_id,
+                _t.c.state == _S.SUBMITTING.value,
+                _t.c.attempts == attempt,
+                _t.c.runpod_job_id.is_(None),
+            )
+            .values(**self._submitted(job_id))
+            .returning(*_t.c)
+        )
+        return row is not None
+
+    async def adopt(self, video_id: UUID, job_id: str) -> bool:
+        """Record a job that reported before (or instead of) its attempt recording it."""
+        row = await self._one(
+            sa.update(_t)
+            .where(
+                _t.c.video_id == video_id,
+                _t.c.state == _S.SUBMITTING.value,
+                _t.c.runpod_job_id.is_(None),
+            )
+            .values(**self._submitted(job_id))
+            .returning(*_t.c)
+        )
+        return row is not None
+
+    @staticmethod
+    def _submitted(job_id: str) -> dict[str, Any]:
+        now = sa.func.now()
+        return {
+            "state": _S.SUBMITTED.value,
+            "runpod_job_id": job_id,
+            "lease_until": None,
+            "last_error": None,
+            "submitted_at": now,
+            "last_news_at": now,
+            "last_status": "IN_QUEUE",
+            "updated_at": now,
+        }
+
+    async def attempt_failed(
+        self, video_id: UUID, attempt: int, error: str, retry_in_s: float
+    ) -> None:
+        """Keep the record `submitting`; the next attempt may start in `retry_in_s`."""
         async with self.engine.begin() as conn:
-            await conn.execute(sa.update(_t).where(_t.c.video_id == video_id).values(**values))
+            await conn.execute(
+                sa.update(_t)
+                .where(
+                    _t.c.video_id == video_id,
+                    _t.c.state == _S.SUBMITTING.value,
+                    _t.c.attempts == attempt,
+                )
+                .values(
+                    lease_until=_after(retry_in_s),
+                    last_error=error[:2000],
+                    updated_at=sa.func.now(),
+                )
+            )
+
+    # ---------------------------------------------------------------- in flight
+
+    async def record_news(
+        self, video_id: UUID, job_id: str, status: str, progress: int | None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(_t)
+                .where(_t.c.video_id == video_id, _t.c.runpod_job_id == job_id)
+                .values(
+                    last_news_at=sa.func.now(),
+                    last_status=status,
+                    last_progress=progress,
+                    updated_at=sa.func.now(),
+                )
+            )
+
+    async def finish(
+        self,
+        video_id: UUID,
+        from_states: frozenset[SubmissionState],
+        status: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {
+            "state": _S.FINISHED.value,
+            "lease_until": None,
+            "updated_at": sa.func.now(),
+        }
+        if status is not None:
+            values.update(last_status=status, last_news_at=sa.func.now())
+        if error is not None:
+            values["last_error"] = error[:2000]
+        row = await self._one(
+            sa.update(_t)
+            .where(_t.c.video_id == video_id, _t.c.state.in_([s.value for s in from_states]))
+            .values(**values)
+            .returning(*_t.c)
+        )
+        return row is not None
+
+    async def claim_quiet(self, quiet_s: float, limit: int) -> list[Submission]:
+        """Up to `limit` submitted jobs with no news and no poll for `quiet_s`, marked polled
+        (so another reconciler skips them)."""
+        quiet = (
+            sa.select(_t.c.video_id)
+            .where(
+                _t.c.state == _S.SUBMITTED.value,
+                _t.c.last_news_at <= _before(quiet_s),
+                sa.or_(_t.c.polled_at.is_(None), _t.c.polled_at <= _before(quiet_s)),
+            )
+            .order_by(_t.c.last_news_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._many(
+            sa.update(_t)
+            .where(_t.c.video_id.in_(quiet.scalar_subquery()))
+            .values(polled_at=sa.func.now())
+            .returning(*_t.c)
+        )
+
+    # ---------------------------------------------------------------- cancelling
+
+    async def start_cancel(self, video_id: UUID, lease_s: float) -> Submission | None:
+        """Mark a submission in flight as cancelled: `cancelled` at once if it has no job yet
+        (an attempt in flight then fails to record its job and cancels it), else `cancelling`
+        until RunPod confirms. None if there was nothing in flight."""
+        has_job = _t.c.runpod_job_id.is_not(None)
+        return await self._one(
+            sa.update(_t)
+            .where(
+                _t.c.video_id == video_id,
+                _t.c.state.in_([_S.SUBMITTING.value, _S.SUBMITTED.value]),
+            )
+            .values(
+                state=sa.case((has_job, _S.CANCELLING.value), else_=_S.CANCELLED.value),
+                lease_until=sa.case((has_job, _after(lease_s)), else_=None),
+                updated_at=sa.func.now(),
+            )
+            .returning(*_t.c)
+        )
+
+    async def tombstone(self, video_id: UUID, user_id: str, object_key: str) -> None:
+        """A cancelled video the bridge never saw accepted: no later delivery may submit it."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                pg_insert(_t)
+                .values(
+                    video_id=video_id,
+                    user_id=user_id,
+                    object_key=object_key,
+                    state=_S.CANCELLED.value,
+                )
+                .on_conflict_do_nothing()
+            )
+
+    async def acquire_stalled_cancels(self, lease_s: float, limit: int) -> list[Submission]:
+        stalled = (
+            sa.select(_t.c.video_id)
+            .where(_t.c.state == _S.CANCELLING.value, _lease_free())
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self._many(
+            sa.update(_t)
+            .where(_t.c.video_id.in_(stalled.scalar_subquery()))
+            .values(lease_until=_after(lease_s))
+            .returning(*_t.c)
+        )
+
+    async def cancel_done(self, video_id: UUID) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(_t)
+                .where(_t.c.video_id == video_id, _t.c.state == _S.CANCELLING.value)
+                .values(state=_S.CANCELLED.value, lease_until=None, updated_at=sa.func.now())
+            )
+
+    async def cancel_failed(self, video_id: UUID, error: str, retry_in_s: float) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(_t)
+                .where(_t.c.video_id == video_id, _t.c.state == _S.CANCELLING.value)
+                .values(
+                    lease_until=_after(retry_in_s),
+                    last_error=error[:2000],
+                    updated_at=sa.func.now(),
+                )
+            )

@@ -105,6 +105,10 @@ def _message(value: object) -> str:
     return str(value)[:MAX_MESSAGE]
 
 
+def _output_error(output: object) -> object:
+    return output.get("error") if isinstance(output, dict) else None
+
+
 def interpret(report: Report, expected_key: str) -> Outcome:
     match report.status:
         case "IN_QUEUE":
@@ -114,16 +118,23 @@ def interpret(report: Report, expected_key: str) -> Outcome:
         case "CANCELLED":
             return Cancelled()
         case "TIMED_OUT":
-            return TimedOut("RunPod timed the job out (queue expiry or execution timeout)")
+            reason = "RunPod timed the job out (queue expiry or execution timeout)"
+            if report.error:
+                reason = f"{reason}: {_message(report.error)}"
+            return TimedOut(reason[:MAX_MESSAGE])
         case "FAILED":
-            return Failed(ErrorCode.WORKER_FAILED.value, _message(report.error or "worker failed"))
+            error = report.error or _output_error(report.output) or "worker failed"
+            return Failed(ErrorCode.WORKER_FAILED.value, _message(error))
     # COMPLETED: look at what the worker actually returned.
     output = report.output
+    if isinstance(output, str):
+        # Some workers return the bare result string rather than {"result": ...}.
+        output = {"result": output}
     if isinstance(output, dict):
         if output.get("error"):
             return Failed(ErrorCode.WORKER_FAILED.value, _message(output["error"]))
         result = output.get("result")
-        if isinstance(result, str) and result.upper().startswith("FAILED"):
+        if isinstance(result, str) and result.strip().upper().startswith("FAILED"):
             return Failed(ErrorCode.WORKER_FAILED.value, result[:MAX_MESSAGE])
         if output.get("key") == expected_key:
             return Uploaded(expected_key)
@@ -132,3 +143,17 @@ def interpret(report: Report, expected_key: str) -> Outcome:
     if report.error:
         return Failed(ErrorCode.WORKER_FAILED.value, _message(report.error))
     return Failed(ErrorCode.OUTPUT_MISSING.value, "the job completed without a usable output")
+
+
+def is_final(outcome: Outcome) -> bool:
+    """Whether the outcome ends the RunPod job (nothing more will come from it)."""
+    return not isinstance(outcome, Waiting | Running)
+
+
+def job_gone_reason(job_id: str) -> str:
+    """Why a job that RunPod answers 404 for is over: RunPod deletes a job past its ttl (even
+    while running) and a finished job's result 30 minutes after it finished."""
+    return (
+        f"RunPod no longer knows job {job_id} (404): its ttl or the result retention passed "
+        "before the bridge heard how it ended"
+    )

@@ -1,7 +1,12 @@
 """RunPod's webhook: unsigned, so the URL carries a per-video HMAC token.
 
-200 only once the fact is durably published; 503 otherwise so RunPod retries.
-A bad token or id gets the same 404 whether or not the video exists.
+- A bad token (or a malformed video id) gets the same 404 whether or not the video exists, and
+  is decided before any database access (constant-time compare, no timing hint either).
+- A body that is not JSON, too large, lacks fields or names an unknown status: 400. A job id
+  that is not the video's recorded job: 409 (an extra job of the video is cancelled on RunPod
+  first). Both are logged and change nothing.
+- 200 only once the fact is durably published (Kafka acks=all); any failure on the way is a 503
+  so RunPod retries. Duplicates and stale reports are answered 200 and change nothing.
 """
 
 import json
@@ -28,6 +33,24 @@ def _refuse(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"code": code, "detail": detail}, status_code=status)
 
 
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/webhooks/runpod/{video_id}")
 async def runpod_webhook(
     video_id: str,
@@ -42,11 +65,15 @@ async def runpod_webhook(
     if not bridge.token_ok(vid, token):
         log.warning("webhook with a bad token refused", extra={"video_id": vid})
         return _refuse(404, "not_found", "unknown webhook")
-    raw = await request.body()
+    try:
+        raw = await _read_body(request, bridge.settings.webhook_max_body_bytes)
+    except _TooLarge:
+        log.warning("oversized webhook body refused", extra={"video_id": vid})
+        return _refuse(413, "too_large", "body too large")
     try:
         body = json.loads(raw)
     except ValueError:
-        log.warning("non-JSON webhook body refused", extra={"video_id": vid})
+        log.warning("non-JSON webhook body refused: %r", raw[:200], extra={"video_id": vid})
         return _refuse(400, "invalid_body", "body is not JSON")
     try:
         await bridge.on_report(vid, body)

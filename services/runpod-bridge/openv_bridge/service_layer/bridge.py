@@ -1,15 +1,35 @@
-"""What the bridge does: submit accepted videos, cancel abandoned ones, turn reports into facts."""
+"""What the bridge does: submit accepted videos, cancel abandoned ones, turn reports (webhooks
+and polls, one code path) into facts.
 
+Publishing comes before recording: a fact is published (and acknowledged by Kafka) before the
+record says it was, so a crash in between repeats the fact (deduplicated by its deterministic
+id) instead of losing it.
+"""
+
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from openv_bridge.adapters.object_store import ObjectStore
-from openv_bridge.adapters.runpod_client import RunPodClient, RunPodRefused
+from openv_bridge.adapters.runpod_client import (
+    JobNotFound,
+    RunPodClient,
+    RunPodError,
+    RunPodRefused,
+)
 from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.domain import reports
+from openv_bridge.domain.submissions import (
+    FactIds,
+    Route,
+    SubmissionState,
+    job_input,
+    progress_is_news,
+    retry_delay,
+    route_report,
+)
 from openv_bridge.domain.tokens import token_valid, webhook_token
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
@@ -28,14 +48,8 @@ from openv_shared.storage_keys import video_output_key
 log = logging.getLogger(__name__)
 
 PublishFact = Callable[[Envelope], Awaitable[None]]
-_FINAL_FACTS = (
-    RunPodJobCompleted,
-    RunPodJobOutputAtUrl,
-    RunPodJobFailed,
-    RunPodJobCancelled,
-    RunPodJobTimedOut,
-)
 _IN_FLIGHT = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED, VideoStatus.RUNNING})
+_S = SubmissionState
 
 
 class UnknownJob(Exception):
@@ -65,6 +79,8 @@ class BridgeService:
         base = self.settings.webhook_base_url.rstrip("/")
         return f"{base}/webhooks/runpod/{video_id}?token={webhook_token(self._secret, video_id)}"
 
+    # ------------------------------------------------------------------ video events
+
     async def on_video_event(self, envelope: Envelope) -> None:
         message = envelope.message()
         if isinstance(message, VideoAccepted):
@@ -73,87 +89,270 @@ class BridgeService:
             isinstance(message, VideoCancelled | VideoDeleted)
             and message.previous_status in _IN_FLIGHT
         ):
-            await self.cancel(message.video_id)
+            await self.cancel(message.video_id, envelope.user_id or "")
 
     async def submit(self, envelope: Envelope, accepted: VideoAccepted) -> None:
+        video_id = accepted.video_id
         user_id = envelope.user_id or ""
-        key = video_output_key(user_id, accepted.video_id)
-        if not await self.submissions.claim(accepted.video_id, user_id, key):
-            existing = await self.submissions.get(accepted.video_id)
-            if existing is None or existing.state != "submitting":
-                log.info("video %s already submitted; redelivery ignored", accepted.video_id)
+        claimed = await self.submissions.claim(
+            video_id,
+            user_id,
+            video_output_key(user_id, video_id),
+            job_input(accepted),
+            accepted_event_id=envelope.event_id,
+            correlation_id=envelope.correlation_id,
+            lease_s=self.settings.submit_lease_s,
+        )
+        if claimed is None:
+            existing = await self.submissions.get(video_id)
+            if existing is None:
                 return
-            # A previous attempt died between claiming and recording the job: try again.
-        params = accepted.params
-        job_input: dict[str, Any] = {
-            "positive_prompt": accepted.prompt,
-            "negative_prompt": params.negative_prompt,
-            "width": params.width,
-            "height": params.height,
-            "seed": params.seed,
-            "steps": params.steps,
-            "cfg": params.cfg,
-            "num_frames": params.num_frames,
-            "output_put_url": self.objects.upload_url(key, self.settings.upload_url_expiry_s),
-            "output_key": key,
+            if existing.state is _S.SUBMITTED and existing.runpod_job_id is not None:
+                # Recorded, but the fact may not have been published before a crash: again
+                # (same event id, so the jobs service records it once).
+                await self._publish_submitted(existing, existing.runpod_job_id)
+                return
+            if existing.state is not _S.SUBMITTING:
+                log.info("video %s: %s; redelivery ignored", video_id, existing.state)
+                return
+            # An attempt that died (or still runs elsewhere): take over once its lease is out.
+            claimed = await self.submissions.acquire(video_id, self.settings.submit_lease_s)
+            if claimed is None:
+                log.info(
+                    "video %s: a submission attempt holds the lease; the reconciler retries "
+                    "it if the attempt stalls",
+                    video_id,
+                )
+                return
+        await self.attempt(claimed)
+
+    async def attempt(self, sub: Submission) -> None:
+        """One /run attempt of a claimed submission (`sub.attempts` is this attempt)."""
+        video_id, attempt = sub.video_id, sub.attempts
+        if sub.job_input is None:
+            await self._fail(sub, "the submission was interrupted and its request is unknown")
+            return
+        if attempt > self.settings.submit_max_attempts:
+            await self._fail(
+                sub,
+                f"RunPod did not take the job in {attempt - 1} attempts: {sub.last_error}",
+            )
+            return
+        worker_input = {
+            **sub.job_input,
+            "output_put_url": self.objects.upload_url(
+                sub.object_key, self.settings.upload_url_expiry_s
+            ),
+            "output_key": sub.object_key,
         }
         try:
-            job_id = await self.runpod.run(
-                job_input,
-                self.webhook_url(accepted.video_id),
-                execution_timeout_ms=self.settings.runpod_execution_timeout_s * 1000,
-                ttl_ms=self.settings.runpod_ttl_s * 1000,
-            )
+            async with asyncio.timeout(self.settings.submit_timeout_s):
+                job_id = await self.runpod.run(
+                    worker_input,
+                    self.webhook_url(video_id),
+                    execution_timeout_ms=self.settings.runpod_execution_timeout_s * 1000,
+                    ttl_ms=self.settings.runpod_ttl_s * 1000,
+                )
         except RunPodRefused as exc:
-            await self.submissions.set_state(accepted.video_id, "finished")
-            fact: Message = RunPodJobFailed(
-                video_id=accepted.video_id,
+            fact = RunPodJobFailed(
+                video_id=video_id,
                 runpod_job_id=None,
                 code=ErrorCode.RUNPOD_REJECTED.value,
-                message=exc.message[:1000] or str(exc),
+                message=(exc.message or str(exc))[: reports.MAX_MESSAGE],
             )
-            await self.publish_fact(
-                envelope.follow(fact, event_id=uuid5(envelope.event_id, "refused"))
+            await self._publish(sub, fact, FactIds(video_id).of("rejected"))
+            await self.submissions.finish(video_id, frozenset({_S.SUBMITTING}), error=str(exc))
+            log.warning("video %s: RunPod refused the job: %s", video_id, exc)
+            return
+        except (RunPodError, TimeoutError) as exc:
+            error = str(exc) or "no answer from RunPod within the submit timeout"
+            delay = retry_delay(
+                attempt, self.settings.submit_retry_base_s, self.settings.submit_lease_s
+            )
+            await self.submissions.attempt_failed(video_id, attempt, error, delay)
+            log.warning(
+                "video %s: submission attempt %d failed (%s); next attempt in %.0f s",
+                video_id,
+                attempt,
+                error,
+                delay,
             )
             return
-        await self.submissions.set_state(accepted.video_id, "submitted", job_id)
-        fact = RunPodJobSubmitted(video_id=accepted.video_id, runpod_job_id=job_id)
-        # A deterministic id: a redelivered acceptance yields the same fact, deduplicated by jobs.
-        await self.publish_fact(
-            envelope.follow(fact, event_id=uuid5(envelope.event_id, "submitted"))
+        if await self.submissions.record_job(video_id, attempt, job_id):
+            await self._publish_submitted(sub, job_id)
+            return
+        current = await self.submissions.get(video_id)
+        if current is not None and current.runpod_job_id == job_id:
+            return  # its own webhook was faster and adopted it
+        # Another attempt was recorded, or the video was cancelled meanwhile: this job is extra.
+        log.warning(
+            "video %s: job %s is not needed (record now %s/%s); cancelling it on RunPod",
+            video_id,
+            job_id,
+            current.state if current else None,
+            current.runpod_job_id if current else None,
         )
+        await self._cancel_quietly(job_id)
 
-    async def cancel(self, video_id: UUID) -> None:
-        submission = await self.submissions.get(video_id)
-        if submission is None or submission.runpod_job_id is None:
+    async def _fail(self, sub: Submission, message: str) -> None:
+        fact = RunPodJobFailed(
+            video_id=sub.video_id,
+            runpod_job_id=None,
+            code=ErrorCode.RUNPOD_FAILED.value,
+            message=message[: reports.MAX_MESSAGE],
+        )
+        await self._publish(sub, fact, FactIds(sub.video_id).of("gave-up"))
+        await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTING}), error=message)
+        log.error("video %s: submission failed for good: %s", sub.video_id, message)
+
+    async def _publish_submitted(self, sub: Submission, job_id: str) -> None:
+        fact = RunPodJobSubmitted(video_id=sub.video_id, runpod_job_id=job_id)
+        await self._publish(sub, fact, FactIds(sub.video_id).of("submitted", job_id))
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel(self, video_id: UUID, user_id: str) -> None:
+        sub = await self.submissions.start_cancel(video_id, self.settings.submit_lease_s)
+        if sub is None:
+            if await self.submissions.get(video_id) is None:
+                await self.submissions.tombstone(
+                    video_id, user_id, video_output_key(user_id, video_id)
+                )
             return
-        if submission.state in {"finished", "cancelled"}:
+        if sub.runpod_job_id is not None:
+            await self.cancel_on_runpod(sub)
+
+    async def cancel_on_runpod(self, sub: Submission) -> None:
+        """Ask RunPod to cancel the recorded job of a `cancelling` record; the reconciler
+        retries if RunPod cannot be reached."""
+        assert sub.runpod_job_id is not None
+        try:
+            await self.runpod.cancel(sub.runpod_job_id)
+        except JobNotFound:
+            pass  # gone already (ttl or retention): nothing left to stop
+        except RunPodRefused as exc:
+            # Asking again would be refused again; the job ends by itself at its ttl at worst.
+            log.error("video %s: RunPod refused to cancel job: %s", sub.video_id, exc)
+        except RunPodError as exc:
+            retry_in = self.settings.reconcile_quiet_s
+            await self.submissions.cancel_failed(sub.video_id, str(exc), retry_in)
+            log.warning(
+                "video %s: cancel failed (%s); retrying in %.0f s", sub.video_id, exc, retry_in
+            )
             return
-        await self.runpod.cancel(submission.runpod_job_id)
-        await self.submissions.set_state(video_id, "cancelled")
+        await self.submissions.cancel_done(sub.video_id)
+
+    async def _cancel_quietly(self, job_id: str) -> None:
+        """Cancel a job that is nobody's; best effort (it will end by itself at its ttl)."""
+        try:
+            await self.runpod.cancel(job_id)
+        except JobNotFound:
+            log.info("extra job %s is unknown to RunPod (already gone, or never existed)", job_id)
+        except (RunPodError, RunPodRefused) as exc:
+            log.warning("could not cancel extra job %s: %s", job_id, exc)
+
+    # ------------------------------------------------------------------ reports
 
     async def on_report(self, video_id: UUID, body: object) -> Message | None:
-        """Validate a RunPod report for `video_id` and publish the fact it establishes."""
+        """A webhook body for `video_id` (token already checked): validate it, route it and
+        publish the fact it establishes. Raises InvalidReport or UnknownJob to refuse it."""
         report = reports.parse_report(body)
-        submission = await self.submissions.get(video_id)
-        if submission is None or submission.runpod_job_id != report.job_id:
-            raise UnknownJob(f"job {report.job_id!r} is not the recorded job of video {video_id}")
-        fact = await self._fact(submission, report)
-        if fact is None:
+        # Two looks at most: an adoption (or losing a race to the attempt's own record) changes
+        # the record, and the report is then routed against the new one.
+        for _ in range(2):
+            sub = await self.submissions.get(video_id)
+            if sub is None:
+                raise UnknownJob(f"video {video_id} has no submission")
+            owner = None
+            if report.job_id != sub.runpod_job_id:
+                owner = await self.submissions.owner_of_job(report.job_id)
+            route = route_report(sub.state, sub.runpod_job_id, report.job_id, owner, video_id)
+            match route:
+                case Route.APPLY:
+                    return await self.apply(sub, report)
+                case Route.SETTLED:
+                    log.info("video %s: %s after the record settled", video_id, report.status)
+                    return None
+                case Route.FOREIGN:
+                    raise UnknownJob(f"job {report.job_id!r} belongs to another video")
+                case Route.ORPHAN:
+                    log.warning(
+                        "video %s: job %s is not its recorded job %s; cancelling it on RunPod",
+                        video_id,
+                        report.job_id,
+                        sub.runpod_job_id,
+                    )
+                    await self._cancel_quietly(report.job_id)
+                    raise UnknownJob(f"job {report.job_id!r} is not the job of video {video_id}")
+                case Route.ADOPT:
+                    await self._adopt(sub, report.job_id)
+        raise RuntimeError(f"video {video_id}: the record kept changing; RunPod will retry")
+
+    async def _adopt(self, sub: Submission, job_id: str) -> None:
+        """Record the job of an attempt whose /run answer was lost (a crash, a timeout), once
+        RunPod confirms the job exists on our endpoint. A no-op if the record changed first."""
+        try:
+            await self.runpod.status(job_id)
+        except JobNotFound:
+            raise UnknownJob(f"job {job_id!r} is unknown to RunPod") from None
+        if await self.submissions.adopt(sub.video_id, job_id):
+            log.warning("video %s: adopted job %s whose /run answer was lost", sub.video_id, job_id)
+            await self._publish_submitted(sub, job_id)
+
+    async def poll(self, sub: Submission) -> Message | None:
+        """The reconciler's look at a quiet job: the same path as a webhook from here on."""
+        job_id = sub.runpod_job_id
+        assert job_id is not None
+        try:
+            body = await self.runpod.status(job_id)
+        except JobNotFound:
+            fact = RunPodJobTimedOut(
+                video_id=sub.video_id, runpod_job_id=job_id, reason=reports.job_gone_reason(job_id)
+            )
+            await self._publish(sub, fact, FactIds(sub.video_id).of("gone", job_id))
+            await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTED}), status="404")
+            log.warning("video %s: job %s is gone from RunPod: timed out", sub.video_id, job_id)
+            return fact
+        try:
+            report = reports.parse_report(body)
+        except reports.InvalidReport as exc:
+            log.warning("video %s: unusable /status answer: %s", sub.video_id, exc)
             return None
-        if submission.state == "submitted" and isinstance(fact, _FINAL_FACTS):
-            await self.submissions.set_state(video_id, "finished")
-        await self.publish_fact(Envelope.wrap(fact, user_id=submission.user_id))
+        if report.job_id != job_id:
+            log.warning(
+                "video %s: /status of %s answered for %s", sub.video_id, job_id, report.job_id
+            )
+            return None
+        return await self.apply(sub, report)
+
+    async def apply(self, sub: Submission, report: reports.Report) -> Message | None:
+        """Publish the fact a report of the recorded job establishes, then record the news."""
+        job_id = report.job_id
+        ids = FactIds(sub.video_id)
+        outcome = reports.interpret(report, sub.object_key)
+        if isinstance(outcome, reports.Waiting):
+            await self.submissions.record_news(sub.video_id, job_id, report.status, None)
+            return None
+        if isinstance(outcome, reports.Running):
+            fact: Message = RunPodJobRunning(
+                video_id=sub.video_id, runpod_job_id=job_id, progress=outcome.progress
+            )
+            if progress_is_news(
+                sub.last_status, sub.last_progress, report.status, outcome.progress
+            ):
+                await self._publish(sub, fact, ids.of("running", job_id, outcome.progress))
+            await self.submissions.record_news(
+                sub.video_id, job_id, report.status, outcome.progress
+            )
+            return fact
+        fact = await self._final_fact(sub, job_id, outcome)
+        await self._publish(sub, fact, ids.of("final", job_id))
+        await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTED}), report.status)
         return fact
 
-    async def _fact(self, submission: Submission, report: reports.Report) -> Message | None:
-        video_id, job_id = submission.video_id, report.job_id
-        outcome = reports.interpret(report, submission.object_key)
+    async def _final_fact(self, sub: Submission, job_id: str, outcome: reports.Outcome) -> Message:
+        video_id = sub.video_id
         match outcome:
-            case reports.Waiting():
-                return None
-            case reports.Running(progress=progress):
-                return RunPodJobRunning(video_id=video_id, runpod_job_id=job_id, progress=progress)
             case reports.Uploaded(object_key=key):
                 size = await self.objects.size_of(key)
                 if not size:
@@ -169,10 +368,7 @@ class BridgeService:
             case reports.ResultUrl(url=url):
                 # The storage service imports it and reports the outcome to jobs.
                 return RunPodJobOutputAtUrl(
-                    video_id=video_id,
-                    runpod_job_id=job_id,
-                    url=url,
-                    object_key=submission.object_key,
+                    video_id=video_id, runpod_job_id=job_id, url=url, object_key=sub.object_key
                 )
             case reports.Failed(code=code, message=message):
                 return RunPodJobFailed(
@@ -183,3 +379,14 @@ class BridgeService:
             case reports.TimedOut(reason=reason):
                 return RunPodJobTimedOut(video_id=video_id, runpod_job_id=job_id, reason=reason)
         raise AssertionError(outcome)
+
+    async def _publish(self, sub: Submission, fact: Message, event_id: UUID) -> None:
+        await self.publish_fact(
+            Envelope.wrap(
+                fact,
+                user_id=sub.user_id,
+                event_id=event_id,
+                correlation_id=sub.correlation_id,
+                causation_id=sub.accepted_event_id,
+            )
+        )

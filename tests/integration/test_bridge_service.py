@@ -1,0 +1,563 @@
+"""The RunPod bridge's service layer and webhook receiver against a real Postgres and the RunPod
+simulator over real sockets; Kafka is replaced by a list of published facts (the bridge only
+needs "published, acknowledged" from it), S3 by an in-memory PUT target on the bridge's app.
+
+Crashes are simulated by a RunPod client that raises `Crash` (a BaseException nothing in the
+bridge catches) right after RunPod accepted a job: the process "dies" in the window between
+RunPod's answer and the record.
+"""
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from pydantic import SecretStr
+
+from openv_bridge.adapters import migrations
+from openv_bridge.adapters.object_store import ObjectStore
+from openv_bridge.adapters.runpod_client import RunPodClient
+from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.config import Settings
+from openv_bridge.domain.submissions import SubmissionState
+from openv_bridge.entrypoints import webhooks
+from openv_bridge.service_layer.bridge import BridgeService
+from openv_bridge.service_layer.reconciler import Reconciler, Sweep
+from openv_localstack.ports import free_port
+from openv_localstack.servers import EmbeddedPostgres
+from openv_runpod_sim.app import Simulator, create_app
+from openv_runpod_sim.config import SimSettings
+from openv_runpod_sim.faults import ScenarioSpec
+from openv_runpod_sim.jobs import Job
+from openv_shared.contracts import Envelope
+from openv_shared.contracts.events import VideoAccepted, VideoCancelled
+from openv_shared.contracts.video import VideoParams, VideoStatus
+from openv_shared.db import make_engine
+from openv_shared.storage_keys import video_output_key, video_prefix
+
+pytestmark = pytest.mark.integration
+
+API_KEY = "bridge-test-key"
+REFERENCE_INPUT = {
+    "positive_prompt",
+    "negative_prompt",
+    "width",
+    "height",
+    "seed",
+    "steps",
+    "cfg",
+    "num_frames",
+    "output_put_url",
+    "output_key",
+}
+
+
+class Crash(BaseException):
+    """The bridge process dies here."""
+
+
+class ScriptedRunPod(RunPodClient):
+    """The real client, plus what a test needs: knobs for the next jobs (the simulator reads
+    them from `input.sim`) and a crash right after RunPod accepted a job."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            settings.runpod_base_url,
+            settings.runpod_endpoint_id,
+            settings.runpod_api_key.get_secret_value(),
+            timeout_s=settings.runpod_timeout_s,
+            max_attempts=settings.runpod_max_attempts,
+            backoff_s=settings.runpod_backoff_s,
+        )
+        self.next_knobs: list[dict[str, Any]] = []
+        self.crash_after_run = 0
+
+    async def run(
+        self, job_input: dict[str, Any], webhook: str, execution_timeout_ms: int, ttl_ms: int
+    ) -> str:
+        if self.next_knobs:
+            job_input = {**job_input, "sim": self.next_knobs.pop(0)}
+        job_id = await super().run(job_input, webhook, execution_timeout_ms, ttl_ms)
+        if self.crash_after_run:
+            self.crash_after_run -= 1
+            raise Crash(job_id)
+        return job_id
+
+
+class MemoryStore(ObjectStore):
+    """The bucket: presigned PUT URLs point at the bridge test app's /put route."""
+
+    def __init__(self) -> None:
+        self.base = ""
+        self.objects: dict[str, bytes] = {}
+
+    def upload_url(self, key: str, expires_s: int) -> str:
+        return f"{self.base}/put/{key}"
+
+    async def size_of(self, key: str) -> int | None:
+        data = self.objects.get(key)
+        return None if data is None else len(data)
+
+
+@dataclass
+class Facts:
+    """Kafka as the bridge sees it: publish returns once the fact is durable, or raises."""
+
+    published: list[Envelope] = field(default_factory=list)
+    #: fact type -> how many publishes of it fail first
+    failures: dict[str, int] = field(default_factory=dict)
+
+    async def publish(self, envelope: Envelope) -> None:
+        if self.failures.get(envelope.type, 0) > 0:
+            self.failures[envelope.type] -= 1
+            raise RuntimeError("Kafka is unavailable")
+        self.published.append(envelope)
+
+    def of(self, video_id: UUID, fact_type: str | None = None) -> list[Envelope]:
+        return [
+            e
+            for e in self.published
+            if e.data["video_id"] == str(video_id) and fact_type in (None, e.type)
+        ]
+
+    def types(self, video_id: UUID) -> list[str]:
+        return [e.type for e in self.of(video_id)]
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    sim: Simulator
+    runpod: ScriptedRunPod
+    submissions: Submissions
+    bridge: BridgeService
+    reconciler: Reconciler
+    facts: Facts
+    store: MemoryStore
+
+    def job(self, job_id: str) -> Job:
+        job = self.sim.table.get(job_id)
+        assert job is not None, job_id
+        return job
+
+    def jobs(self) -> list[Job]:
+        return self.sim.table.all()
+
+    async def row(self, video_id: UUID) -> Submission:
+        sub = await self.submissions.get(video_id)
+        assert sub is not None
+        return sub
+
+    async def sweep_until(self, done: Callable[[Sweep], bool], wait_s: float = 30) -> Sweep:
+        """Run reconciler passes (as its loop would) until one satisfies `done`."""
+
+        async def probe() -> Sweep | None:
+            sweep = await self.reconciler.run_once()
+            return sweep if done(sweep) else None
+
+        found: Sweep = await eventually(probe, "a reconciler pass", wait_s)
+        return found
+
+
+async def eventually(probe: Callable[[], Any], what: str, wait_s: float = 30) -> Any:
+    """Poll `probe` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def serve(app: FastAPI, port: int) -> AsyncIterator[None]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+def bridge_app(bridge: BridgeService, store: MemoryStore) -> FastAPI:
+    app = FastAPI()
+    app.state.bridge = bridge
+    app.include_router(webhooks.router)
+
+    @app.put("/put/{key:path}")
+    async def put(key: str, request: Request) -> Response:
+        store.objects[key] = await request.body()
+        return Response(status_code=200)
+
+    return app
+
+
+HarnessFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def harness(postgres: EmbeddedPostgres) -> AsyncIterator[Callable[..., Any]]:
+    """`async with harness(**settings) as h`: a fresh database, simulator and bridge."""
+
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[Harness]:
+        name = f"bridge_{uuid4().hex[:12]}"
+        postgres.create_database(name)
+        sim_port, bridge_port = free_port(), free_port()
+        values: dict[str, Any] = {
+            "database_url": SecretStr(postgres.dsn_for(name)),
+            "runpod_base_url": f"http://127.0.0.1:{sim_port}/v2",
+            "runpod_api_key": SecretStr(API_KEY),
+            "webhook_base_url": f"http://127.0.0.1:{bridge_port}",
+            "runpod_timeout_s": 5.0,
+            "runpod_backoff_s": 0.05,
+            "submit_timeout_s": 5.0,
+            "submit_lease_s": 10.0,
+            "submit_retry_base_s": 0.0,
+            "reconcile_quiet_s": 0.3,
+            "reconcile_requests_per_s": 200.0,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        await migrations.upgrade(settings)
+        sim_app = create_app(
+            SimSettings(
+                api_key=API_KEY,
+                default_duration_s=0.2,
+                default_queue_s=0.05,
+                webhook_retry_interval_s=0.2,
+                render_scale=8,
+                progress_steps=4,
+                log_level="warning",
+            )
+        )
+        engine = make_engine(settings)
+        runpod = ScriptedRunPod(settings)
+        store = MemoryStore()
+        store.base = settings.webhook_base_url
+        facts = Facts()
+        submissions = Submissions(engine)
+        bridge = BridgeService(settings, runpod, submissions, store, facts.publish)
+        reconciler = Reconciler(bridge, submissions, settings)
+        try:
+            async with (
+                serve(sim_app, sim_port),
+                serve(bridge_app(bridge, store), bridge_port),
+            ):
+                yield Harness(
+                    settings,
+                    sim_app.state.sim,
+                    runpod,
+                    submissions,
+                    bridge,
+                    reconciler,
+                    facts,
+                    store,
+                )
+        finally:
+            await runpod.aclose()
+            await engine.dispose()
+
+    yield make
+
+
+def accepted(prompt: str = "a lighthouse at dusk", user: str = "u1") -> Envelope:
+    video_id = uuid4()
+    params = VideoParams(seed=7, width=384, height=384, num_frames=7)
+    event = VideoAccepted(
+        video_id=video_id,
+        prompt=prompt,
+        params=params,
+        duration_seconds=params.duration_seconds,
+        charged_seconds=params.duration_seconds,
+        object_prefix=video_prefix(user, video_id),
+    )
+    return Envelope.wrap(event, user_id=user)
+
+
+def cancelled(envelope: Envelope, previous: VideoStatus) -> Envelope:
+    video_id = UUID(envelope.data["video_id"])
+    return envelope.follow(VideoCancelled(video_id=video_id, previous_status=previous))
+
+
+def vid(envelope: Envelope) -> UUID:
+    return UUID(envelope.data["video_id"])
+
+
+# --------------------------------------------------------------------------- normal path
+
+
+async def test_one_submission_one_job_one_completion_and_redelivery_changes_nothing(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.runpod.next_knobs = [{"duration_s": 1.0}]
+        env = accepted()
+        video_id = vid(env)
+        await h.bridge.on_video_event(env)
+
+        [submitted] = h.facts.of(video_id, "RunPodJobSubmitted")
+        job_id = submitted.data["runpod_job_id"]
+        job = h.job(job_id)
+        assert set(job.input) == REFERENCE_INPUT | {"sim"}
+        assert job.input["output_key"] == video_output_key("u1", video_id)
+        assert job.policy == {"executionTimeout": 600_000, "ttl": 86_400_000}
+        assert job.webhook == h.bridge.webhook_url(video_id)
+        assert submitted.causation_id == env.event_id
+
+        # Redelivered while in flight: no second /run, the submission fact again with its id
+        # (a crash may have come between recording the job and publishing the fact).
+        await h.bridge.on_video_event(env)
+        again = h.facts.of(video_id, "RunPodJobSubmitted")
+        assert [e.event_id for e in again] == [submitted.event_id] * 2
+
+        await eventually(lambda: h.facts.of(video_id, "RunPodJobCompleted"), "completion")
+        [completed] = h.facts.of(video_id, "RunPodJobCompleted")
+        assert completed.data["size_bytes"] == len(h.store.objects[job.input["output_key"]])
+        assert (await h.row(video_id)).state is SubmissionState.FINISHED
+
+        await h.bridge.on_video_event(env)  # and after the end: nothing at all
+        assert h.sim.table.run_calls == 1
+        assert len(h.facts.of(video_id)) == 3
+        assert await h.reconciler.run_once() == Sweep()
+
+
+async def test_a_failed_publish_answers_503_and_the_retried_webhook_records_it_once(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.facts.failures["RunPodJobCompleted"] = 1
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        job_id = h.facts.of(vid(env), "RunPodJobSubmitted")[0].data["runpod_job_id"]
+
+        await eventually(lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "retry")
+        assert [r.http_status for r in h.job(job_id).webhook_log] == [503, 200]
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+
+
+# --------------------------------------------------------------------------- crash window
+
+
+async def test_a_crash_after_runpod_accepted_resubmits_and_cancels_the_extra_job(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(submit_timeout_s=0.5, submit_lease_s=1.0) as h:
+        env = accepted()
+        video_id = vid(env)
+        # The first job finishes at once but its webhook comes only after the resubmission.
+        h.runpod.next_knobs = [{"webhook_delay_s": 4}]
+        h.runpod.crash_after_run = 1
+        with pytest.raises(Crash) as crash:
+            await h.bridge.on_video_event(env)
+        lost_job = str(crash.value)
+        row = await h.row(video_id)
+        assert (row.state, row.runpod_job_id, row.attempts) == (SubmissionState.SUBMITTING, None, 1)
+
+        # Redelivered after the restart while the dead attempt's lease runs: nothing yet.
+        await h.bridge.on_video_event(env)
+        assert h.sim.table.run_calls == 1 and h.facts.published == []
+
+        # The lease runs out: the reconciler submits again.
+        await h.sweep_until(lambda s: s.resubmitted == 1)
+        [submitted] = h.facts.of(video_id, "RunPodJobSubmitted")
+        new_job = submitted.data["runpod_job_id"]
+        assert new_job != lost_job
+        assert (await h.row(video_id)).runpod_job_id == new_job
+
+        # The lost job reports: valid token, not the recorded job -> refused and cancelled.
+        def answered() -> list[int | None]:
+            return [r.http_status for r in h.job(lost_job).webhook_log if r.http_status]
+
+        assert (await eventually(answered, "the lost job's webhook"))[0] == 409
+        assert lost_job in h.sim.table.cancel_requests
+        await eventually(lambda: h.facts.of(video_id, "RunPodJobCompleted"), "done")
+        assert all(e.data.get("runpod_job_id") != lost_job for e in h.facts.of(video_id))
+        assert h.facts.types(video_id) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert h.sim.table.runs_accepted == 2
+
+
+async def test_a_job_whose_answer_was_lost_is_adopted_when_it_reports(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(submit_lease_s=30.0) as h:
+        env = accepted()
+        video_id = vid(env)
+        h.runpod.crash_after_run = 1
+        with pytest.raises(Crash) as crash:
+            await h.bridge.on_video_event(env)
+        lost_job = str(crash.value)
+
+        # Its webhook comes before anyone resubmits: RunPod confirms it, the bridge adopts it.
+        await eventually(lambda: h.facts.of(video_id, "RunPodJobCompleted"), "adoption")
+        assert h.facts.types(video_id) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert h.facts.of(video_id)[0].data["runpod_job_id"] == lost_job
+        row = await h.row(video_id)
+        assert (row.state, row.runpod_job_id) == (SubmissionState.FINISHED, lost_job)
+        assert await h.reconciler.run_once() == Sweep()
+        assert h.sim.table.run_calls == 1
+
+
+async def test_a_run_that_times_out_is_not_resent_and_its_job_is_adopted(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(runpod_timeout_s=0.3, submit_retry_base_s=5.0) as h:
+        h.sim.faults.hang_run_s = 2.0  # RunPod creates the job, then answers too late
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        h.sim.faults.hang_run_s = 0
+        assert h.sim.table.run_calls == 1  # a /run that may have worked is not sent again
+        row = await h.row(vid(env))
+        assert row.state is SubmissionState.SUBMITTING
+        assert "ReadTimeout" in (row.last_error or "")
+
+        await eventually(lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "adoption")
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert await h.reconciler.run_once() == Sweep()
+        assert h.sim.table.run_calls == 1
+
+
+async def test_submission_attempts_are_bounded_then_the_video_fails(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(runpod_max_attempts=1, submit_max_attempts=2) as h:
+        h.sim.faults.run_500 = 100
+        env = accepted()
+        await h.bridge.on_video_event(env)  # attempt 1
+        assert h.facts.published == []
+        await h.sweep_until(lambda s: s.resubmitted == 1)  # attempt 2
+        assert h.sim.table.run_calls == 2
+        await h.sweep_until(lambda s: s.resubmitted == 1)  # attempt 3: over the bound
+        [failed] = h.facts.of(vid(env))
+        assert failed.type == "RunPodJobFailed"
+        assert failed.data["code"] == "runpod_failed"
+        assert "2 attempts" in failed.data["message"] and "HTTP 500" in failed.data["message"]
+        assert (await h.row(vid(env))).state is SubmissionState.FINISHED
+        assert h.sim.table.run_calls == 2
+
+
+async def test_a_permanent_refusal_fails_the_video_with_runpods_message(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.sim.scenarios.add(ScenarioSpec(prompt_contains="forbidden", reject_run="bad input"))
+        env = accepted(prompt="something forbidden")
+        await h.bridge.on_video_event(env)
+        [failed] = h.facts.of(vid(env))
+        assert failed.type == "RunPodJobFailed"
+        assert (failed.data["code"], failed.data["message"]) == ("runpod_rejected", "bad input")
+        await h.bridge.on_video_event(env)
+        assert h.sim.table.run_calls == 1
+        assert (await h.row(vid(env))).state is SubmissionState.FINISHED
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+async def test_a_cancel_during_submission_cancels_the_job_once_run_answers(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.sim.faults.hang_run_s = 1.0
+        h.runpod.next_knobs = [{"hang": True}]
+        env = accepted()
+        submitting = asyncio.create_task(h.bridge.on_video_event(env))
+        await eventually(h.jobs, "the job at RunPod")
+        await h.bridge.on_video_event(cancelled(env, VideoStatus.QUEUED))
+        assert (await h.row(vid(env))).state is SubmissionState.CANCELLED
+        await submitting
+        [job] = h.jobs()
+        assert job.status == "CANCELLED"
+        assert h.facts.published == []
+        # A redelivered acceptance cannot bring it back.
+        await h.bridge.on_video_event(env)
+        assert h.sim.table.run_calls == 1
+
+
+async def test_a_cancel_runpod_does_not_confirm_is_retried_by_the_reconciler(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(runpod_max_attempts=1) as h:
+        h.runpod.next_knobs = [{"hang": True}]
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        job_id = h.facts.of(vid(env))[0].data["runpod_job_id"]
+        h.sim.faults.cancel_500 = 1
+        await h.bridge.on_video_event(cancelled(env, VideoStatus.SUBMITTED))
+        assert (await h.row(vid(env))).state is SubmissionState.CANCELLING
+        assert h.job(job_id).status in {"IN_QUEUE", "IN_PROGRESS"}
+
+        await h.sweep_until(lambda s: s.cancels_retried == 1)
+        assert h.job(job_id).status == "CANCELLED"
+        assert (await h.row(vid(env))).state is SubmissionState.CANCELLED
+        assert h.sim.table.cancel_requests == [job_id, job_id]
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+async def test_quiet_jobs_are_polled_for_progress_completion_and_expiry_after_a_restart(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.runpod.next_knobs = [
+            {"drop_webhook": True, "duration_s": 1.5, "progress_format": "dict_progress"},
+            {"hang": True, "ttl_s": 0.5},
+        ]
+        finishing, expiring = accepted(), accepted()
+        await h.bridge.on_video_event(finishing)
+        await h.bridge.on_video_event(expiring)
+
+        # A new bridge instance on the same database: it knows what is in flight.
+        restarted = BridgeService(h.settings, h.runpod, h.submissions, h.store, h.facts.publish)
+        h.reconciler = Reconciler(restarted, h.submissions, h.settings)
+
+        def ended(envelope: Envelope) -> bool:
+            terminal = {"RunPodJobCompleted", "RunPodJobTimedOut"}
+            return bool(set(h.facts.types(vid(envelope))) & terminal)
+
+        await h.sweep_until(lambda _: ended(finishing) and ended(expiring))
+        running = h.facts.of(vid(finishing), "RunPodJobRunning")
+        assert running and max(e.data["progress"] or 0 for e in running) > 0
+        assert h.facts.types(vid(finishing))[-1] == "RunPodJobCompleted"
+        [timed_out] = h.facts.of(vid(expiring), "RunPodJobTimedOut")
+        assert "404" in timed_out.data["reason"]
+        assert await h.reconciler.run_once() == Sweep()
+
+
+async def test_a_stalled_submission_without_its_request_is_failed_not_left(
+    harness: HarnessFactory,
+) -> None:
+    """A `submitting` record from before 0002 (no request stored) cannot be sent again."""
+    async with harness() as h:
+        video_id = uuid4()
+        async with h.submissions.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO runpod_submissions (video_id, user_id, object_key, state)"
+                    " VALUES (:v, 'u', 'k', 'submitting')"
+                ),
+                {"v": video_id},
+            )
+        assert await h.reconciler.run_once() == Sweep(resubmitted=1)
+        [failed] = h.facts.of(video_id)
+        assert (failed.type, failed.data["code"]) == ("RunPodJobFailed", "runpod_failed")
+        assert (await h.row(video_id)).state is SubmissionState.FINISHED
+        assert h.sim.table.run_calls == 0
