@@ -13,7 +13,20 @@ from openv_localstack.tokens import make_token
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
-        StackOptions(root=tmp_path_factory.mktemp("stack"), sim_duration_s=1.0, sim_queue_s=0.1)
+        StackOptions(
+            root=tmp_path_factory.mktemp("stack"),
+            sim_duration_s=1.0,
+            sim_queue_s=0.1,
+            service_env={
+                # runpod-bridge: poll jobs quiet for 1 s, look every 0.5 s (tests wait less).
+                "OPENV_RECONCILE_INTERVAL_S": "0.5",
+                "OPENV_RECONCILE_QUIET_S": "1",
+                "OPENV_SUBMIT_RETRY_BASE_S": "1",
+                # storage: the simulator serves result URLs on loopback.
+                "OPENV_IMPORT_ALLOW_PRIVATE_HOSTS": "true",
+            },
+            sim_env={"RUNPOD_SIM_WEBHOOK_RETRY_INTERVAL_S": "0.5"},
+        )
     )
     local.start()
     try:
