@@ -16,6 +16,7 @@ from openv_bridge.service_layer.reconciler import Reconciler
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.db import make_engine
+from openv_shared.health import broker_check, database_check, install_health
 from openv_shared.kafka import make_broker, publish
 from openv_shared.s3 import make_minio
 
@@ -68,8 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reconciler = reconciler
     app.include_router(webhooks.router)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    # RunPod itself is not a readiness condition: an unready bridge would miss its webhooks.
+    install_health(app, {"database": database_check(engine), "kafka": broker_check(broker)})
 
     return app
