@@ -1,21 +1,43 @@
 """Gateway settings (environment variables with the `OPENV_` prefix)."""
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from openv_shared.settings import BaseServiceSettings, KafkaSettings, S3Settings
 
 
 class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     port: int = 8000
-    #: Supabase's JWT secret (HS256). The default is for local development only.
+    #: Supabase's JWT secret (HS256). The default is for local development only; an empty
+    #: secret turns HS256 off (e.g. when only the JWKS keys below are trusted).
     jwt_secret: SecretStr = SecretStr("openv-local-dev-jwt-secret-change-me-0123456789")
     jwt_audience: str = "authenticated"
+    #: JWKS URL of asymmetric signing keys (RS256/ES256), e.g. Supabase's
+    #: `https://<project>.supabase.co/auth/v1/.well-known/jwks.json`. Unset: HS256 only.
+    jwt_jwks_url: str | None = None
+    #: How long fetched JWKS keys are trusted before they are fetched again.
+    jwt_jwks_cache_s: float = Field(default=600.0, gt=0)
+    #: At most one JWKS fetch per this many seconds for tokens naming an unknown key id.
+    jwt_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
     #: The jobs service's internal query API.
     jobs_url: str = "http://127.0.0.1:8010"
     jobs_timeout_s: float = 5.0
     #: How long POST /v1/videos waits for the jobs service's decision before answering `pending`.
-    decision_wait_s: float = 5.0
+    decision_wait_s: float = Field(default=5.0, ge=0)
     #: How long a presigned playback URL stays valid.
     playback_url_expiry_s: int = 3600
     #: Suggested poll interval (Retry-After) while a video is not terminal.
     poll_interval_s: int = 2
+    #: Live status: waiters and streams re-read a watched video at most this often even when
+    #: no event arrives, so a missed Kafka message cannot hang them.
+    live_fallback_poll_s: float = Field(default=1.5, gt=0)
+    #: Seconds between SSE keep-alive comments on an idle stream.
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    #: Per-user request rate limit of this instance (token bucket): sustained requests/s ...
+    rate_limit_per_s: float = Field(default=20.0, gt=0)
+    #: ... and burst size. Each gateway instance counts on its own.
+    rate_limit_burst: int = Field(default=40, ge=1)
+    #: How long this instance answers GET for a request it published but that the jobs service
+    #: has not decided yet (status `pending`) instead of 404.
+    pending_memory_s: float = Field(default=600.0, ge=0)
+    #: Retry-After of a 429 `concurrency_limit`.
+    concurrency_retry_after_s: int = Field(default=10, ge=1)

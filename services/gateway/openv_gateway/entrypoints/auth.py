@@ -1,5 +1,6 @@
-"""The bearer-token dependency: every /v1 route needs a valid token."""
+"""The bearer-token dependency: every /v1 route needs a valid token, within the user's rate."""
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -7,23 +8,38 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from openv_gateway.adapters.jwt_verifier import InvalidToken, JwtVerifier
 from openv_gateway.domain.principal import Principal
-from openv_gateway.entrypoints.problems import ApiError
+from openv_gateway.domain.rate_limit import RateLimiter, retry_after_header
+from openv_gateway.entrypoints.problems import CHALLENGE, ApiError
 
-_bearer = HTTPBearer(auto_error=False, description="Supabase access token (JWT)")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A Supabase Auth access token: HS256 with the project's JWT secret, or "
+    "RS256/ES256 with a key of the configured JWKS; `aud` must match, `exp` and `sub` are "
+    "required; `role: admin` sees every user's videos.",
+)
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
-        raise ApiError(401, "unauthorized", "a bearer token is required", _CHALLENGE)
+        raise ApiError(401, "unauthorized", "a bearer token is required", CHALLENGE)
     verifier: JwtVerifier = request.app.state.jwt
     try:
-        return verifier.verify(credentials.credentials)
+        principal = await verifier.verify_any(credentials.credentials)
     except InvalidToken:
-        raise ApiError(401, "unauthorized", "the token is invalid or expired", _CHALLENGE) from None
+        raise ApiError(401, "unauthorized", "the token is invalid or expired", CHALLENGE) from None
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait_s = limiter.take(principal.user_id, time.monotonic())
+    if wait_s > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests; slow down",
+            {"Retry-After": retry_after_header(wait_s)},
+        )
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

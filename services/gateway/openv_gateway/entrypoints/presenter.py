@@ -1,8 +1,17 @@
-"""Turn the jobs service's view of a video into the public resource."""
+"""Turn the jobs service's view of a video (or a pending request) into the public resource."""
 
 from openv_gateway.adapters.playback import Playback
-from openv_gateway.entrypoints.schemas import Video, VideoError, VideoFile, VideoParamsOut
-from openv_shared.contracts.queries import VideoView
+from openv_gateway.domain.pending import PendingVideo
+from openv_gateway.entrypoints.schemas import (
+    Usage,
+    Video,
+    VideoError,
+    VideoEvent,
+    VideoEventList,
+    VideoFile,
+    VideoParamsOut,
+)
+from openv_shared.contracts.queries import EventPage, UsageView, VideoView
 from openv_shared.contracts.video import VideoStatus
 
 
@@ -32,3 +41,33 @@ def present(view: VideoView, playback: Playback) -> Video:
         error=VideoError(code=view.error.code, message=view.error.message) if view.error else None,
         file_deleted=view.file_deleted,
     )
+
+
+def present_pending(pending: PendingVideo) -> Video:
+    return Video(
+        id=pending.video_id,
+        status=VideoStatus.PENDING,
+        progress=None,
+        queue_position=None,
+        prompt=pending.prompt,
+        params=VideoParamsOut.model_validate(pending.params.model_dump()),
+        duration_seconds=round(pending.params.duration_seconds, 3),
+        created_at=pending.received_at,
+        updated_at=pending.received_at,
+        video=None,
+        error=None,
+        file_deleted=False,
+    )
+
+
+def present_events(page: EventPage) -> VideoEventList:
+    return VideoEventList(
+        data=[
+            VideoEvent(type=e.type, occurred_at=e.occurred_at, version=e.version, data=e.data)
+            for e in page.data
+        ]
+    )
+
+
+def present_usage(usage: UsageView) -> Usage:
+    return Usage.model_validate(usage.model_dump())

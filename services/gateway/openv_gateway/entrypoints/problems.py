@@ -1,6 +1,7 @@
 """Every error is `application/problem+json` with a machine-readable `code`; nothing is a 500."""
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,9 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openv_gateway.entrypoints.schemas import Problem
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+UNAVAILABLE_RETRY_AFTER_S = 2
 
 _TITLES = {
     "invalid_parameter": "Invalid parameter",
@@ -62,9 +67,33 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "unavailable",
+        "a backend service is unavailable; try again",
+        {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+    )
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    if loc and loc[0] == "header" and parts:
+        # Header names as clients write them (FastAPI reports them lower-cased).
+        parts[0] = "-".join(w.capitalize() for w in parts[0].split("-"))
     return ".".join(parts) or "body"
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the requested path (GET implies HEAD)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -83,12 +112,89 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body that is not even JSON (e.g. not UTF-8): the contract's 422 like any other.
+            return problem(
+                422,
+                "invalid_parameter",
+                "the request has invalid parameters",
+                errors=[{"field": "body", "message": str(exc.detail)}],
+            )
         code = _HTTP_CODES.get(exc.status_code, "invalid_parameter")
-        return problem(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; list them all.
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return problem(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Dependencies failing in unforeseen ways: say "try again", never a bare 500.
         log.exception("unhandled error")
-        return problem(503, "unavailable", "the service cannot answer right now; try again")
+        return problem(
+            503,
+            "unavailable",
+            "the service cannot answer right now; try again",
+            {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)},
+        )
+
+
+def header_doc(description: str, schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+RETRY_AFTER = header_doc(
+    "Seconds to wait before trying again.", {"type": "integer", "minimum": 1}, True
+)
+POLL_AFTER = header_doc(
+    "While the video is not terminal: suggested seconds until the next poll (or use "
+    "`GET /v1/videos/{id}/stream`).",
+    {"type": "integer", "minimum": 1},
+    False,
+)
+
+
+def problem_response(
+    description: str, headers: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+UNAUTHORIZED = problem_response(
+    "`unauthorized`: missing, invalid or expired token, wrong audience, `alg: none`.",
+    {
+        "WWW-Authenticate": header_doc(
+            "Always `Bearer`.", {"type": "string", "enum": ["Bearer"]}, True
+        )
+    },
+)
+NOT_FOUND = problem_response(
+    "`not_found`: no such video, or another user's (answered exactly alike)."
+)
+INVALID = problem_response(
+    "`invalid_parameter`: `errors` lists each invalid field (body, query or header)."
+)
+RATE_LIMITED = problem_response(
+    "`rate_limited`: too many requests from this user (a per-instance token bucket).",
+    {"Retry-After": RETRY_AFTER},
+)
+UNAVAILABLE = problem_response(
+    "`unavailable`: a backend service did not answer; try again.", {"Retry-After": RETRY_AFTER}
+)
+CONFLICT = problem_response("`conflict`")
+
+#: What every authenticated route may answer besides its own successes.
+COMMON: dict[int | str, dict[str, Any]] = {
+    401: UNAUTHORIZED,
+    422: INVALID,
+    429: RATE_LIMITED,
+    503: UNAVAILABLE,
+}

@@ -1,29 +1,87 @@
 """The public v1 REST API."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from openv_gateway.adapters.command_bus import CommandUnavailable
 from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.adapters.playback import Playback
+from openv_gateway.domain import idempotency
+from openv_gateway.domain.pending import PendingVideo
+from openv_gateway.domain.prefer import MAX_WAIT_S, InvalidPreference, parse_wait
 from openv_gateway.entrypoints.auth import CurrentPrincipal
-from openv_gateway.entrypoints.presenter import present
-from openv_gateway.entrypoints.problems import ApiError
-from openv_gateway.entrypoints.schemas import CreateVideoRequest, Problem, Video, VideoList
-from openv_gateway.service_layer.videos import AlreadyTerminal, VideoNotFound, VideosService
-from openv_shared.contracts.queries import EventPage, UsageView
-from openv_shared.contracts.video import TERMINAL_STATUSES, VideoStatus
+from openv_gateway.entrypoints.presenter import (
+    present,
+    present_events,
+    present_pending,
+    present_usage,
+)
+from openv_gateway.entrypoints.problems import (
+    COMMON,
+    CONFLICT,
+    NOT_FOUND,
+    POLL_AFTER,
+    RETRY_AFTER,
+    ApiError,
+    header_doc,
+    problem_response,
+    unavailable,
+)
+from openv_gateway.entrypoints.schemas import (
+    CreateVideoRequest,
+    Usage,
+    Video,
+    VideoEventList,
+    VideoList,
+)
+from openv_gateway.service_layer.videos import (
+    AlreadyTerminal,
+    IdempotencyConflict,
+    NotDecidedYet,
+    VideoNotFound,
+    VideoRequest,
+    VideosService,
+)
+from openv_shared.contracts.video import TERMINAL_STATUSES, ErrorCode, VideoStatus
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["videos"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (401, 404, 422, 503)
-}
+#: Retry-After while a video is `pending` (decisions normally take milliseconds).
+PENDING_RETRY_AFTER_S = 1
+
+IDEMPOTENCY_DESCRIPTION = f"""\
+Makes the create safe to retry (e.g. after a timeout or a dropped connection), at most
+{idempotency.MAX_KEY_LENGTH} printable ASCII characters; use a fresh UUID per intended video.
+
+* The same key with the same body returns the same video and makes exactly one job, also when
+  retries arrive concurrently (on any gateway instance).
+* The same key with a different body is answered `409 conflict`.
+* Without a `seed` in the body, the seed is derived from the key, so a retry's body is the same.
+* Retention: the key is bound to the video it created for as long as that video's record
+  exists (at least the 24 h the contract promises; records are kept after deletion), so a key
+  must never be reused for another video. A request refused by a limit is remembered too:
+  retrying its key replays the 429; send a new key to try again.
+* Keys are scoped per user: two users' identical keys never collide."""
+
+PREFER_DESCRIPTION = f"""\
+RFC 7240 preferences. `wait=N` (0 <= N <= {MAX_WAIT_S}) holds the answer until the video is
+terminal (completed, failed, cancelled, timed_out, rejected, deleted) or N seconds have passed,
+whichever comes first; the answer then carries `Preference-Applied: wait=N`. Other preferences
+are ignored; a `wait` that is not a whole number within bounds is a 422."""
+
+CREATE_DESCRIPTION = """\
+Publishes the request to the jobs service and waits a bounded time (the gateway's decision
+budget, a few seconds) for its decision:
+
+* `202` with status `queued` (or later) and `Location`: accepted.
+* `429` `concurrency_limit` / `quota_exceeded` with `Retry-After`: refused by a limit.
+* `202` with status `pending`: no decision arrived in time. The request was published and will
+  be decided; poll `Location` (this instance answers `pending` until the decision, other
+  instances may answer 404 for that short while) or use an Idempotency-Key to retry safely."""
 
 
 def get_service(request: Request) -> VideosService:
@@ -38,35 +96,72 @@ def get_playback(request: Request) -> Playback:
 
 Service = Annotated[VideosService, Depends(get_service)]
 PlaybackDep = Annotated[Playback, Depends(get_playback)]
+VideoId = Annotated[str, Path(description="The video's id (a UUID).")]
 
 
-def _video_id(raw: str) -> UUID:
+def parse_video_id(raw: str) -> UUID:
     try:
         return UUID(raw)
     except ValueError:
-        raise ApiError(404, "not_found", "no such video") from None
+        raise _not_found() from None
 
 
 def _not_found() -> ApiError:
     return ApiError(404, "not_found", "no such video")
 
 
-def _unavailable(exc: Exception) -> ApiError:
+def _not_decided() -> ApiError:
     return ApiError(
-        503, "unavailable", "a backend service is unavailable; try again", {"Retry-After": "2"}
+        409,
+        "conflict",
+        "the video is not decided yet; try again in a moment",
+        {"Retry-After": str(PENDING_RETRY_AFTER_S)},
     )
 
 
-def _poll_headers(video: Video, interval: int) -> dict[str, str]:
+def poll_headers(video: Video, interval: int) -> dict[str, str]:
+    if video.status is VideoStatus.PENDING:
+        return {"Retry-After": str(PENDING_RETRY_AFTER_S)}
     return {} if video.status in TERMINAL_STATUSES else {"Retry-After": str(interval)}
+
+
+def _seconds_to_next_month(now: datetime) -> int:
+    nxt = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return max(1, int((nxt - now).total_seconds()))
+
+
+def _refusal_retry_after(code: str, request: Request) -> int:
+    if code == ErrorCode.QUOTA_EXCEEDED.value:
+        return _seconds_to_next_month(datetime.now(UTC))
+    retry: int = request.app.state.concurrency_retry_after_s
+    return retry
+
+
+_VIDEO_202 = {
+    "model": Video,
+    "description": "Accepted (status `queued` or later), or `pending` when no decision came "
+    "in time.",
+    "headers": {
+        "Location": header_doc("The video's URL.", {"type": "string"}, True),
+        "Retry-After": POLL_AFTER,
+        "Preference-Applied": header_doc(
+            "`wait=N` when `Prefer: wait=N` was honoured.", {"type": "string"}, False
+        ),
+    },
+}
+_REFUSED = problem_response(
+    "`concurrency_limit` or `quota_exceeded` (refused by the jobs service), or `rate_limited`.",
+    {"Retry-After": RETRY_AFTER},
+)
 
 
 @router.post(
     "/videos",
     status_code=202,
     response_model=Video,
-    responses={**_ERRORS, 429: _ERRORS[401]},
+    responses={**COMMON, 202: _VIDEO_202, 409: CONFLICT, 429: _REFUSED},
     summary="Request a video",
+    description=CREATE_DESCRIPTION,
 )
 async def create_video(
     body: CreateVideoRequest,
@@ -74,54 +169,87 @@ async def create_video(
     service: Service,
     playback: PlaybackDep,
     request: Request,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=idempotency.MAX_KEY_LENGTH,
+            pattern=idempotency.KEY_PATTERN,
+            description=IDEMPOTENCY_DESCRIPTION,
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None, Header(alias="Prefer", max_length=256, description=PREFER_DESCRIPTION)
+    ] = None,
 ) -> JSONResponse:
     try:
-        video_id, command, view = await service.create(principal, body)
-    except (CommandUnavailable, JobsUnavailable) as exc:
-        raise _unavailable(exc) from exc
-    location = {"Location": f"/v1/videos/{video_id}"}
-    if view is None:
-        # No decision in time: say so honestly; the client polls Location.
-        now = datetime.now(UTC).isoformat()
-        pending = {
-            "id": str(video_id),
-            "status": VideoStatus.PENDING.value,
-            "progress": None,
-            "queue_position": None,
-            "prompt": command.prompt,
-            "params": command.params.model_dump(mode="json"),
-            "duration_seconds": round(command.params.duration_seconds, 3),
-            "created_at": now,
-            "updated_at": now,
-            "video": None,
-            "error": None,
-            "file_deleted": False,
-        }
-        return JSONResponse(pending, status_code=202, headers={**location, "Retry-After": "1"})
-    if view.status is VideoStatus.REJECTED and view.error:
-        raise ApiError(429, view.error.code, view.error.message, {"Retry-After": "60"})
-    video = present(view, playback)
-    return JSONResponse(
-        video.model_dump(mode="json"),
-        status_code=202,
-        headers={**location, **_poll_headers(video, request.app.state.poll_interval_s)},
+        wait = parse_wait(prefer)
+    except InvalidPreference as exc:
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            "the request has invalid parameters",
+            errors=[{"field": "Prefer", "message": str(exc)}],
+        ) from None
+    video_request = VideoRequest(
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        width=body.width,
+        height=body.height,
+        num_frames=body.num_frames,
+        seed=body.seed,
+        steps=body.steps,
+        cfg=body.cfg,
     )
+    try:
+        created = await service.create(principal, video_request, idempotency_key, wait)
+    except IdempotencyConflict:
+        raise ApiError(
+            409,
+            "conflict",
+            "this Idempotency-Key was used with a different request body",
+        ) from None
+    except (CommandUnavailable, JobsUnavailable) as exc:
+        raise unavailable() from exc
+    headers = {"Location": f"/v1/videos/{created.video_id}"}
+    if wait is not None:
+        headers["Preference-Applied"] = f"wait={wait}"
+    view = created.view
+    if view is None:
+        video = present_pending(created.pending)
+    elif view.status is VideoStatus.REJECTED and view.error:
+        retry = _refusal_retry_after(view.error.code, request)
+        raise ApiError(429, view.error.code, view.error.message, {"Retry-After": str(retry)})
+    else:
+        video = present(view, playback)
+    headers.update(poll_headers(video, request.app.state.poll_interval_s))
+    return JSONResponse(video.model_dump(mode="json"), status_code=202, headers=headers)
 
 
-@router.get("/videos", response_model=VideoList, responses=_ERRORS, summary="List my videos")
+@router.get(
+    "/videos",
+    response_model=VideoList,
+    responses=COMMON,
+    summary="List my videos, newest first",
+    description="Cursor pagination, stable under concurrent inserts: a page never repeats or "
+    "skips a video because others were created meanwhile. Admins see every user's videos.",
+)
 async def list_videos(
     principal: CurrentPrincipal,
     service: Service,
     playback: PlaybackDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    status: VideoStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+    status: Annotated[VideoStatus | None, Query(description="Only videos in this status.")] = None,
 ) -> VideoList:
     user = None if principal.is_admin else principal.user_id
     try:
         page = await service.jobs.videos(user, limit, cursor, status)
     except JobsUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable() from exc
     if page is None:
         raise ApiError(
             422,
@@ -132,9 +260,21 @@ async def list_videos(
     return VideoList(data=[present(v, playback) for v in page.data], next_cursor=page.next_cursor)
 
 
-@router.get("/videos/{video_id}", response_model=Video, responses=_ERRORS, summary="Get a video")
+@router.get(
+    "/videos/{video_id}",
+    response_model=Video,
+    responses={
+        **COMMON,
+        200: {
+            "description": "The video (also when deleted).",
+            "headers": {"Retry-After": POLL_AFTER},
+        },
+        404: NOT_FOUND,
+    },
+    summary="Get a video",
+)
 async def get_video(
-    video_id: str,
+    video_id: VideoId,
     principal: CurrentPrincipal,
     service: Service,
     playback: PlaybackDep,
@@ -142,51 +282,64 @@ async def get_video(
     response: Response,
 ) -> Video:
     try:
-        view = await service.get(principal, _video_id(video_id))
+        found = await service.find(principal, parse_video_id(video_id))
     except VideoNotFound:
         raise _not_found() from None
     except JobsUnavailable as exc:
-        raise _unavailable(exc) from exc
-    video = present(view, playback)
-    response.headers.update(_poll_headers(video, request.app.state.poll_interval_s))
+        raise unavailable() from exc
+    video = present_pending(found) if isinstance(found, PendingVideo) else present(found, playback)
+    response.headers.update(poll_headers(video, request.app.state.poll_interval_s))
     return video
 
 
 @router.get(
     "/videos/{video_id}/events",
-    response_model=EventPage,
-    responses=_ERRORS,
-    summary="A video's event history",
+    response_model=VideoEventList,
+    responses={**COMMON, 404: NOT_FOUND},
+    summary="A video's event history, oldest first",
 )
-async def video_events(video_id: str, principal: CurrentPrincipal, service: Service) -> EventPage:
-    vid = _video_id(video_id)
+async def video_events(
+    video_id: VideoId, principal: CurrentPrincipal, service: Service
+) -> VideoEventList:
+    vid = parse_video_id(video_id)
     try:
-        await service.get(principal, vid)
-        return await service.jobs.events(vid)
+        found = await service.find(principal, vid)
+        if isinstance(found, PendingVideo):
+            return VideoEventList(data=[])
+        return present_events(await service.jobs.events(vid))
     except VideoNotFound:
         raise _not_found() from None
     except JobsUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable() from exc
+
+
+_CANCEL_CONFLICT = problem_response(
+    "`conflict`: the video is already terminal (or not decided yet: then with `Retry-After`)."
+)
 
 
 @router.post(
     "/videos/{video_id}/cancel",
     status_code=202,
     response_model=Video,
-    responses={**_ERRORS, 409: _ERRORS[401]},
+    responses={**COMMON, 404: NOT_FOUND, 409: _CANCEL_CONFLICT},
     summary="Cancel a video in progress",
+    description="Cancels a queued, submitted or running video (also on RunPod) and answers "
+    "the video once the cancellation is recorded (or after the decision budget).",
 )
 async def cancel_video(
-    video_id: str, principal: CurrentPrincipal, service: Service, playback: PlaybackDep
+    video_id: VideoId, principal: CurrentPrincipal, service: Service, playback: PlaybackDep
 ) -> Video:
     try:
-        view = await service.cancel(principal, _video_id(video_id))
+        view = await service.cancel(principal, parse_video_id(video_id))
     except VideoNotFound:
         raise _not_found() from None
+    except NotDecidedYet:
+        raise _not_decided() from None
     except AlreadyTerminal as exc:
         raise ApiError(409, "conflict", f"the video is already {exc.view.status.value}") from None
     except (CommandUnavailable, JobsUnavailable) as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable() from exc
     return present(view, playback)
 
 
@@ -194,31 +347,44 @@ async def cancel_video(
     "/videos/{video_id}",
     status_code=202,
     response_model=Video,
-    responses={**_ERRORS, 200: {"model": Video, "description": "files confirmed deleted"}},
+    responses={
+        **COMMON,
+        200: {"model": Video, "description": "Deleted and its files confirmed removed."},
+        202: {"description": "Marked deleted; its files are being removed."},
+        404: NOT_FOUND,
+        409: problem_response("`conflict`: the video is not decided yet; retry shortly."),
+    },
     summary="Delete a video and its files",
+    description="Idempotent. Marks the video deleted, cancels it if in flight and removes its "
+    "files. `wait=N` holds the answer until the files are confirmed removed (then 200) or N "
+    "seconds pass (then 202).",
 )
 async def delete_video(
-    video_id: str,
+    video_id: VideoId,
     principal: CurrentPrincipal,
     service: Service,
     playback: PlaybackDep,
-    wait: Annotated[int, Query(ge=0, le=30)] = 0,
+    wait: Annotated[
+        int, Query(ge=0, le=30, description="Seconds to wait for the files' removal.")
+    ] = 0,
 ) -> JSONResponse:
     try:
-        view = await service.delete(principal, _video_id(video_id), wait)
+        view = await service.delete(principal, parse_video_id(video_id), wait)
     except VideoNotFound:
         raise _not_found() from None
+    except NotDecidedYet:
+        raise _not_decided() from None
     except (CommandUnavailable, JobsUnavailable) as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable() from exc
     video = present(view, playback)
     return JSONResponse(
         video.model_dump(mode="json"), status_code=200 if video.file_deleted else 202
     )
 
 
-@router.get("/usage", response_model=UsageView, responses=_ERRORS, summary="My limits and usage")
-async def usage(principal: CurrentPrincipal, service: Service) -> UsageView:
+@router.get("/usage", response_model=Usage, responses=COMMON, summary="My limits and usage")
+async def usage(principal: CurrentPrincipal, service: Service) -> Usage:
     try:
-        return await service.jobs.usage(principal.user_id)
+        return present_usage(await service.jobs.usage(principal.user_id))
     except JobsUnavailable as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable() from exc

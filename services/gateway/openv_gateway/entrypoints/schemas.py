@@ -1,9 +1,10 @@
 """Public request and response bodies of the v1 API (../shared/api-contract.md)."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from openv_shared.contracts.video import (
     Cfg,
@@ -18,16 +19,28 @@ from openv_shared.contracts.video import (
 
 
 class CreateVideoRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"prompt": "a red fox running through snow", "width": 384, "height": 384}]
+        },
+    )
 
-    prompt: Prompt
-    negative_prompt: NegativePrompt = ""
-    width: Side = 848
-    height: Side = 480
-    num_frames: NumFrames = 31
-    seed: Seed | None = None
-    steps: Steps = 40
-    cfg: Cfg = 6.0
+    prompt: Prompt = Field(description="What the video shows (1-500 characters).")
+    negative_prompt: NegativePrompt = Field(default="", description="What to avoid.")
+    width: Side = Field(default=848, description="384-848, a multiple of 16.")
+    height: Side = Field(default=480, description="384-848, a multiple of 16.")
+    num_frames: NumFrames = Field(
+        default=31, description="7-127 with (num_frames - 1) % 6 == 0; at 24 fps."
+    )
+    seed: Seed | None = Field(
+        default=None,
+        description="0..2^31-1. Absent: random, or derived from the Idempotency-Key if one "
+        "is given (so a retry has the same body).",
+    )
+    steps: Steps = Field(default=40, description="Inference steps, 10-65.")
+    cfg: Cfg = Field(default=6.0, description="Guidance scale, 1-20.")
 
 
 class VideoParamsOut(BaseModel):
@@ -42,37 +55,64 @@ class VideoParamsOut(BaseModel):
 
 
 class VideoFile(BaseModel):
-    url: str
-    expires_at: datetime
+    url: str = Field(description="Presigned GET URL of the MP4.")
+    expires_at: datetime = Field(description="When `url` stops working; GET the video again.")
     content_type: str
     size_bytes: int | None
 
 
 class VideoError(BaseModel):
-    code: str
+    code: str = Field(
+        description="concurrency_limit, quota_exceeded, runpod_rejected, runpod_failed, "
+        "worker_failed, output_missing, import_failed, timed_out"
+    )
     message: str
 
 
 class Video(BaseModel):
+    """A requested video. `pending`: received, not yet decided by the jobs service."""
+
     id: UUID
     status: VideoStatus
-    progress: int | None
+    progress: int | None = Field(ge=0, le=100)
     queue_position: int | None
     prompt: str
     params: VideoParamsOut
-    duration_seconds: float
+    duration_seconds: float = Field(description="num_frames / fps")
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    video: VideoFile | None
+    video: VideoFile | None = Field(description="The file, once completed (until deleted).")
     error: VideoError | None
-    file_deleted: bool
+    file_deleted: bool = Field(description="Only meaningful once status is `deleted`.")
 
 
 class VideoList(BaseModel):
     data: list[Video]
-    next_cursor: str | None
+    next_cursor: str | None = Field(
+        description="Opaque; pass as `cursor` for the next (older) page. Null on the last page."
+    )
+
+
+class VideoEvent(BaseModel):
+    type: str = Field(description="e.g. VideoAccepted, VideoRunning, VideoCompleted")
+    occurred_at: datetime
+    version: int = Field(description="Position in the video's history, from 1.")
+    data: dict[str, Any]
+
+
+class VideoEventList(BaseModel):
+    data: list[VideoEvent]
+
+
+class Usage(BaseModel):
+    active_jobs: int
+    max_active_jobs: int
+    used_seconds: float
+    quota_seconds: float
+    period_start: datetime
+    period_end: datetime
 
 
 class FieldError(BaseModel):
@@ -87,5 +127,15 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str
-    errors: list[FieldError] | None = None
+    code: str = Field(
+        description="invalid_parameter, unauthorized, not_found, concurrency_limit, "
+        "quota_exceeded, rate_limited, conflict, unavailable"
+    )
+    errors: list[FieldError] | None = Field(
+        default=None, description="With `invalid_parameter`: what is wrong with which field."
+    )
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, bool] | None = None

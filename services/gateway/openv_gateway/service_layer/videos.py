@@ -1,21 +1,20 @@
 """The gateway's use cases: request a video and wait for the decision, read, cancel, delete."""
 
-import asyncio
 import secrets
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from openv_gateway.adapters.command_bus import CommandBus
-from openv_gateway.adapters.jobs_client import JobsClient
+from openv_gateway.adapters.jobs_client import JobsClient, JobsUnavailable
+from openv_gateway.domain import idempotency
+from openv_gateway.domain.pending import PendingRequests, PendingVideo
 from openv_gateway.domain.principal import Principal
-from openv_gateway.entrypoints.schemas import CreateVideoRequest
+from openv_gateway.service_layer.live import LiveVideos
 from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
 from openv_shared.contracts.queries import VideoView
 from openv_shared.contracts.video import TERMINAL_STATUSES, VideoParams, VideoStatus
-
-#: How often a waiting request re-reads the jobs service.
-POLL_S = 0.05
 
 
 class VideoNotFound(Exception):
@@ -28,68 +27,189 @@ class AlreadyTerminal(Exception):
         self.view = view
 
 
+class NotDecidedYet(Exception):
+    """The video was requested but the jobs service has not decided it yet."""
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A create request as validated by the API; `seed` None means "choose one"."""
+
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    num_frames: int
+    seed: int | None
+    steps: int
+    cfg: float
+
+
+@dataclass(frozen=True)
+class Created:
+    """The outcome of a create: the decided video, or the pending request when undecided."""
+
+    video_id: UUID
+    view: VideoView | None
+    pending: PendingVideo
+    #: Seconds of `Prefer: wait` honoured, if any.
+    waited: int | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class VideosService:
-    def __init__(self, jobs: JobsClient, commands: CommandBus, decision_wait_s: float) -> None:
+    def __init__(
+        self,
+        jobs: JobsClient,
+        commands: CommandBus,
+        live: LiveVideos,
+        decision_wait_s: float,
+        pending: PendingRequests,
+    ) -> None:
         self.jobs = jobs
         self.commands = commands
+        self.live = live
         self.decision_wait_s = decision_wait_s
+        self.pending = pending
 
     async def create(
-        self, principal: Principal, body: CreateVideoRequest
-    ) -> tuple[UUID, RequestVideo, VideoView | None]:
-        """Publish the request; return the decided video, or None if no decision came in time."""
-        params = VideoParams(
-            negative_prompt=body.negative_prompt,
-            width=body.width,
-            height=body.height,
-            num_frames=body.num_frames,
-            seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
-            steps=body.steps,
-            cfg=body.cfg,
-        )
-        video_id = uuid4()
-        command = RequestVideo(video_id=video_id, prompt=body.prompt, params=params)
-        await self.commands.send(command, principal.user_id)
-        view = await self.wait_for(video_id, self.decision_wait_s, lambda v: True)
-        return video_id, command, view
+        self,
+        principal: Principal,
+        request: VideoRequest,
+        idempotency_key: str | None = None,
+        prefer_wait_s: int | None = None,
+    ) -> Created:
+        """Publish the request and wait (bounded) for the jobs service's decision.
 
-    async def wait_for(
-        self, video_id: UUID, budget_s: float, done: Callable[[VideoView], bool]
-    ) -> VideoView | None:
-        """Re-read the video until `done` holds or the budget is spent; the last view seen."""
-        deadline = time.monotonic() + budget_s
+        With an Idempotency-Key the video id and the default seed derive from the key, so a
+        retry addresses the same video and the jobs service makes one job however many
+        retries arrive, concurrently or not. Raises IdempotencyConflict when the key's video
+        was requested with another body.
+        """
+        started = time.monotonic()
+        user = principal.user_id
+        if idempotency_key is not None:
+            video_id = idempotency.video_id_for(user, idempotency_key)
+            default_seed = idempotency.seed_for(user, idempotency_key)
+        else:
+            video_id, default_seed = uuid4(), secrets.randbelow(2**31)
+        params = VideoParams(
+            negative_prompt=request.negative_prompt,
+            width=request.width,
+            height=request.height,
+            num_frames=request.num_frames,
+            seed=request.seed if request.seed is not None else default_seed,
+            steps=request.steps,
+            cfg=request.cfg,
+        )
+        pending = PendingVideo(video_id, user, request.prompt, params, _now())
+        decision_budget = max(self.decision_wait_s, float(prefer_wait_s or 0))
+        async with self.live.watch(video_id) as watch:
+            view = None
+            if idempotency_key is not None:
+                # A retry: the video may exist already (then nothing is published again).
+                view = await watch.refresh()
+                if view is None:
+                    remembered = self.pending.get(video_id, time.monotonic())
+                    pending = remembered or pending
+            if view is None:
+                self.pending.add(pending, time.monotonic())
+                command = RequestVideo(
+                    video_id=video_id,
+                    prompt=pending.prompt,
+                    params=pending.params,
+                    idempotency_key=idempotency_key,
+                )
+                await self.commands.send(command, user)
+                view = await watch.wait_until(lambda v: True, decision_budget)
+            if view is None:
+                return Created(video_id, None, pending)
+            self.pending.discard(video_id)
+            if view.user_id != user or not idempotency.same_request(
+                view.prompt, view.params, request.prompt, params
+            ):
+                raise IdempotencyConflict(video_id)
+            waited = None
+            if prefer_wait_s is not None:
+                left = prefer_wait_s - (time.monotonic() - started)
+                if view.status is not VideoStatus.REJECTED and left > 0:
+                    view = (
+                        await watch.wait_until(lambda v: v.status in TERMINAL_STATUSES, left)
+                        or view
+                    )
+                waited = prefer_wait_s
+            return Created(video_id, view, pending, waited)
+
+    async def find(self, principal: Principal, video_id: UUID) -> VideoView | PendingVideo:
+        """The video, or the request this instance published and jobs has not decided yet."""
         view = await self.jobs.video(video_id)
-        while (view is None or not done(view)) and time.monotonic() < deadline:
-            await asyncio.sleep(POLL_S)
-            view = await self.jobs.video(video_id)
-        return view
+        if view is not None:
+            if not principal.may_see(view.user_id):
+                raise VideoNotFound(video_id)  # another user's video looks like a missing one
+            return view
+        pending = self.pending.get(video_id, time.monotonic())
+        if pending is None or not principal.may_see(pending.user_id):
+            raise VideoNotFound(video_id)
+        return pending
 
     async def get(self, principal: Principal, video_id: UUID) -> VideoView:
-        view = await self.jobs.video(video_id)
-        if view is None or not principal.may_see(view.user_id):
-            raise VideoNotFound(video_id)  # another user's video looks exactly like a missing one
+        found = await self.find(principal, video_id)
+        if isinstance(found, PendingVideo):
+            raise NotDecidedYet(video_id)
+        return found
+
+    async def _decided(self, principal: Principal, video_id: UUID) -> VideoView:
+        """The video; if it is still pending here, wait (bounded) for its decision first."""
+        found = await self.find(principal, video_id)
+        if isinstance(found, VideoView):
+            return found
+        async with self.live.watch(video_id) as watch:
+            view = await watch.wait_until(lambda v: True, self.decision_wait_s)
+        if view is None:
+            raise NotDecidedYet(video_id)
         return view
 
     async def cancel(self, principal: Principal, video_id: UUID) -> VideoView:
-        view = await self.get(principal, video_id)
+        view = await self._decided(principal, video_id)
         if view.status in TERMINAL_STATUSES:
             raise AlreadyTerminal(view)
-        await self.commands.send(CancelVideo(video_id=video_id), view.user_id)
-        decided = await self.wait_for(
-            video_id, self.decision_wait_s, lambda v: v.status in TERMINAL_STATUSES
-        )
+        async with self.live.watch(video_id, known=view) as watch:
+            await self.commands.send(CancelVideo(video_id=video_id), view.user_id)
+            decided = await watch.wait_until(
+                lambda v: v.status in TERMINAL_STATUSES, self.decision_wait_s
+            )
         return decided or view
 
     async def delete(self, principal: Principal, video_id: UUID, wait_s: float) -> VideoView:
-        view = await self.get(principal, video_id)
-        if view.status is not VideoStatus.DELETED:
-            await self.commands.send(DeleteVideo(video_id=video_id), view.user_id)
-            view = (
-                await self.wait_for(
-                    video_id, self.decision_wait_s, lambda v: v.status is VideoStatus.DELETED
+        """Mark deleted (idempotent); with `wait_s`, hold until the files are confirmed gone."""
+        deadline = time.monotonic() + wait_s
+        view = await self._decided(principal, video_id)
+        if view.status is VideoStatus.DELETED and (view.file_deleted or wait_s <= 0):
+            return view
+        async with self.live.watch(video_id, known=view) as watch:
+            if view.status is not VideoStatus.DELETED:
+                await self.commands.send(DeleteVideo(video_id=video_id), view.user_id)
+                view = (
+                    await watch.wait_until(
+                        lambda v: v.status is VideoStatus.DELETED,
+                        max(self.decision_wait_s, wait_s),
+                    )
+                    or view
                 )
-                or view
-            )
-        if wait_s > 0 and not view.file_deleted:
-            view = await self.wait_for(video_id, wait_s, lambda v: v.file_deleted) or view
+            left = deadline - time.monotonic()
+            if left > 0 and not view.file_deleted:
+                view = await watch.wait_until(lambda v: v.file_deleted, left) or view
         return view
+
+    async def ready(self) -> bool:
+        try:
+            return await self.jobs.healthy()
+        except JobsUnavailable:
+            return False

@@ -1,0 +1,131 @@
+"""`GET /v1/videos/{id}/stream`: the video's status as Server-Sent Events."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import StreamingResponse
+
+from openv_gateway.adapters.jobs_client import JobsUnavailable
+from openv_gateway.adapters.playback import Playback
+from openv_gateway.domain import sse
+from openv_gateway.domain.pending import PendingVideo
+from openv_gateway.entrypoints.auth import CurrentPrincipal
+from openv_gateway.entrypoints.presenter import present, present_pending
+from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, ApiError, unavailable
+from openv_gateway.entrypoints.routes import PlaybackDep, Service, VideoId, parse_video_id
+from openv_gateway.service_layer.live import LiveVideos
+from openv_gateway.service_layer.videos import VideoNotFound
+from openv_shared.contracts.queries import VideoView
+from openv_shared.contracts.video import TERMINAL_STATUSES
+
+router = APIRouter(prefix="/v1", tags=["videos"])
+
+#: Reconnection delay suggested to EventSource clients (ms).
+RECONNECT_MS = 2000
+
+STREAM_DESCRIPTION = """\
+Server-Sent Events (`text/event-stream`) of the video's status.
+
+* First a `status` event with the current video (unless `Last-Event-ID` shows the client has
+  it), then one `status` event per change. Each event's `data` is the video resource (the
+  same JSON as `GET /v1/videos/{id}`), its `id` the video's version (pending: 0). Changes
+  that follow each other within milliseconds may arrive as one event with the latest state.
+* A comment line (`: keep-alive`) every 15 s while nothing changes.
+* Resume: send the last `id` seen as `Last-Event-ID`; only newer states are sent.
+* The stream ends after the event that carries a terminal status (completed, failed,
+  cancelled, timed_out, rejected, deleted). Resuming after that answers 204, which tells
+  EventSource clients to stop reconnecting."""
+
+_EVENT_STREAM_DOC = {
+    "description": "The event stream.",
+    "content": {
+        "text/event-stream": {
+            "schema": {"type": "string"},
+            "example": 'event: status\nid: 2\ndata: {"id": "...", "status": "submitted", ...}\n\n'
+            ": keep-alive\n\n",
+        }
+    },
+}
+
+
+def _live(request: Request) -> LiveVideos:
+    live: LiveVideos = request.app.state.live
+    return live
+
+
+@router.get(
+    "/videos/{video_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        **COMMON,
+        200: _EVENT_STREAM_DOC,
+        204: {"description": "Resumed after the terminal event: nothing more will come."},
+        404: NOT_FOUND,
+    },
+    summary="Stream a video's status (Server-Sent Events)",
+    description=STREAM_DESCRIPTION,
+)
+async def stream_video(
+    video_id: VideoId,
+    principal: CurrentPrincipal,
+    service: Service,
+    playback: PlaybackDep,
+    request: Request,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=64,
+            description="The `id` of the last event received, to resume after it.",
+        ),
+    ] = None,
+) -> Response:
+    vid = parse_video_id(video_id)
+    try:
+        found = await service.find(principal, vid)
+    except VideoNotFound:
+        raise ApiError(404, "not_found", "no such video") from None
+    except JobsUnavailable as exc:
+        raise unavailable() from exc
+    after = sse.last_event_id(last_event_id)
+    if (
+        isinstance(found, VideoView)
+        and found.status in TERMINAL_STATUSES
+        and after is not None
+        and after >= found.version
+    ):
+        return Response(status_code=204)
+    keepalive_s: float = request.app.state.sse_keepalive_s
+    return StreamingResponse(
+        _events(_live(request), found, after, playback, keepalive_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(
+    live: LiveVideos,
+    found: VideoView | PendingVideo,
+    after: int | None,
+    playback: Playback,
+    keepalive_s: float,
+) -> AsyncIterator[bytes]:
+    yield sse.retry(RECONNECT_MS)
+    known = found if isinstance(found, VideoView) else None
+    sent = after if after is not None else -1
+    async with live.watch(
+        found.video_id if isinstance(found, PendingVideo) else found.id, known=known
+    ) as watch:
+        if isinstance(found, PendingVideo) and sent < 0:
+            yield sse.event("status", 0, present_pending(found).model_dump_json())
+            sent = 0
+        while True:
+            view = await watch.next_change(sent, keepalive_s)
+            if view is None:
+                yield sse.KEEPALIVE
+                continue
+            yield sse.event("status", view.version, present(view, playback).model_dump_json())
+            sent = view.version
+            if view.status in TERMINAL_STATUSES:
+                return

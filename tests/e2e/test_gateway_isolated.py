@@ -1,0 +1,403 @@
+"""Gateway behaviour that needs its own processes beside the session stack:
+
+* `small`: a jobs service with tiny limits on its own Kafka broker and database (no bridge, so
+  its videos stay `queued`), behind a gateway with a low rate limit, a short SSE keep-alive
+  and a JWKS URL served by a local key server;
+* `undecided`: a gateway whose commands nobody decides in the stack's jobs service, so its
+  requests stay `pending`;
+* `no_jobs`: a gateway pointed at a jobs URL where nothing listens.
+"""
+
+import json
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from openv_localstack.ports import free_port
+from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.servers import TansuBroker
+from openv_localstack.stack import LocalStack
+from openv_shared import topics
+
+pytestmark = pytest.mark.e2e
+
+Auth = Callable[[str], dict[str, str]]
+SMALL = {"width": 384, "height": 384, "num_frames": 13}  # 13/24 s each
+QUOTA_S = 2.0  # three small videos fit, a fourth does not
+RATE_BURST = 6
+
+
+class KeyServer:
+    """A JWKS endpoint on a loopback port."""
+
+    def __init__(self) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        keys = [
+            {**RSAAlgorithm.to_jwk(self.rsa.public_key(), as_dict=True), "kid": "r1",
+             "alg": "RS256", "use": "sig"},
+            {**ECAlgorithm.to_jwk(self.ec.public_key(), as_dict=True), "kid": "e1",
+             "alg": "ES256", "use": "sig"},
+        ]  # fmt: skip
+        body = json.dumps({"keys": keys}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, user_id: str, alg: str = "RS256", **changes: object) -> str:
+        claims: dict[str, object] = {
+            "sub": user_id,
+            "aud": "authenticated",
+            "exp": int(time.time()) + 600,
+        }
+        claims.update(changes)
+        key, kid = (self.rsa, "r1") if alg == "RS256" else (self.ec, "e1")
+        return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@dataclass
+class Side:
+    small: str
+    undecided: str
+    no_jobs: str
+    keys: KeyServer
+
+
+def _wait_healthy(proc: ManagedProcess, url: str) -> None:
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, 90, f"{proc.name} at {url}", proc)
+
+
+@pytest.fixture(scope="module")
+def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
+    root = tmp_path_factory.mktemp("gateway-side")
+    broker = TansuBroker(free_port(), root / "kafka")
+    keys = KeyServer()
+    procs: list[ManagedProcess] = []
+
+    def process(name: str, module: str, env: dict[str, str], *args: str) -> ManagedProcess:
+        proc = ManagedProcess(
+            name, [sys.executable, "-m", module, *args], env, root / f"{name}.log"
+        )
+        procs.append(proc)
+        proc.start()
+        return proc
+
+    try:
+        broker.start()
+        broker.create_topics(topics.DEFAULT_PARTITIONS)
+        database = f"openv_jobs_side_{uuid.uuid4().hex[:8]}"
+        stack.postgres.create_database(database)
+        jobs_port = free_port()
+        jobs_env = {
+            **stack.service_env("jobs"),
+            "OPENV_PORT": str(jobs_port),
+            "OPENV_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "OPENV_DATABASE_URL": stack.postgres.dsn_for(database),
+            "OPENV_MAX_ACTIVE_JOBS": "50",
+            "OPENV_QUOTA_SECONDS": str(QUOTA_S),
+        }
+        migrate = process("side-jobs-migrate", "openv_jobs", jobs_env, "migrate")
+        wait_until(lambda: not migrate.running, 90, "side jobs migration")
+        assert migrate.returncode == 0, migrate.tail()
+        jobs = process("side-jobs", "openv_jobs", jobs_env)
+        jobs_url = f"http://127.0.0.1:{jobs_port}"
+
+        gateway_env = stack.service_env("gateway")
+        ports = {name: free_port() for name in ("small", "undecided", "no_jobs")}
+        envs = {
+            "small": {
+                "OPENV_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "OPENV_JOBS_URL": jobs_url,
+                "OPENV_RATE_LIMIT_PER_S": "0.5",
+                "OPENV_RATE_LIMIT_BURST": str(RATE_BURST),
+                "OPENV_SSE_KEEPALIVE_S": "0.3",
+                "OPENV_JWT_JWKS_URL": keys.url,
+            },
+            # Its commands go to the side broker, its reads to the stack's jobs service:
+            # the stack never hears of its requests.
+            "undecided": {
+                "OPENV_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "OPENV_DECISION_WAIT_S": "0.3",
+                "OPENV_SSE_KEEPALIVE_S": "0.3",
+            },
+            "no_jobs": {
+                "OPENV_JOBS_URL": f"http://127.0.0.1:{free_port()}",
+                "OPENV_DECISION_WAIT_S": "0.5",
+            },
+        }
+        gateways = {
+            name: process(
+                f"side-gateway-{name}",
+                "openv_gateway",
+                {**gateway_env, "OPENV_PORT": str(ports[name]), **envs[name]},
+            )
+            for name in envs
+        }
+        _wait_healthy(jobs, jobs_url)
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        for name, proc in gateways.items():
+            _wait_healthy(proc, urls[name])
+        yield Side(urls["small"], urls["undecided"], urls["no_jobs"], keys)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        broker.stop()
+        keys.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def user() -> str:
+    return f"side-{uuid.uuid4()}"
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    return body
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def test_quota_exceeded_is_a_429_with_retry_after_until_the_next_period(
+    side: Side, auth: Auth
+) -> None:
+    headers = auth(user())
+    with httpx.Client(base_url=side.small, timeout=30) as api:
+        accepted = [
+            api.post("/v1/videos", json={"prompt": f"q{i}", **SMALL}, headers=headers)
+            for i in range(3)
+        ]
+        assert [a.status_code for a in accepted] == [202, 202, 202], [a.text for a in accepted]
+        assert {a.json()["status"] for a in accepted} == {"queued"}
+        refused = api.post("/v1/videos", json={"prompt": "q3", **SMALL}, headers=headers)
+        body = problem(refused, 429, "quota_exceeded")
+        assert "monthly" in body["detail"]
+        retry = int(refused.headers["Retry-After"])
+        assert 1 <= retry <= 31 * 24 * 3600
+        usage = api.get("/v1/usage", headers=headers).json()
+        assert usage["quota_seconds"] == QUOTA_S
+        assert usage["used_seconds"] == pytest.approx(3 * 13 / 24, abs=0.01)
+        period_end = usage["period_end"]
+        assert period_end > usage["period_start"]
+
+
+def test_the_per_user_rate_limit_answers_rate_limited_with_retry_after(
+    side: Side, auth: Auth
+) -> None:
+    limited, other = auth(user()), auth(user())
+    with httpx.Client(base_url=side.small, timeout=30) as api:
+        answers = [api.get("/v1/usage", headers=limited) for _ in range(RATE_BURST + 2)]
+        assert [a.status_code for a in answers[:RATE_BURST]] == [200] * RATE_BURST
+        refused = answers[-1]
+        problem(refused, 429, "rate_limited")
+        assert int(refused.headers["Retry-After"]) >= 1  # 0.5/s: about 2 s
+        assert api.get("/v1/usage", headers=other).status_code == 200
+
+
+# --- JWKS -----------------------------------------------------------------------------------
+
+
+def test_rs256_and_es256_tokens_from_the_jwks_are_accepted(side: Side, auth: Auth) -> None:
+    with httpx.Client(base_url=side.small, timeout=30) as api:
+        rs = api.get("/v1/usage", headers=bearer(side.keys.token(user())))
+        assert rs.status_code == 200, rs.text
+        es = api.get("/v1/usage", headers=bearer(side.keys.token(user(), alg="ES256")))
+        assert es.status_code == 200, es.text
+        # HS256 with the shared secret keeps working beside the JWKS.
+        assert api.get("/v1/usage", headers=auth(user())).status_code == 200
+        # Ownership holds across key types: the same sub is the same user.
+        owner = user()
+        created = api.post(
+            "/v1/videos", json={"prompt": "jwks", **SMALL}, headers=bearer(side.keys.token(owner))
+        )
+        assert created.status_code == 202, created.text
+        vid = created.json()["id"]
+        assert api.get(f"/v1/videos/{vid}", headers=auth(owner)).status_code == 200
+        assert (
+            api.get(f"/v1/videos/{vid}", headers=bearer(side.keys.token(user()))).status_code == 404
+        )
+
+
+def test_bad_asymmetric_tokens_get_401(side: Side) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    good = {"sub": user(), "aud": "authenticated", "exp": now + 600}
+    bad = [
+        jwt.encode(good, stranger, algorithm="RS256", headers={"kid": "r1"}),  # wrong signature
+        jwt.encode(good, stranger, algorithm="RS256", headers={"kid": "unknown"}),
+        side.keys.token(user(), exp=now - 30),
+        side.keys.token(user(), aud="anon"),
+        jwt.encode({**good, "sub": None}, side.keys.rsa, algorithm="RS256", headers={"kid": "r1"}),
+    ]
+    with httpx.Client(base_url=side.small, timeout=30) as api:
+        for token in bad:
+            response = api.get("/v1/usage", headers=bearer(token))
+            problem(response, 401, "unauthorized")
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+# --- live status: keep-alives, Prefer: wait that runs out -----------------------------------
+
+
+def test_an_idle_stream_sends_keep_alives_and_ends_when_the_video_is_cancelled(
+    side: Side, auth: Auth
+) -> None:
+    headers = auth(user())
+    with httpx.Client(base_url=side.small, timeout=30) as api:
+        vid = api.post("/v1/videos", json={"prompt": "idle", **SMALL}, headers=headers).json()["id"]
+        events: list[dict[str, Any]] = []
+        comments = 0
+        cancelled_at: float | None = None
+        with api.stream("GET", f"/v1/videos/{vid}/stream", headers=headers) as response:
+            assert response.status_code == 200
+            current: dict[str, str] = {}
+            for line in response.iter_lines():
+                if line.startswith(":"):
+                    comments += 1
+                    if comments == 3 and cancelled_at is None:
+                        # Nothing happens to a queued video here: cancel it from elsewhere.
+                        cancel = httpx.post(f"{side.small}/v1/videos/{vid}/cancel", headers=headers)
+                        assert cancel.status_code == 202, cancel.text
+                        cancelled_at = time.monotonic()
+                elif line == "" and "data" in current:
+                    events.append({**current, "video": json.loads(current["data"])})
+                    current = {}
+                elif line:
+                    name, _, value = line.partition(":")
+                    current[name] = value.strip()
+        statuses = [e["video"]["status"] for e in events]
+        assert statuses == ["queued", "cancelled"], statuses
+        assert [int(e["id"]) for e in events] == [1, 2]
+        assert comments >= 3
+
+
+def test_prefer_wait_that_runs_out_answers_the_current_state(side: Side, auth: Auth) -> None:
+    headers = {**auth(user()), "Prefer": "wait=1"}
+    with httpx.Client(base_url=side.small, timeout=30) as api:
+        started = time.monotonic()
+        created = api.post("/v1/videos", json={"prompt": "slow", **SMALL}, headers=headers)
+        elapsed = time.monotonic() - started
+        assert created.status_code == 202, created.text
+        assert created.json()["status"] == "queued"  # nothing runs it here
+        assert created.headers["Preference-Applied"] == "wait=1"
+        assert int(created.headers["Retry-After"]) >= 1
+        assert 0.9 <= elapsed < 10
+
+
+# --- pending --------------------------------------------------------------------------------
+
+
+def test_an_undecided_request_is_pending_not_missing(
+    side: Side, auth: Auth, api: httpx.Client
+) -> None:
+    headers = auth(user())
+    with httpx.Client(base_url=side.undecided, timeout=30) as client:
+        created = client.post("/v1/videos", json={"prompt": "limbo", **SMALL}, headers=headers)
+        assert created.status_code == 202, created.text
+        video = created.json()
+        assert video["status"] == "pending"
+        assert video["prompt"] == "limbo" and video["params"]["num_frames"] == 13
+        assert created.headers["Location"] == f"/v1/videos/{video['id']}"
+        assert int(created.headers["Retry-After"]) >= 1
+        vid = video["id"]
+
+        again = client.get(f"/v1/videos/{vid}", headers=headers)
+        assert again.status_code == 200 and again.json()["status"] == "pending"
+        assert int(again.headers["Retry-After"]) >= 1
+        assert client.get(f"/v1/videos/{vid}/events", headers=headers).json() == {"data": []}
+        # Only its owner sees it.
+        problem(client.get(f"/v1/videos/{vid}", headers=auth(user())), 404, "not_found")
+        # Not decided yet: cancel and delete say so, with a hint when to retry.
+        for response in (
+            client.post(f"/v1/videos/{vid}/cancel", headers=headers),
+            client.delete(f"/v1/videos/{vid}", headers=headers),
+        ):
+            problem(response, 409, "conflict")
+            assert int(response.headers["Retry-After"]) >= 1
+        # The stream starts with the pending state (id 0) and keeps the connection alive.
+        with client.stream("GET", f"/v1/videos/{vid}/stream", headers=headers) as stream:
+            lines: list[str] = []
+            for line in stream.iter_lines():
+                lines.append(line)
+                if sum(1 for x in lines if x.startswith(":")) >= 2:
+                    break
+        assert "event: status" in lines and "id: 0" in lines
+        data = next(x for x in lines if x.startswith("data: "))
+        assert json.loads(data.removeprefix("data: "))["status"] == "pending"
+    # Another instance never heard of it.
+    problem(api.get(f"/v1/videos/{vid}", headers=headers), 404, "not_found")
+
+
+# --- jobs down ------------------------------------------------------------------------------
+
+
+def test_reads_answer_503_and_readiness_fails_when_jobs_is_down(side: Side, auth: Auth) -> None:
+    headers = auth(user())
+    with httpx.Client(base_url=side.no_jobs, timeout=30) as api:
+        vid = uuid.uuid4()
+        for method, path in [
+            ("GET", f"/v1/videos/{vid}"),
+            ("GET", "/v1/videos"),
+            ("GET", f"/v1/videos/{vid}/events"),
+            ("GET", f"/v1/videos/{vid}/stream"),
+            ("POST", f"/v1/videos/{vid}/cancel"),
+            ("DELETE", f"/v1/videos/{vid}"),
+            ("GET", "/v1/usage"),
+        ]:
+            response = api.request(method, path, headers=headers)
+            problem(response, 503, "unavailable")
+            assert int(response.headers["Retry-After"]) >= 1, (method, path)
+        # With an Idempotency-Key the gateway must read first: it cannot, so 503, nothing sent.
+        keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+        problem(
+            api.post("/v1/videos", json={"prompt": "x", **SMALL}, headers=keyed), 503, "unavailable"
+        )
+        # Without one the command is published; no decision can be read: honest `pending`.
+        created = api.post("/v1/videos", json={"prompt": "x", **SMALL}, headers=headers)
+        assert created.status_code == 202, created.text
+        assert created.json()["status"] == "pending"
+        ready = api.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["jobs"] is False
+        assert ready.json()["checks"]["kafka"] is True
+        assert api.get("/healthz").status_code == 200

@@ -1,0 +1,223 @@
+"""RS256/ES256 tokens checked against keys from a real JWKS endpoint (a local HTTP server)."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from openv_gateway.adapters.jwks import JwksKeys
+from openv_gateway.adapters.jwt_verifier import InvalidToken, JwtVerifier
+
+pytestmark = pytest.mark.integration
+
+AUD = "authenticated"
+HS_SECRET = "hs-secret-hs-secret-hs-secret-0123456789"
+
+
+class KeyServer:
+    """Serves `keys` as a JWKS document at /jwks.json and counts the fetches."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.hits = 0
+        self.fail = False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits += 1
+                if server.fail or self.path != "/jwks.json":
+                    self.send_response(500 if server.fail else 404)
+                    self.end_headers()
+                    return
+                body = json.dumps({"keys": server.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/jwks.json"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "KeyServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def jwk(private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str) -> dict[str, Any]:
+    if isinstance(private, rsa.RSAPrivateKey):
+        entry = RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+        alg = "RS256"
+    else:
+        entry = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
+        alg = "ES256"
+    return {**entry, "kid": kid, "alg": alg, "use": "sig"}
+
+
+def claims(**changes: object) -> dict[str, object]:
+    base: dict[str, object] = {"sub": "alice", "aud": AUD, "exp": int(time.time()) + 60}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def sign(private: Any, kid: str | None, alg: str, **changes: object) -> str:
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims(**changes), private, algorithm=alg, headers=headers)
+
+
+@pytest.fixture
+def server() -> Iterator[KeyServer]:
+    with KeyServer() as srv:
+        yield srv
+
+
+async def test_rs256_and_es256_tokens_verify_with_cached_keys(server: KeyServer) -> None:
+    rsa_private, ec_private = rsa_key(), ec_key()
+    server.keys = [jwk(rsa_private, "r1"), jwk(ec_private, "e1")]
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=0)
+    verifier = JwtVerifier(HS_SECRET, AUD, keys)
+    try:
+        rs = await verifier.verify_any(sign(rsa_private, "r1", "RS256", role="admin"))
+        assert rs.user_id == "alice" and rs.is_admin
+        es = await verifier.verify_any(sign(ec_private, "e1", "ES256", sub="bob"))
+        assert es.user_id == "bob" and not es.is_admin
+        for _ in range(5):
+            await verifier.verify_any(sign(rsa_private, "r1", "RS256"))
+        assert server.hits == 1  # cached
+        # HS256 with the shared secret still works beside the JWKS.
+        hs = jwt.encode(claims(sub="carol"), HS_SECRET, algorithm="HS256")
+        assert (await verifier.verify_any(hs)).user_id == "carol"
+    finally:
+        await keys.aclose()
+
+
+async def test_an_unknown_kid_refreshes_the_keys_once(server: KeyServer) -> None:
+    old, new = rsa_key(), rsa_key()
+    server.keys = [jwk(old, "old")]
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=0)
+    verifier = JwtVerifier("", AUD, keys)
+    try:
+        await verifier.verify_any(sign(old, "old", "RS256"))
+        server.keys = [jwk(old, "old"), jwk(new, "new")]  # rotation
+        assert (await verifier.verify_any(sign(new, "new", "RS256"))).user_id == "alice"
+        assert server.hits == 2
+        with pytest.raises(InvalidToken):
+            await verifier.verify_any(sign(new, "never-published", "RS256"))
+        assert server.hits == 3
+    finally:
+        await keys.aclose()
+
+
+async def test_unknown_kids_cannot_make_the_gateway_hammer_the_jwks(server: KeyServer) -> None:
+    private = rsa_key()
+    server.keys = [jwk(private, "k")]
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=60)
+    verifier = JwtVerifier("", AUD, keys)
+    try:
+        await verifier.verify_any(sign(private, "k", "RS256"))
+        for i in range(10):
+            with pytest.raises(InvalidToken):
+                await verifier.verify_any(sign(private, f"made-up-{i}", "RS256"))
+        assert server.hits == 1
+    finally:
+        await keys.aclose()
+
+
+async def test_expired_keys_are_fetched_again_and_an_outage_keeps_the_old_ones(
+    server: KeyServer,
+) -> None:
+    private = rsa_key()
+    server.keys = [jwk(private, "k")]
+    keys = JwksKeys(server.url, cache_s=0.05, min_refresh_s=0)
+    verifier = JwtVerifier("", AUD, keys)
+    try:
+        await verifier.verify_any(sign(private, "k", "RS256"))
+        await asyncio.sleep(0.1)  # let the cached keys expire
+        server.fail = True
+        assert (await verifier.verify_any(sign(private, "k", "RS256"))).user_id == "alice"
+        assert server.hits == 2
+    finally:
+        await keys.aclose()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+async def test_bad_asymmetric_tokens_are_refused(server: KeyServer) -> None:
+    private, stranger = rsa_key(), rsa_key()
+    server.keys = [jwk(private, "k"), jwk(ec_key(), "e")]
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=0)
+    verifier = JwtVerifier(HS_SECRET, AUD, keys)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k"}).encode())
+    payload = b64(json.dumps(claims()).encode())
+    confused_sig = hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    unsigned = (
+        f"{b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}."
+        f"{b64(json.dumps(claims()).encode())}."
+    )
+    bad = {
+        "wrong signature": sign(stranger, "k", "RS256"),
+        "expired": sign(private, "k", "RS256", exp=int(time.time()) - 10),
+        "wrong audience": sign(private, "k", "RS256", aud="anon"),
+        "missing sub": sign(private, "k", "RS256", sub=None),
+        "missing exp": sign(private, "k", "RS256", exp=None),
+        "alg none": unsigned,
+        "HS256 signed with the public key": f"{header}.{payload}.{b64(confused_sig)}",
+        "RS256 token naming the EC key": sign(private, "e", "RS256"),
+        "RS384 (not accepted)": sign(private, "k", "RS384"),
+    }
+    try:
+        for name, token in bad.items():
+            with pytest.raises(InvalidToken):
+                await verifier.verify_any(token)
+                pytest.fail(f"accepted: {name}")
+    finally:
+        await keys.aclose()
+
+
+async def test_an_unreachable_jwks_refuses_tokens_instead_of_failing(server: KeyServer) -> None:
+    server.fail = True
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=0)
+    verifier = JwtVerifier("", AUD, keys)
+    try:
+        with pytest.raises(InvalidToken):
+            await verifier.verify_any(sign(rsa_key(), "k", "RS256"))
+        # With JWKS only (no secret), HS256 tokens are not accepted at all.
+        with pytest.raises(InvalidToken):
+            await verifier.verify_any(jwt.encode(claims(), HS_SECRET, algorithm="HS256"))
+    finally:
+        await keys.aclose()

@@ -1,0 +1,149 @@
+"""The live-status hub: one watch per video, re-read on feed hints, fallback re-reads."""
+
+import asyncio
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+from openv_gateway.adapters.jobs_client import JobsUnavailable
+from openv_gateway.service_layer.live import LiveVideos, Watch
+from openv_shared.contracts.queries import VideoView
+from openv_shared.contracts.video import VideoParams, VideoStatus
+
+
+def view(video_id: UUID, version: int, status: VideoStatus = VideoStatus.QUEUED) -> VideoView:
+    now = datetime.now(UTC)
+    return VideoView(
+        id=video_id,
+        user_id="alice",
+        status=status,
+        progress=None,
+        prompt="fox",
+        params=VideoParams(seed=1),
+        duration_seconds=31 / 24,
+        created_at=now,
+        updated_at=now,
+        version=version,
+    )
+
+
+class FakeJobs:
+    """The jobs service's read of one video: what it returns now, and how often it was asked."""
+
+    def __init__(self) -> None:
+        self.current: dict[UUID, VideoView] = {}
+        self.reads = 0
+        self.down = False
+
+    async def video(self, video_id: UUID) -> VideoView | None:
+        self.reads += 1
+        if self.down:
+            raise JobsUnavailable("down")
+        return self.current.get(video_id)
+
+
+async def test_a_hint_wakes_every_waiter_with_one_read() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=30.0)
+    vid = uuid4()
+    async with live.watch(vid) as first, live.watch(vid) as second:
+        assert first is second and live.watched == 1
+        waiters = [asyncio.create_task(w.wait_until(lambda v: True, 10.0)) for w in (first, second)]
+        await asyncio.sleep(0.01)
+        assert jobs.reads == 0  # nothing is read until something happens
+        jobs.current[vid] = view(vid, 1)
+        live.notify(vid, 1)
+        results = await asyncio.wait_for(asyncio.gather(*waiters), 5.0)
+        assert [r.version for r in results if r] == [1, 1]
+        assert jobs.reads == 1
+    assert live.watched == 0
+    assert not live.is_watched(vid)
+
+
+async def test_hints_for_known_versions_and_other_videos_read_nothing() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=30.0)
+    vid = uuid4()
+    async with live.watch(vid, known=view(vid, 3)) as watch:
+        live.notify(vid, 2)
+        live.notify(vid, 3)
+        live.notify(uuid4(), 1)
+        await asyncio.sleep(0.05)
+        assert jobs.reads == 0
+        assert watch.version == 3
+
+
+async def test_the_fallback_re_read_finds_a_change_whose_message_was_missed() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=0.1)
+    vid = uuid4()
+    async with live.watch(vid, known=view(vid, 1)) as watch:
+        jobs.current[vid] = view(vid, 2, VideoStatus.COMPLETED)  # no notify: message lost
+        done = await watch.wait_until(lambda v: v.status is VideoStatus.COMPLETED, 5.0)
+        assert done is not None and done.version == 2
+
+
+async def test_waiting_ends_at_the_deadline_with_the_last_view() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=0.05)
+    vid = uuid4()
+    jobs.down = True  # re-reads fail: the waiter must still come back on time
+    async with live.watch(vid, known=view(vid, 1)) as watch:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        last = await watch.wait_until(lambda v: v.status is VideoStatus.COMPLETED, 0.3)
+        assert last is not None and last.version == 1
+        assert 0.25 <= loop.time() - started < 2.0
+        assert await watch.next_change(1, 0.1) is None
+
+
+async def test_next_change_yields_only_newer_versions_and_never_goes_back() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=30.0)
+    vid = uuid4()
+    async with live.watch(vid, known=view(vid, 2)) as watch:
+        current = await watch.next_change(0, 1.0)
+        assert current is not None and current.version == 2
+        pending = asyncio.create_task(watch.next_change(2, 5.0))
+        watch.update(view(vid, 1))  # a stale read must not count as a change
+        jobs.current[vid] = view(vid, 4, VideoStatus.RUNNING)
+        live.notify(vid, None)  # version unknown: read anyway
+        changed = await asyncio.wait_for(pending, 5.0)
+        assert changed is not None and changed.version == 4
+        assert watch.version == 4
+
+
+async def test_close_stops_every_watch() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=0.01)
+    vid = uuid4()
+    async with live.watch(vid):
+        await live.close()
+        assert live.watched == 0
+        reads = jobs.reads
+        await asyncio.sleep(0.05)
+        assert jobs.reads == reads  # the re-reading task is gone
+
+
+async def test_leaving_a_watch_never_waits_for_a_re_read_that_ignores_cancellation() -> None:
+    async def stubborn(video_id: UUID) -> VideoView | None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(30)  # like a shielded close inside an HTTP client
+        return None
+
+    live = LiveVideos(stubborn, fallback_s=0.01)
+    vid = uuid4()
+
+    async def use() -> Watch:
+        async with live.watch(vid) as watch:
+            await asyncio.sleep(0.1)  # the re-read is in flight
+        return watch
+
+    watch = await asyncio.wait_for(use(), 5.0)
+    assert not live.is_watched(vid)
+    task = watch.stop()
+    assert task is not None
+    task.cancel()  # the second cancellation ends it
+    await asyncio.wait({task}, timeout=5.0)
+    assert task.done()
