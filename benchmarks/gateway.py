@@ -1,0 +1,289 @@
+"""Benchmark of the gateway (a script, not a test), with the whole local stack running.
+
+1. `wrk` against a bare FastAPI hello-world (one uvicorn worker, no access log), started in
+   the same run as the baseline;
+2. `wrk` against `GET /v1/videos/{id}` (auth, ownership, a read of the jobs service, presenting);
+3. `wrk` against `POST /v1/videos` (auth, validation, publish to Kafka, wait for the jobs
+   service's decision through the live feed, read the decided video), each request as the next
+   of many distinct users (benchmarks/gateway_create.lua), per-user limits raised;
+4. an open-loop load generator at fixed rates of creates (default 20/s, then 200/s) reporting
+   latency percentiles measured from each request's scheduled start (no coordinated omission).
+
+    .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 16] [--rates 20,200]
+
+Needs `wrk` (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
+The RunPod simulator is told to keep jobs queued for an hour so rendering MP4s does not compete
+for the CPU; everything else (jobs, relay, bridge submitting to the simulator, storage) runs.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from openv_localstack.ports import free_port
+from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.stack import LocalStack, StackOptions
+from openv_localstack.tokens import make_token
+
+HERE = Path(__file__).resolve().parent
+CREATE_LUA = HERE / "gateway_create.lua"
+GET_LUA = HERE / "gateway_get.lua"
+BODY = {"prompt": "a red fox running through snow", "width": 384, "height": 384, "num_frames": 7}
+
+HELLO_APP = """
+from fastapi import FastAPI
+import uvicorn, sys
+app = FastAPI()
+
+@app.get("/")
+async def hello() -> dict[str, str]:
+    return {"hello": "world"}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+"""
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit(
+            "wrk not found. Install it: `apt-get install -y wrk` (Debian/Ubuntu), "
+            "`brew install wrk` (macOS), or build it from its source."
+        )
+    return wrk
+
+
+def run_wrk(
+    wrk: str, url: str, duration_s: int, connections: int, script: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """Run wrk with a Lua script whose done() prints one JSON line; return it."""
+    argv = [
+        wrk,
+        "-t2",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        url,
+    ]
+    out = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, **env}
+    ).stdout
+    line = next(x for x in reversed(out.splitlines()) if x.startswith("{"))
+    result: dict[str, Any] = json.loads(line)
+    return result
+
+
+def write_tokens(path: Path, users: int) -> None:
+    """One token per line, for the create script to hand out round-robin."""
+    path.write_text("\n".join(make_token(f"bench-{i}", ttl_s=7200) for i in range(users)) + "\n")
+
+
+async def fixed_rate(
+    url: str, rate: float, duration_s: float, users: int, max_in_flight: int = 200
+) -> dict[str, Any]:
+    """Open-loop creates at `rate`/s; latency counted from each request's scheduled time.
+
+    A request due while `max_in_flight` are outstanding is not sent and counted as dropped,
+    so an overloaded run stays bounded instead of piling up connections.
+    """
+    tokens = [make_token(f"rate-{i}", ttl_s=7200) for i in range(users)]
+    total = int(rate * duration_s)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = dropped = 0
+    in_flight: set[asyncio.Task[None]] = set()
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        await asyncio.gather(*(client.get("/healthz") for _ in range(20)))  # open connections
+        loop = asyncio.get_running_loop()
+
+        async def one(i: int, scheduled: float) -> None:
+            nonlocal errors
+            headers = {"Authorization": f"Bearer {tokens[i % users]}"}
+            try:
+                response = await client.post("/v1/videos", json=BODY, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                return
+            latencies.append(loop.time() - scheduled)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        start = loop.time() + 0.1
+        for i in range(total):
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            if len(in_flight) >= max_in_flight:
+                dropped += 1
+                continue
+            task = asyncio.create_task(one(i, scheduled))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        elapsed = loop.time() - start
+        if in_flight:
+            _, late = await asyncio.wait(set(in_flight), timeout=35)
+            for task in late:
+                task.cancel()
+            errors += len(late)
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        return (
+            1000 * latencies[min(len(latencies) - 1, int(len(latencies) * p))]
+            if latencies
+            else None
+        )
+
+    return {
+        "requests": total,
+        "sent_rate": (total - dropped) / elapsed,
+        "dropped": dropped,
+        "statuses": statuses,
+        "errors": errors,
+        "p50_ms": pct(0.5),
+        "p90_ms": pct(0.9),
+        "p99_ms": pct(0.99),
+        "max_ms": 1000 * latencies[-1] if latencies else None,
+        "mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
+    }
+
+
+def fmt(result: dict[str, Any]) -> str:
+    return (
+        f"{result['rps']:>9,.0f} req/s   p50 {result['p50_ms']:7.2f} ms   "
+        f"p99 {result['p99_ms']:7.2f} ms   statuses {result.get('statuses', {})}"
+    )
+
+
+def fmt_rate(result: dict[str, Any]) -> str:
+    def ms(key: str) -> str:
+        value = result[key]
+        return "n/a" if value is None else f"{value:.1f} ms"
+
+    return (
+        f"sent {result['sent_rate']:.0f}/s, p50 {ms('p50_ms')}, p90 {ms('p90_ms')}, "
+        f"p99 {ms('p99_ms')}, max {ms('max_ms')}, statuses {result['statuses']}, "
+        f"errors {result['errors']}, not sent (over {200} in flight) {result['dropped']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument(
+        "--rates", default="20,200", help="fixed create rates (/s) for the open-loop runs"
+    )
+    parser.add_argument("--rate-duration", type=float, default=15.0)
+    parser.add_argument("--users", type=int, default=5000, help="distinct users for creates")
+    args = parser.parse_args()
+    wrk = require_wrk()
+
+    with tempfile.TemporaryDirectory(prefix="openv-bench-gw-") as tmp:
+        root = Path(tmp)
+        stack = LocalStack(
+            StackOptions(
+                root=root / "stack",
+                service_env={
+                    "OPENV_LOG_LEVEL": "WARNING",
+                    "OPENV_RATE_LIMIT_PER_S": "1000000",
+                    "OPENV_RATE_LIMIT_BURST": "1000000",
+                    "OPENV_MAX_ACTIVE_JOBS": "1000000",
+                    "OPENV_QUOTA_SECONDS": "1000000000",
+                    # The local stack writes every span to a file for its trace test: not
+                    # something production does, so off here (tracing itself stays on).
+                    "OPENV_TRACE_DIR": "",
+                },
+                # Keep simulated jobs queued: no MP4 rendering competing for the CPU.
+                sim_queue_s=3600.0,
+            )
+        )
+        hello_port = free_port()
+        hello = ManagedProcess(
+            "hello",
+            [sys.executable, "-c", HELLO_APP, str(hello_port)],
+            dict(os.environ),
+            root / "hello.log",
+        )
+        print("starting the local stack and the hello-world baseline ...", flush=True)
+        stack.start()
+        try:
+            hello.start()
+            hello_url = f"http://127.0.0.1:{hello_port}"
+            wait_until(
+                lambda: httpx.get(hello_url, timeout=1).status_code == 200, 60, "hello", hello
+            )
+            gateway = stack.gateway_url
+            owner_token = make_token("bench-owner", ttl_s=7200)
+            created = httpx.post(
+                f"{gateway}/v1/videos",
+                json=BODY,
+                headers={"Authorization": f"Bearer {owner_token}"},
+                timeout=30,
+            )
+            assert created.status_code == 202, created.text
+            video_id = created.json()["id"]
+            tokens = root / "tokens.txt"
+            write_tokens(tokens, args.users)
+            common = {"BENCH_TOKEN": owner_token, "BENCH_TOKENS": str(tokens)}
+
+            runs: dict[str, dict[str, Any]] = {}
+            # Warm-up (connection set-up, first JWKS/imports, Kafka metadata), not reported.
+            run_wrk(wrk, hello_url + "/", 2, args.connections, GET_LUA, common)
+            run_wrk(wrk, f"{gateway}/v1/videos", 3, args.connections, CREATE_LUA, common)
+            for name, url, script in [
+                ("hello-world", hello_url + "/", GET_LUA),
+                ("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA),
+                ("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA),
+            ]:
+                print(f"wrk {args.duration}s x {args.connections} connections: {name} ...")
+                runs[name] = run_wrk(wrk, url, args.duration, args.connections, script, common)
+                print(f"  {fmt(runs[name])}", flush=True)
+
+            steady: dict[float, dict[str, Any]] = {}
+            for rate in [float(r) for r in args.rates.split(",")]:
+                print(f"open loop: {rate:g} creates/s for {args.rate_duration:g} s ...")
+                steady[rate] = asyncio.run(
+                    fixed_rate(gateway, rate, args.rate_duration, args.users)
+                )
+                print(f"  {fmt_rate(steady[rate])}", flush=True)
+            ready = httpx.get(f"{gateway}/readyz", timeout=10).json()
+        finally:
+            hello.stop()
+            stack.stop()
+
+    base = runs["hello-world"]["rps"]
+    get = runs["GET /v1/videos/{id}"]
+    create = runs["POST /v1/videos"]
+    accepted = create["statuses"].get("202", 0) / create["duration_s"]
+    print("\n=== gateway benchmark ===")
+    for name, result in runs.items():
+        print(f"{name:<22} {fmt(result)}")
+    print(f"GET / hello-world ratio:    {get['rps'] / base:.3f}")
+    print(f"POST / hello-world ratio:   {create['rps'] / base:.3f}")
+    print(f"accepted creates/s:         {accepted:,.0f}  (target >= 1,000)")
+    for rate, result in steady.items():
+        print(f"fixed rate {rate:>5g}/s: {fmt_rate(result)}  (target at 200/s: p99 <= 50 ms)")
+    print(f"gateway readiness after the run: {ready}")
+
+
+if __name__ == "__main__":
+    # SIGTERM (e.g. `timeout`) must still stop the stack: turn it into SystemExit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    start = time.monotonic()
+    main()
+    print(f"(took {time.monotonic() - start:.0f} s)")
