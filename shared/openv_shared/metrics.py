@@ -9,7 +9,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_asgi_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 HTTP_REQUESTS = Counter(
     "openv_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -27,7 +34,9 @@ def registry() -> CollectorRegistry:
 
 
 def install_metrics(app: FastAPI, service: str) -> None:
-    app.mount("/metrics", make_asgi_app(registry=REGISTRY))
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.middleware("http")
     async def measure(
@@ -37,7 +46,7 @@ def install_metrics(app: FastAPI, service: str) -> None:
         response = await call_next(request)
         # The route template, not the raw path: bounded label values.
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        if route.startswith("/metrics"):
+        if route == "/metrics":
             return response
         HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
         HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)

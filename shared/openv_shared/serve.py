@@ -33,4 +33,6 @@ def _serve(app: FastAPI, settings: BaseServiceSettings) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # Open SSE streams would otherwise hold a shutdown (and a rolling deploy) forever.
+        timeout_graceful_shutdown=5,
     )

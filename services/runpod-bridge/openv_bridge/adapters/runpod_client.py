@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from openv_bridge.adapters.metrics import timed_call
+
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -107,7 +109,13 @@ class RunPodClient:
         for attempt in range(1, self.max_attempts + 1):
             delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random())
             try:
-                response = await self._http.request(method, path, **kwargs)
+                async with timed_call(path.split("/")[1]) as labels:
+                    try:
+                        response = await self._http.request(method, path, **kwargs)
+                    except httpx.TransportError as exc:
+                        labels["status"] = type(exc).__name__
+                        raise
+                    labels["status"] = str(response.status_code)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 if not idempotent and not isinstance(exc, _NOT_SENT):

@@ -17,6 +17,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from openv_bridge.adapters.metrics import WEBHOOKS
 from openv_bridge.domain.reports import InvalidReport
 from openv_bridge.service_layer.bridge import BridgeService, UnknownJob
 
@@ -30,6 +31,7 @@ def get_bridge(request: Request) -> BridgeService:
 
 
 def _refuse(status: int, code: str, detail: str) -> JSONResponse:
+    WEBHOOKS.labels(code).inc()
     return JSONResponse({"code": code, "detail": detail}, status_code=status)
 
 
@@ -86,4 +88,5 @@ async def runpod_webhook(
     except Exception:
         log.exception("webhook could not be recorded", extra={"video_id": vid})
         return _refuse(503, "unavailable", "try again")
+    WEBHOOKS.labels("accepted").inc()
     return JSONResponse({"ok": True})

@@ -1,0 +1,28 @@
+"""The bridge's Prometheus metrics (served on /metrics with the shared HTTP ones)."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOKS = Counter(
+    "openv_bridge_webhooks_total", "RunPod webhooks received, by outcome", ["outcome"]
+)  # accepted, or the refusal code (not_found, invalid_body, unknown_job, too_large, unavailable)
+RUNPOD_CALLS = Histogram(
+    "openv_bridge_runpod_call_seconds",
+    "Latency of one RunPod HTTP call (each attempt), by operation and answer",
+    ["operation", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+@asynccontextmanager
+async def timed_call(operation: str) -> AsyncIterator[dict[str, str]]:
+    """Time one RunPod call; the caller sets `labels["status"]` (HTTP code or error name)."""
+    labels = {"status": "error"}
+    started = time.perf_counter()
+    try:
+        yield labels
+    finally:
+        RUNPOD_CALLS.labels(operation, labels["status"]).observe(time.perf_counter() - started)
