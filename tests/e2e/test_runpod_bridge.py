@@ -294,10 +294,13 @@ def test_each_fault_ends_in_the_right_terminal_state(
             assert [e["type"] for e in history(api, run)] == types
         case "late_webhook":
             # A poll saw the result first; the webhook that comes later changes nothing.
-            log = wait_for("the late webhook", lambda: sim.job(case.marker)["webhook_log"])
-            assert log[0]["http_status"] == 200
+            # Under load one attempt may time out; RunPod retries, and one must be accepted.
+            delivered = wait_for(
+                "the late webhook accepted",
+                lambda: [h for h in sim.job(case.marker)["webhook_log"] if h["http_status"] == 200],
+            )
             completed_at = datetime.fromisoformat(video["completed_at"]).timestamp()
-            assert completed_at < log[0]["at"]
+            assert completed_at < delivered[0]["at"]
             assert [e["type"] for e in history(api, run)] == types
         case "progress_after_complete":
             log = wait_for(
