@@ -49,7 +49,6 @@ class WebhookSender:
             record = WebhookRecord(
                 at=time.time(), status=str(payload.get("status")), http_status=None
             )
-            job.webhook_log.append(record)
             try:
                 response = await self._client.post(
                     url,
@@ -60,8 +59,11 @@ class WebhookSender:
             except httpx.HTTPError as exc:
                 record.error = f"{type(exc).__name__}: {exc}"
                 log.info("webhook for %s failed: %s", job.id, record.error)
+                job.webhook_log.append(record)
                 continue
             record.http_status = response.status_code
+            # Logged once answered, so a reader never sees an attempt still in flight.
+            job.webhook_log.append(record)
             if response.status_code == 200:
                 return True
             log.info("webhook for %s answered %s", job.id, response.status_code)

@@ -349,6 +349,10 @@ async def test_a_failed_publish_answers_503_and_the_retried_webhook_records_it_o
         job_id = h.facts.of(vid(env), "RunPodJobSubmitted")[0].data["runpod_job_id"]
 
         await eventually(lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "retry")
+        # The simulator logs an attempt before its answer arrives: wait for the answer.
+        await eventually(
+            lambda: h.job(job_id).webhook_log[-1].http_status is not None, "the retry's answer"
+        )
         assert [r.http_status for r in h.job(job_id).webhook_log] == [503, 200]
         assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
 
@@ -420,6 +424,8 @@ async def test_a_run_that_times_out_is_not_resent_and_its_job_is_adopted(
 ) -> None:
     async with harness(runpod_timeout_s=0.3, submit_retry_base_s=5.0) as h:
         h.sim.faults.hang_run_s = 2.0  # RunPod creates the job, then answers too late
+        # Long enough that its webhook cannot adopt it before the first checks below.
+        h.runpod.next_knobs = [{"duration_s": 3.0}]
         env = accepted()
         await h.bridge.on_video_event(env)
         h.sim.faults.hang_run_s = 0
