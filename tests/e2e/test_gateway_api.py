@@ -15,6 +15,7 @@ import pytest
 
 from openv_localstack.stack import LocalStack
 from openv_localstack.tokens import LOCAL_JWT_SECRET, make_token
+from tests.e2e.support import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -25,23 +26,6 @@ TERMINAL = {"completed", "failed", "cancelled", "timed_out", "rejected", "delete
 
 def user() -> str:
     return f"gw-{uuid.uuid4()}"
-
-
-def poll(
-    api: httpx.Client,
-    video_id: str,
-    headers: dict[str, str],
-    until: Callable[[dict[str, Any]], bool],
-    timeout_s: float = 60,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = api.get(f"/v1/videos/{video_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        video: dict[str, Any] = response.json()
-        if until(video) or time.monotonic() > deadline:
-            return video
-        time.sleep(0.1)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

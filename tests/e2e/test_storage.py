@@ -2,38 +2,16 @@
 knob, applied through a scenario matched on the prompt) still ends with a completed video whose
 file is in our bucket; deleting it removes the file."""
 
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 from minio.error import S3Error
 
 from openv_localstack.stack import BUCKET, LocalStack
+from tests.e2e.support import SMALL, Auth, poll
 
 pytestmark = pytest.mark.e2e
-
-Auth = Callable[[str], dict[str, str]]
-SMALL = {"width": 384, "height": 384, "num_frames": 13}
-
-
-def poll(
-    api: httpx.Client,
-    video_id: str,
-    headers: dict[str, str],
-    until: Callable[[dict[str, Any]], bool],
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/videos/{video_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        video: dict[str, Any] = response.json()
-        if until(video) or time.monotonic() > deadline:
-            return video
-        time.sleep(0.2)
 
 
 def test_a_result_left_at_a_url_is_imported_into_our_bucket_and_deleted_with_the_video(

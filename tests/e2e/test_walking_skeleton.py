@@ -1,9 +1,7 @@
 """One video from prompt to deletion through real Postgres, Tansu, SeaweedFS, the RunPod
 simulator and the four services; plus the contract's first error paths."""
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,27 +9,9 @@ import pytest
 from minio.error import S3Error
 
 from openv_localstack.stack import BUCKET, LocalStack
+from tests.e2e.support import SMALL, Auth, poll
 
 pytestmark = pytest.mark.e2e
-
-Auth = Callable[[str], dict[str, str]]
-SMALL = {"width": 384, "height": 384, "num_frames": 13}
-
-
-def poll(
-    api: httpx.Client,
-    video_id: str,
-    headers: dict[str, str],
-    until: Callable[[dict[str, Any]], bool],
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        response = api.get(f"/v1/videos/{video_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        video: dict[str, Any] = response.json()
-        if until(video) or time.monotonic() > deadline:
-            return video
-        time.sleep(0.2)
 
 
 def test_prompt_to_playable_video_to_deletion(
