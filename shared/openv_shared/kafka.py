@@ -20,9 +20,19 @@ from openv_shared.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
-    """A broker whose every publish and consume is traced and counted."""
-    return KafkaBroker(
+#: Every broker this process made, for the AsyncAPI document (scripts/asyncapi.py).
+CREATED_BROKERS: list[KafkaBroker] = []
+
+
+def make_broker(
+    settings: KafkaSettings, client_id: str, publishes: tuple[str, ...] = ()
+) -> KafkaBroker:
+    """A broker whose every publish and consume is traced and counted.
+
+    `publishes` names the topics this service writes, declared so the AsyncAPI document shows
+    them (messages are sent with `publish`/`publish_many`, always as an `Envelope`).
+    """
+    broker = KafkaBroker(
         settings.kafka_bootstrap,
         client_id=client_id,
         middlewares=(
@@ -34,7 +44,12 @@ def make_broker(settings: KafkaSettings, client_id: str) -> KafkaBroker:
         # Topics are created by ops (compose init, local stack); a typo must not invent one.
         allow_auto_create_topics=False,
         graceful_timeout=10.0,
+        description=f"OpenV service {client_id}",
     )
+    for topic in publishes:
+        broker.publisher(topic, title=f"{client_id}:{topic}", schema=Envelope)
+    CREATED_BROKERS.append(broker)
+    return broker
 
 
 def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -137,6 +152,8 @@ def envelope_consumer(
             await asyncio.sleep(retry_delay_s)
             raise
 
+    # The AsyncAPI document names a subscriber's channel after its function: one per service.
+    on_message.__name__ = on_message.__qualname__ = f"{service.replace('-', '_')}_on_message"
     return on_message
 
 

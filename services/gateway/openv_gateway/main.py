@@ -23,6 +23,7 @@ from openv_gateway.entrypoints import problems, routes, stream
 from openv_gateway.entrypoints.schemas import Health
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
+from openv_shared import topics
 from openv_shared.kafka import make_broker
 from openv_shared.s3 import make_minio
 
@@ -77,7 +78,7 @@ def _tidy_openapi(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    broker = make_broker(settings, "openv-gateway")
+    broker = make_broker(settings, "openv-gateway", publishes=(topics.COMMANDS,))
     jobs = JobsClient(settings.jobs_url, settings.jobs_timeout_s)
     live = LiveVideos(jobs.video, settings.live_fallback_poll_s)
     feed = VideoFeed(settings, "openv-gateway-live", live.is_watched, live.notify)

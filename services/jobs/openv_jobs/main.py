@@ -31,7 +31,7 @@ async def rebuild_projections(settings: Settings, swap: bool) -> RebuildResult:
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings)
-    broker = make_broker(settings, "openv-jobs")
+    broker = make_broker(settings, "openv-jobs", publishes=(topics.VIDEO_EVENTS,))
     service = JobsService(engine, settings.limits)
     consumers.register(broker, service, settings, settings.consumer_batch_size)
 

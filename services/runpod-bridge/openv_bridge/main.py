@@ -35,7 +35,7 @@ def make_runpod_client(settings: Settings) -> RunPodClient:
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings)
-    broker = make_broker(settings, "openv-runpod-bridge")
+    broker = make_broker(settings, "openv-runpod-bridge", publishes=(topics.RUNPOD_EVENTS,))
     runpod = make_runpod_client(settings)
     submissions = Submissions(engine)
     objects = ObjectStore(

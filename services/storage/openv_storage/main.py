@@ -60,7 +60,7 @@ class Storage:
 
 
 def build(settings: Settings, client_id: str = "openv-storage") -> Storage:
-    broker = make_broker(settings, client_id)
+    broker = make_broker(settings, client_id, publishes=(topics.STORAGE_EVENTS,))
     bucket = Bucket(make_client(settings, settings.s3_timeout_s), settings.s3_bucket)
     source = UrlSource(
         settings.address_policy,
