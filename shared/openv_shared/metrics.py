@@ -5,18 +5,25 @@ message metrics from FastStream's Prometheus middleware (see `kafka.make_broker`
 add their own (decisions, webhook outcomes, relay lag, RunPod latency) next to their code.
 """
 
+import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from faststream.kafka import KafkaBroker
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
+
+log = logging.getLogger(__name__)
 
 HTTP_REQUESTS = Counter(
     "openv_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
@@ -51,3 +58,36 @@ def install_metrics(app: FastAPI, service: str) -> None:
         HTTP_REQUESTS.labels(service, request.method, route, str(response.status_code)).inc()
         HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
         return response
+
+
+CONSUMER_LAG = Gauge(
+    "openv_kafka_consumer_lag",
+    "Messages behind the partition's high watermark, per consumer group partition",
+    ["service", "group", "topic", "partition"],
+)
+
+
+async def watch_consumer_lag(broker: KafkaBroker, service: str, every_s: float = 10.0) -> None:
+    """Refresh the lag gauge from each subscriber's consumer (high watermark - position).
+
+    The high watermark comes with every fetch response, so this asks the broker nothing extra.
+    """
+    while True:
+        for subscriber in broker.subscribers:
+            consumer: Any = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            group = str(getattr(consumer, "_group_id", None) or "-")
+            try:
+                for tp in consumer.assignment():
+                    highwater = consumer.highwater(tp)
+                    if highwater is None:
+                        continue
+                    # position() may wait for an offset lookup; never let it stall the loop.
+                    position = await asyncio.wait_for(consumer.position(tp), 2.0)
+                    CONSUMER_LAG.labels(service, group, tp.topic, str(tp.partition)).set(
+                        max(0, highwater - position)
+                    )
+            except Exception as exc:  # a rebalance may take partitions away mid-loop
+                log.info("consumer lag of %s not measured: %r", service, exc)
+        await asyncio.sleep(every_s)

@@ -1,5 +1,6 @@
 """Every service answers /healthz, /readyz and /metrics, with the metrics operators watch."""
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -16,9 +17,14 @@ EXPECTED = {
         "openv_jobs_events_recorded_total",
         "openv_jobs_relay_lag_events",
         "openv_jobs_videos",
+        "openv_kafka_consumer_lag",
     ],
-    "runpod-bridge": ["openv_bridge_runpod_call_seconds", "openv_bridge_webhooks_total"],
-    "storage": ["faststream_received_messages_total"],
+    "runpod-bridge": [
+        "openv_bridge_runpod_call_seconds",
+        "openv_bridge_webhooks_total",
+        "openv_kafka_consumer_lag",
+    ],
+    "storage": ["faststream_received_messages_total", "openv_kafka_consumer_lag"],
 }
 
 
@@ -44,3 +50,13 @@ def test_health_readiness_and_metrics_on_every_service(
             assert name in metrics.text, (service, name)
     gateway_metrics = httpx.get(f"{stack.gateway_url}/metrics", timeout=5).text
     assert 'route="/v1/videos"' in gateway_metrics
+    # Lag samples appear once each consumer has partitions (refreshed every 10 s).
+    for service in ("jobs", "runpod-bridge", "storage"):
+        deadline = time.monotonic() + 40
+        while not lag_samples(httpx.get(f"{stack.url_of(service)}/metrics", timeout=5).text):
+            assert time.monotonic() < deadline, f"no consumer lag samples from {service}"
+            time.sleep(0.5)
+
+
+def lag_samples(metrics: str) -> list[str]:
+    return [line for line in metrics.splitlines() if line.startswith("openv_kafka_consumer_lag{")]

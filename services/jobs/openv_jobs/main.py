@@ -18,6 +18,7 @@ from openv_shared import topics
 from openv_shared.db import asyncpg_dsn, make_engine
 from openv_shared.health import broker_check, database_check, install_health
 from openv_shared.kafka import make_broker, publish_many
+from openv_shared.metrics import watch_consumer_lag
 
 
 async def migrate(settings: Settings) -> None:
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         tasks = [
             asyncio.create_task(relay.run(), name="relay"),
             asyncio.create_task(metrics.refresh_video_counts(engine), name="video-counts"),
+            asyncio.create_task(watch_consumer_lag(broker, "jobs"), name="lag"),
         ]
         try:
             yield

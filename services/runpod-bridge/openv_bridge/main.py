@@ -18,6 +18,7 @@ from openv_shared.contracts import Envelope
 from openv_shared.db import make_engine
 from openv_shared.health import broker_check, database_check, install_health
 from openv_shared.kafka import make_broker, publish
+from openv_shared.metrics import watch_consumer_lag
 from openv_shared.s3 import make_minio
 
 
@@ -53,13 +54,16 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         # State lives in Postgres: after a restart this picks up every job still in flight.
-        watcher = asyncio.create_task(reconciler.run_forever(), name="reconciler")
+        tasks = [
+            asyncio.create_task(reconciler.run_forever(), name="reconciler"),
+            asyncio.create_task(watch_consumer_lag(broker, "runpod-bridge"), name="lag"),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await broker.stop()
             await runpod.aclose()
             await engine.dispose()

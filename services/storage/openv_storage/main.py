@@ -14,6 +14,7 @@ from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.health import broker_check, install_health
 from openv_shared.kafka import make_broker, publish
+from openv_shared.metrics import watch_consumer_lag
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable, make_client
 from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.adapters.source import UrlSource
@@ -103,7 +104,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await storage.ensure_bucket()
         await storage.broker.start()
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(watch_consumer_lag(storage.broker, "storage"), name="lag")
+        ]
         if settings.sweep_interval_s > 0:
             tasks.append(
                 asyncio.create_task(
