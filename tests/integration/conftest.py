@@ -9,10 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.main import migrate
 from openv_localstack.ports import free_port
-from openv_localstack.servers import EmbeddedPostgres, TansuBroker
+from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
 from openv_shared import topics
 from openv_shared.db import make_engine
 from openv_shared.settings import DatabaseSettings
+from tests.integration.storage_support import S3_ACCESS_KEY, S3_SECRET_KEY
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,17 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A SeaweedFS S3 server per test module (tests may stop and restart it)."""
+    server = SeaweedS3(tmp_path_factory.mktemp("s3"), free_port(), S3_ACCESS_KEY, S3_SECRET_KEY)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -49,18 +49,6 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    server = SeaweedS3(
-        tmp_path_factory.mktemp("s3-imports"), free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 async def bucket(seaweed: SeaweedS3) -> Bucket:
     settings = S3Settings(
         s3_endpoint=seaweed.endpoint,

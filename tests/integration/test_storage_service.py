@@ -11,7 +11,6 @@ from uuid import UUID, uuid5
 
 import pytest
 
-from openv_localstack.ports import free_port
 from openv_localstack.servers import SeaweedS3, TansuBroker
 from openv_shared import topics
 from openv_shared.contracts import Envelope
@@ -42,18 +41,6 @@ from tests.integration.storage_support import (
 pytestmark = pytest.mark.integration
 
 BUCKET = "openv-service-tests"  # does not exist until the service starts
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    server = SeaweedS3(
-        tmp_path_factory.mktemp("s3-service"), free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

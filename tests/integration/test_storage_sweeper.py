@@ -15,7 +15,6 @@ from uuid import UUID
 
 import pytest
 
-from openv_localstack.ports import free_port
 from openv_localstack.servers import SeaweedS3
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.facts import StorageObjectsDeleted
@@ -44,18 +43,6 @@ pytestmark = pytest.mark.integration
 
 GRACE = timedelta(hours=1)
 LATER = timedelta(hours=2)  # the sweeper's clock, so objects written now are past the grace
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    server = SeaweedS3(
-        tmp_path_factory.mktemp("s3-sweeper"), free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
