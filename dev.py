@@ -57,7 +57,9 @@ def main() -> int:
         return 0 if command == "help" else 2
     ensure_venv()
     if command in {"up", "token"}:
-        # Replace this process so Ctrl-C reaches the stack directly and it stops what it started.
+        # Replace this process so Ctrl-C reaches the stack directly and it stops what it started;
+        # from the repository root, so the data folder is always ./.stack there.
+        os.chdir(ROOT)
         os.execv(PY, [str(PY), "-m", "openv_localstack", command, *rest])  # noqa: S606
     for check in (
         ["-m", "ruff", "check", "."],
