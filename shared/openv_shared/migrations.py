@@ -43,6 +43,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_shared.db import make_engine
+from openv_shared.settings import DatabaseSettings
+
 log = logging.getLogger(__name__)
 
 #: `Config.attributes` keys: the connection to run on, and the models to compare with.
@@ -114,6 +117,22 @@ class Migrations:
         and the migrations differ; "not up to date" if the database is not at head)."""
         async with engine.connect() as conn:
             await conn.run_sync(self._check)
+
+    async def upgrade_database(self, settings: DatabaseSettings) -> None:
+        """`upgrade` on a short-lived engine for the service's database."""
+        engine = make_engine(settings)
+        try:
+            await self.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    async def check_database(self, settings: DatabaseSettings) -> None:
+        """`check` on a short-lived engine for the service's database."""
+        engine = make_engine(settings)
+        try:
+            await self.check(engine)
+        finally:
+            await engine.dispose()
 
     # ------------------------------------------------------------------ sync (on a connection)
 

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from openv_jobs.adapters import tables
 from openv_jobs.config import Settings
-from openv_shared.db import make_engine
 from openv_shared.migrations import Baseline, Migrations, module_metadata
 
 MIGRATIONS = Migrations(
@@ -21,17 +20,9 @@ MIGRATIONS = Migrations(
 
 async def upgrade(settings: Settings) -> None:
     """`alembic upgrade head` on the jobs database (idempotent)."""
-    engine = make_engine(settings)
-    try:
-        await MIGRATIONS.upgrade(engine)
-    finally:
-        await engine.dispose()
+    await MIGRATIONS.upgrade_database(settings)
 
 
 async def check(settings: Settings) -> None:
     """Fail (alembic `CommandError`) unless the database is at head and matches the models."""
-    engine = make_engine(settings)
-    try:
-        await MIGRATIONS.check(engine)
-    finally:
-        await engine.dispose()
+    await MIGRATIONS.check_database(settings)
