@@ -213,7 +213,7 @@ def test_quota_exceeded_is_a_429_with_retry_after_until_the_next_period(
         body = problem(refused, 429, "quota_exceeded")
         assert "monthly" in body["detail"]
         retry = int(refused.headers["Retry-After"])
-        assert 1 <= retry <= 31 * 24 * 3600
+        assert 1 <= retry <= 31 * 24 * 3600  # until the next calendar month: at most 31 days
         usage = api.get("/v1/usage", headers=headers).json()
         assert usage["quota_seconds"] == QUOTA_S
         assert usage["used_seconds"] == pytest.approx(3 * 13 / 24, abs=0.01)

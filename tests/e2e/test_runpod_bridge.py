@@ -24,11 +24,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from openv_localstack.stack import BUCKET, LocalStack
 from openv_localstack.tokens import make_token
 from openv_shared import topics
+from tests.e2e.support import SMALL, Auth
 
 pytestmark = pytest.mark.e2e
 
-Auth = Callable[[str], dict[str, str]]
-SMALL = {"width": 384, "height": 384, "num_frames": 13}
 TERMINAL = {"completed", "failed", "cancelled", "timed_out", "rejected", "deleted"}
 TERMINAL_EVENTS = {"VideoCompleted", "VideoFailed", "VideoCancelled", "VideoTimedOut"}
 REFERENCE_INPUT = {
