@@ -39,6 +39,7 @@ from openv_shared.contracts.events import (
 from openv_shared.contracts.facts import RunPodJobSubmitted
 from openv_shared.contracts.video import VideoParams
 from openv_shared.db import make_engine
+from openv_shared.serve import tune_gc
 
 BATCH = 500
 _COLUMNS = [
@@ -160,6 +161,7 @@ async def rebuild_speed(dsn: str, events: int) -> tuple[float, int, float]:
 
 
 async def main(commands: int, rebuild_events: int) -> None:
+    tune_gc()  # as every service process runs (openv_shared.serve.run_service)
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", free_port())
         pg.start()

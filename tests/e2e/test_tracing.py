@@ -22,7 +22,9 @@ def spans_of(trace_dir: Path, trace_id: str) -> dict[str, list[dict[str, str]]]:
         path = trace_dir / f"{service}.jsonl"
         if not path.exists():
             continue
-        for line in path.read_text().splitlines():
+        # A service may be writing its last line right now: read complete lines only.
+        complete, _, _ = path.read_text().rpartition("\n")
+        for line in complete.splitlines():
             span = json.loads(line)
             if span["trace_id"] == trace_id:
                 found.setdefault(service, []).append(span)

@@ -4,11 +4,13 @@ A batch is what one poll of the consumer returns; deciding it in one transaction
 lock, one dedupe insert, one append and one projection write instead of one of each per message.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters import metrics, projections
@@ -17,6 +19,7 @@ from openv_jobs.domain.decisions import decide, decide_request
 from openv_jobs.domain.projection import apply_event
 from openv_jobs.domain.usage import Limits, Usage, period_of
 from openv_jobs.domain.video import VideoState
+from openv_jobs.service_layer.state_cache import StateCache
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.commands import RequestVideo
 from openv_shared.contracts.events import video_stream_id
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: A conflict means another writer got in first; reload and decide again, a bounded number of times.
 MAX_ATTEMPTS = 5
+#: Messages decided per appended chunk (see _decide_and_append).
+CHUNK = 125
 
 
 def _utcnow() -> datetime:
@@ -43,11 +48,16 @@ def _video_id(envelope: Envelope, message: Message) -> UUID:
 
 class JobsService:
     def __init__(
-        self, engine: AsyncEngine, limits: Limits, clock: Callable[[], datetime] = _utcnow
+        self,
+        engine: AsyncEngine,
+        limits: Limits,
+        clock: Callable[[], datetime] = _utcnow,
+        cache_size: int = 20_000,
     ) -> None:
         self.engine = engine
         self.limits = limits
         self.clock = clock
+        self.cache = StateCache(cache_size)
 
     async def handle(self, envelope: Envelope) -> list[RecordedEvent]:
         return await self.handle_batch([envelope])
@@ -65,6 +75,10 @@ class JobsService:
                 return recorded
             except ConcurrencyConflict as exc:
                 log.info("append conflict on %s, attempt %d", exc, attempt)
+                self.cache.clear()
+            except BaseException:
+                self.cache.clear()  # whatever was in flight is unknown now
+                raise
         raise ConcurrencyConflict("gave up after repeated conflicts")
 
     async def _handle_once(
@@ -73,30 +87,78 @@ class JobsService:
         now = self.clock()
         async with self.engine.begin() as conn:
             store = EventStore(conn)
-            await store.lock_appends()
+            pg = await store.lock_appends()
+            marker = await projections.load_marker(pg)
+            self.cache.check(marker)
             fresh = await store.mark_processed({env.event_id: env.type for env, _, _ in batch})
             todo = [item for item in batch if item[0].event_id in fresh]
             if len(todo) < len(batch):
                 log.info("%d redelivered messages ignored", len(batch) - len(todo))
             if not todo:
                 return []
-            states = await projections.load_states(conn, [vid for _, _, vid in todo])
-            users = {env.user_id for env, msg, _ in todo if isinstance(msg, RequestVideo)}
+            states = await self._states(pg, {vid for _, _, vid in todo})
+            users = {env.user_id or "" for env, msg, _ in todo if isinstance(msg, RequestVideo)}
             users |= {s.user_id for s in states.values()}
-            usages = await projections.lock_usages(conn, [u for u in users if u], now)
-            locked = dict(usages)
-            pending, touched = self._decide(todo, states, usages, now)
-            recorded = await store.append_versioned(pending, recorded_at=now)
+            usages = await self._usages(pg, users, now)
+            before = dict(usages)
+            recorded = await self._decide_and_append(store, todo, states, usages, now)
             if recorded:
-                await projections.save(
-                    conn,
-                    [states[vid] for vid in touched],
+                marker = (recorded[-1].position, marker[1])
+                await projections.save_usages(
+                    pg,
                     # Usage rules return the same object when nothing changed: write only changes.
-                    [u for user, u in usages.items() if u is not locked[user]],
+                    [u for user, u in usages.items() if u is not before[user]],
                     recorded[-1].position,
                 )
                 await store.notify()
-            return recorded
+        self.cache.committed(marker, states, usages)
+        return recorded
+
+    async def _decide_and_append(
+        self,
+        store: EventStore,
+        todo: list[tuple[Envelope, Message, UUID]],
+        states: dict[UUID, VideoState],
+        usages: dict[str, Usage],
+        now: datetime,
+    ) -> list[RecordedEvent]:
+        """Decide in chunks, each appended (with its `videos` rows) while the next is decided:
+        Postgres works on one chunk while Python decides the next, on the other core."""
+        recorded: list[RecordedEvent] = []
+        writing: asyncio.Task[list[RecordedEvent]] | None = None
+        try:
+            for start in range(0, len(todo), CHUNK):
+                pending, touched = self._decide(todo[start : start + CHUNK], states, usages, now)
+                if not pending:
+                    continue
+                rows = projections.videos_alongside([states[vid] for vid in touched])
+                if writing is not None:
+                    recorded += await writing
+                writing = asyncio.create_task(store.append_versioned(pending, now, rows))
+                await asyncio.sleep(0)  # let it send the statement before deciding on
+            if writing is not None:
+                recorded += await writing
+                writing = None
+        finally:
+            if writing is not None:  # deciding failed: the transaction is lost, but the
+                await asyncio.wait([writing])  # connection must be idle before it rolls back
+        return recorded
+
+    async def _states(self, pg: asyncpg.Connection, ids: set[UUID]) -> dict[UUID, VideoState]:
+        states, missing = self.cache.videos.get_many(ids)
+        if missing:
+            states.update(await projections.load_states(pg, missing))
+        return states
+
+    async def _usages(
+        self, pg: asyncpg.Connection, users: set[str], now: datetime
+    ) -> dict[str, Usage]:
+        usages, missing = self.cache.usages.get_many(users)
+        if missing:
+            found = await projections.load_usages(pg, missing)
+            period = period_of(now)
+            usages.update({u: found.get(u) or Usage(u, 0, period, 0.0) for u in missing})
+        return usages
 
     def _decide(
         self,

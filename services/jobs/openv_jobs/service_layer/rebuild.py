@@ -8,14 +8,11 @@ same transaction, so no event is missed and readers never see a half-built table
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
 import asyncpg
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import APPEND_LOCK_KEY
@@ -89,17 +86,6 @@ async def _fold_from(conn: asyncpg.Connection, fold: _Fold) -> None:
         fold.feed(row)
 
 
-def _records(table: sa.Table, rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    names = [c.name for c in table.columns]
-    json_columns = {c.name for c in table.columns if isinstance(c.type, JSONB)}
-    records = []
-    for row in rows:
-        for name in json_columns:
-            row[name] = json.dumps(row[name])
-        records.append(tuple(row[n] for n in names))
-    return records
-
-
 async def rebuild(dsn: str, swap: bool = False) -> RebuildResult:
     started = time.perf_counter()
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
@@ -123,21 +109,19 @@ async def rebuild(dsn: str, swap: bool = False) -> RebuildResult:
 
 
 async def _write(conn: asyncpg.Connection, fold: _Fold) -> None:
-    videos = projections.VideoRow.__table__  # type: ignore[attr-defined]
-    usage = projections.UsageRow.__table__  # type: ignore[attr-defined]
     for live, fresh in TABLES.items():
         await conn.execute(f"DROP TABLE IF EXISTS {fresh}")
         # Staging tables without indexes: loading is faster, and swapping copies rows anyway.
         await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING DEFAULTS)")
     await conn.copy_records_to_table(
         TABLES["videos"],
-        records=_records(videos, map(projections.video_row, fold.states.values())),
-        columns=[c.name for c in videos.columns],
+        records=map(projections.video_record, fold.states.values()),
+        columns=projections.VIDEO_COLUMNS,
     )
     await conn.copy_records_to_table(
         TABLES["user_usage"],
-        records=_records(usage, map(projections.usage_row, fold.usages.values())),
-        columns=[c.name for c in usage.columns],
+        records=map(projections.usage_record, fold.usages.values()),
+        columns=projections.USAGE_COLUMNS,
     )
 
 
@@ -152,4 +136,10 @@ async def _swap(conn: asyncpg.Connection) -> None:
         "(SELECT coalesce(max(position), 0) FROM events)) "
         "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
         projections.PROJECTIONS_CHECKPOINT,
+    )
+    # A new epoch: jobs processes drop the states they cached from the old tables.
+    await conn.execute(
+        "INSERT INTO checkpoints (name, position) VALUES ($1, 1) "
+        "ON CONFLICT (name) DO UPDATE SET position = checkpoints.position + 1",
+        projections.PROJECTIONS_EPOCH,
     )
