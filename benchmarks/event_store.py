@@ -2,7 +2,8 @@
 
 1. Appends through the decision path (JobsService.handle_batch: dedupe, decide, append, project,
    in consumer-sized batches) against raw asyncpg `executemany` of the same event rows, in the
-   same run on the same embedded Postgres; prints events/s and the ratio.
+   same run on the same embedded Postgres; prints events/s and the ratio. Then the `videos`
+   projector catching up on those events (it runs behind the log, beside the decisions).
 2. Rebuild of every projection from a log of N synthetic events (default 1,000,000).
 
     .venv/bin/python benchmarks/event_store.py [--commands 20000] [--rebuild-events 1000000]
@@ -23,6 +24,7 @@ from openv_jobs.config import Settings
 from openv_jobs.domain.usage import Limits
 from openv_jobs.main import migrate
 from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import rebuild
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres
@@ -86,6 +88,12 @@ async def decision_path(dsn: str, commands: int) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     await engine.dispose()
     return elapsed, appended
+
+
+async def projector_catch_up(dsn: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    projected = await Projector(dsn).catch_up()
+    return time.perf_counter() - started, projected
 
 
 async def raw_executemany(source_dsn: str, target_dsn: str) -> tuple[float, int]:
@@ -170,11 +178,20 @@ async def main(commands: int, rebuild_events: int) -> None:
             raw_dsn = await fresh_db(pg, "bench_raw")
             rebuild_dsn = await fresh_db(pg, "bench_rebuild")
             d_s, d_n = await decision_path(decide_dsn, commands)
+            p_s, p_n = await projector_catch_up(decide_dsn)
             r_s, r_n = await raw_executemany(decide_dsn, raw_dsn)
             d_rate, r_rate = d_n / d_s, r_n / r_s
             print(f"decision path, batches of {BATCH}: {d_n} events, {d_s:.2f} s, {d_rate:,.0f}/s")
             print(f"raw executemany, same rows/batches: {r_n} rows, {r_s:.2f} s, {r_rate:,.0f}/s")
             print(f"ratio decision/raw: {d_rate / r_rate:.2f} (target >= 0.50)")
+            print(
+                f"videos projector catching up on them: {p_n} events, {p_s:.2f} s, {p_n / p_s:,.0f}/s"
+            )
+            both = d_n / (d_s + p_s)
+            print(
+                f"decision path then projector, one after the other: {both:,.0f}/s, "
+                f"ratio {both / r_rate:.2f} (in the service they run side by side)"
+            )
             b_s, b_n, load_s = await rebuild_speed(rebuild_dsn, rebuild_events)
             print(f"(loaded {b_n} synthetic events with COPY in {load_s:.1f} s)")
             rate = b_n / b_s

@@ -5,7 +5,7 @@ import asyncio
 import json
 import random
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import asyncpg
 import pytest
@@ -14,8 +14,10 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
+from openv_jobs.adapters.queries import Queries
 from openv_jobs.domain.usage import Limits
 from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import rebuild
 from openv_jobs.service_layer.relay import Relay
 from openv_localstack.servers import TansuBroker
@@ -30,7 +32,7 @@ from openv_shared.contracts.facts import (
     RunPodJobSubmitted,
     StorageObjectsDeleted,
 )
-from openv_shared.contracts.video import VideoParams
+from openv_shared.contracts.video import VideoParams, VideoStatus
 from openv_shared.kafka import make_broker, publish_many
 from openv_shared.settings import KafkaSettings
 
@@ -63,7 +65,13 @@ async def event_types(engine: AsyncEngine, video_id: UUID) -> list[str]:
 async def test_redelivered_commands_and_facts_record_nothing_new(jobs_engine: AsyncEngine) -> None:
     service = JobsService(jobs_engine, LIMITS)
     req = request("alice")
-    assert len(await service.handle(req)) == 1
+    [accepted] = await service.handle(req)
+    # The event's id derives from the command's: a second decision could not be appended.
+    assert accepted.envelope.event_id == uuid5(req.event_id, "0")
+    again_decided = accepted.envelope.model_copy(update={"stream_version": 2})
+    with pytest.raises(ConcurrencyConflict):
+        async with jobs_engine.begin() as conn:
+            await EventStore(conn).append_versioned([again_decided])
     assert await service.handle(req) == []
     assert await service.handle_batch([req, req]) == []
     submitted = fact(RunPodJobSubmitted(video_id=vid(req), runpod_job_id="j1"), "alice")
@@ -279,6 +287,7 @@ async def test_rebuilt_projections_equal_the_live_ones(
     jobs_engine: AsyncEngine, jobs_dsn: str
 ) -> None:
     await _mixed_workload(JobsService(jobs_engine, LIMITS))
+    assert await Projector(jobs_dsn, batch_size=50).catch_up() > 0  # in several batches
     live_videos = await _rows(jobs_dsn, "videos", "video_id")
     live_usage = await _rows(jobs_dsn, "user_usage", "user_id")
     assert len(live_videos) == 74
@@ -303,6 +312,46 @@ async def test_rebuilt_projections_equal_the_live_ones(
     await rebuild(jobs_dsn, swap=True)
     assert await _rows(jobs_dsn, "videos", "video_id") == live_videos
     assert await _rows(jobs_dsn, "user_usage", "user_id") == live_usage
+
+
+async def test_reads_are_exact_while_the_projector_is_behind(
+    jobs_engine: AsyncEngine, jobs_dsn: str
+) -> None:
+    service, queries = JobsService(jobs_engine, LIMITS), Queries(jobs_engine, LIMITS)
+    first, second = request("reader"), request("reader")
+    await service.handle_batch([first, second])
+    await Projector(jobs_dsn).catch_up()  # rows at VideoAccepted
+    job = RunPodJobSubmitted(video_id=vid(first), runpod_job_id="j1")
+    running = RunPodJobRunning(video_id=vid(first), runpod_job_id="j1", progress=40)
+    await service.handle_batch([fact(job, "reader"), fact(running, "reader")])
+    third = request("reader")
+    await service.handle(third)
+    assert (await _rows(jobs_dsn, "videos", "video_id"))[0]["version"] == 1  # rows behind
+
+    view = await queries.video(vid(first))
+    assert view is not None
+    assert (view.status.value, view.progress, view.version) == ("running", 40, 3)
+    assert view.runpod_job_id == "j1"
+    page = await queries.videos("reader", 10, None, None)
+    # The unwritten third first; the other two share a created_at (one batch): by id.
+    older = sorted([vid(first), vid(second)], reverse=True)
+    assert [v.id for v in page.data] == [vid(third), *older]
+    statuses = {v.id: v.status.value for v in page.data}
+    assert statuses == {vid(third): "queued", vid(second): "queued", vid(first): "running"}
+    # A status filter never shows a video in another status.
+    queued = await queries.videos("reader", 10, None, VideoStatus.QUEUED)
+    assert {v.status.value for v in queued.data} == {"queued"}
+
+    # Once caught up, the rows say the same; projecting again changes nothing.
+    await Projector(jobs_dsn).catch_up()
+    rows = await _rows(jobs_dsn, "videos", "video_id")
+    assert len(rows) == 3
+    assert await queries.video(vid(first)) == view
+    conn = await asyncpg.connect(jobs_dsn)
+    await conn.execute("UPDATE checkpoints SET position = 0 WHERE name = 'videos'")
+    await conn.close()
+    assert await Projector(jobs_dsn).catch_up() == 5  # the whole log again ...
+    assert await _rows(jobs_dsn, "videos", "video_id") == rows  # ... never moves a row back
 
 
 async def test_an_old_event_version_loads_as_the_current_model(

@@ -12,6 +12,7 @@ from openv_jobs.adapters.queries import Queries
 from openv_jobs.config import Settings
 from openv_jobs.entrypoints import api, consumers
 from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
 from openv_jobs.service_layer.relay import Relay
 from openv_shared import topics
@@ -44,12 +45,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     relay = Relay(engine, asyncpg_dsn(settings), publish_events, settings.relay_batch_size)
+    projector = Projector(asyncpg_dsn(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         tasks = [
             asyncio.create_task(relay.run(), name="relay"),
+            asyncio.create_task(projector.run(), name="projector"),
             asyncio.create_task(metrics.refresh_video_counts(engine), name="video-counts"),
             asyncio.create_task(watch_consumer_lag(broker, "jobs"), name="lag"),
         ]

@@ -1,5 +1,5 @@
 """The event store on Postgres. Operations take an open connection so that a caller composes
-dedupe, append and projection updates into one transaction.
+appends and projection updates into one transaction.
 
 Reads go through SQLAlchemy; the write path (one appending transaction per consumer batch)
 talks to the same connection's asyncpg driver directly, which skips SQLAlchemy's per-statement
@@ -8,8 +8,7 @@ and per-row work where it is paid once per event.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, cast
-from uuid import UUID
+from typing import Any, Final
 
 import asyncpg
 import pydantic_core
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openv_jobs.adapters.tables import StoredEvent
 from openv_shared.contracts import Envelope
+from openv_shared.db import driver_connection
 
 #: Advisory lock taken first by every appending transaction: positions are then assigned in
 #: commit order, so a reader that saw position N can never later find a smaller new one.
@@ -44,21 +44,6 @@ _APPEND = """
         trace_context jsonb, data jsonb)
     RETURNING event_id, position
 """
-_MARK_PROCESSED = """
-    INSERT INTO processed_messages (message_id, message_type)
-    SELECT * FROM unnest($1::uuid[], $2::text[])
-    ON CONFLICT DO NOTHING
-    RETURNING message_id
-"""
-
-
-@dataclass(frozen=True)
-class Alongside:
-    """A statement executed in the append's own statement (a data-modifying CTE), saving a
-    round trip: `sql` refers to its one argument as $3."""
-
-    sql: str
-    argument: str
 
 
 class ConcurrencyConflict(Exception):
@@ -115,17 +100,8 @@ class EventStore:
         if self._driver is None:
             # Through SQLAlchemy, so that its transaction is open before asyncpg is used directly.
             await self.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
-            raw = await self.conn.get_raw_connection()
-            self._driver = cast(asyncpg.Connection, raw.driver_connection)
+            self._driver = await driver_connection(self.conn)
         return self._driver
-
-    async def mark_processed(self, messages: dict[UUID, str]) -> set[UUID]:
-        """Record messages (id -> type) as handled; returns the ids not handled before."""
-        if not messages:
-            return set()
-        pg = await self.lock_appends()
-        rows = await pg.fetch(_MARK_PROCESSED, list(messages), list(messages.values()))
-        return {row[0] for row in rows}
 
     async def load(self, stream_id: str) -> list[RecordedEvent]:
         result = await self.conn.execute(
@@ -149,10 +125,8 @@ class EventStore:
         self,
         envelopes: list[Envelope],
         recorded_at: datetime | None = None,
-        alongside: Alongside | None = None,
     ) -> list[RecordedEvent]:
-        """Append envelopes that carry their stream id and version, in one statement (with
-        `alongside`, if given, in the same statement).
+        """Append envelopes that carry their stream id and version, in one statement.
 
         A taken (stream id, version) raises ConcurrencyConflict: someone appended first.
         """
@@ -160,16 +134,8 @@ class EventStore:
             return []
         pg = await self.lock_appends()
         at = recorded_at or datetime.now(UTC)
-        args: list[Any] = [pydantic_core.to_json(envelopes).decode(), at]
-        sql = _APPEND
-        if alongside is not None:
-            sql = (
-                f"WITH appended AS ({_APPEND}), alongside AS ({alongside.sql}) "  # noqa: S608 (constants)
-                "SELECT * FROM appended"
-            )
-            args.append(alongside.argument)
         try:
-            rows = await pg.fetch(sql, *args)
+            rows = await pg.fetch(_APPEND, pydantic_core.to_json(envelopes).decode(), at)
         except asyncpg.UniqueViolationError as exc:
             # The transaction is lost; the caller reloads and decides again.
             raise ConcurrencyConflict(str(envelopes[0].stream_id)) from exc

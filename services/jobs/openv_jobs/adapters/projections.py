@@ -1,6 +1,12 @@
-"""The `videos` and `user_usage` projections, kept in step with the log inside the appending
-transaction (read-your-writes for the gateway), and their checkpoint."""
+"""The `videos` and `user_usage` projections and their checkpoints.
 
+`user_usage` is written in the appending transaction (limits are decided from it). `videos` is
+written behind the log by the projector (service_layer/projector.py), each batch with its
+checkpoint; readers get exact states anyway, because load_states folds the events a row has
+not seen yet (its own `version` says which).
+"""
+
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final
@@ -12,16 +18,18 @@ from pydantic import TypeAdapter
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openv_jobs.adapters.event_store import Alongside
 from openv_jobs.adapters.tables import Checkpoint, UsageRow, VideoRow
 from openv_jobs.domain import usage as usage_rules
+from openv_jobs.domain.projection import fold_video
 from openv_jobs.domain.usage import Usage
 from openv_jobs.domain.video import VideoState
+from openv_shared.contracts.base import Message, message_class
+from openv_shared.contracts.events import video_stream_id
+from openv_shared.contracts.upcasting import upcast
 from openv_shared.contracts.video import VideoParams, VideoStatus
 
-PROJECTIONS_CHECKPOINT: Final = "projections"
-#: Counts swaps of rebuilt projections (see load_marker).
-PROJECTIONS_EPOCH: Final = "projections_epoch"
+VIDEOS_CHECKPOINT: Final = "videos"
+USAGE_CHECKPOINT: Final = "user_usage"
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
 _usage = UsageRow.__table__  # type: ignore[attr-defined]
@@ -134,13 +142,80 @@ def state_from_record(row: Any) -> VideoState:
     )
 
 
-async def load_states(pg: asyncpg.Connection, video_ids: Iterable[UUID]) -> dict[UUID, VideoState]:
-    """Current states from the projection. Under the append lock it is exactly the folded log."""
+def decode_event(type_name: str, version: int, data: str) -> Message:
+    """A stored event's message from its `data` JSON, upcast if it is an older version."""
+    cls = message_class(type_name)
+    if version == cls.VERSION:
+        return cls.model_validate_json(data)
+    return cls.model_validate(upcast(type_name, version, cls.VERSION, json.loads(data)))
+
+
+#: Columns a fold needs, in this order (see decode_rows).
+EVENT_FOLD_COLUMNS: Final = (
+    "position, stream_version, event_type, schema_version, data::text, "
+    "metadata->>'user_id', recorded_at"
+)
+_TAILS = f"""
+    SELECT {EVENT_FOLD_COLUMNS}
+    FROM unnest($1::text[], $2::int[]) AS s(stream_id, version)
+    JOIN events e ON e.stream_id = s.stream_id AND e.stream_version > s.version
+    ORDER BY e.position
+"""  # noqa: S608 (constants)
+
+
+#: A stored event ready to fold: its stream version, message, stream's user, recorded time.
+Folded = tuple[int, Message, str, datetime]
+
+
+def decode_rows(rows: Iterable[Any]) -> list[Folded]:
+    """Stored events (EVENT_FOLD_COLUMNS) decoded for fold_into."""
+    return [(sv, decode_event(t, v, data), user or "", at) for _, sv, t, v, data, user, at in rows]
+
+
+def fold_into(states: dict[UUID, VideoState], events: Iterable[Folded]) -> None:
+    """Fold decoded events, in position order, into `states`; an event a state already
+    contains (its version is not newer) is skipped, so folding twice changes nothing."""
+    for stream_version, message, user_id, at in events:
+        video_id: UUID = message.video_id  # type: ignore[attr-defined]
+        state = states.get(video_id)
+        if state is None or stream_version > state.version:
+            states[video_id] = fold_video(state, message, user_id, at)
+
+
+async def load_rows(pg: asyncpg.Connection, video_ids: Iterable[UUID]) -> dict[UUID, VideoState]:
+    """The `videos` rows as the projector left them (possibly behind the log)."""
     ids = list(set(video_ids))
     if not ids:
         return {}
     rows = await pg.fetch(_SELECT_VIDEOS, ids)
     return {row[0]: state_from_record(row) for row in rows}
+
+
+async def load_states(pg: asyncpg.Connection, video_ids: Iterable[UUID]) -> dict[UUID, VideoState]:
+    """Current states: the rows plus the events they have not seen yet.
+
+    Exact whatever the projector's lag: the row is read first, and the log only grows.
+    """
+    ids = list(set(video_ids))
+    states = await load_rows(pg, ids)
+    versions = [states[i].version if i in states else 0 for i in ids]
+    tails = await pg.fetch(_TAILS, [video_stream_id(i) for i in ids], versions)
+    fold_into(states, decode_rows(tails))
+    return states
+
+
+async def unprojected_new_videos(
+    pg: asyncpg.Connection, user_id: str | None
+) -> list[tuple[datetime, UUID]]:
+    """(created at, id) of the videos whose first event the projector has not written yet."""
+    rows = await pg.fetch(
+        "SELECT recorded_at, (data->>'video_id')::uuid FROM events "
+        "WHERE position > (SELECT coalesce(max(position), 0) FROM checkpoints WHERE name = $1) "
+        "AND stream_version = 1 AND ($2::text IS NULL OR metadata->>'user_id' = $2)",
+        VIDEOS_CHECKPOINT,
+        user_id,
+    )
+    return [(at, video_id) for at, video_id in rows]
 
 
 async def load_usages(pg: asyncpg.Connection, user_ids: Iterable[str]) -> dict[str, Usage]:
@@ -180,41 +255,46 @@ def _upsert_sql(table: sa.Table, key: str, param: str) -> str:
 # VideoState and Usage have exactly their tables' column names as fields.
 _STATES_JSON: Final = TypeAdapter(list[VideoState])
 _USAGES_JSON: Final = TypeAdapter(list[Usage])
-_UPSERT_VIDEOS_ALONGSIDE: Final = _upsert_sql(_videos, "video_id", "$3")
+# A late projector (or one a rebuild swap overtook) never moves a row backwards.
+_UPSERT_VIDEOS: Final = (
+    _upsert_sql(_videos, "video_id", "$1") + " WHERE videos.version < excluded.version"
+)
 _UPSERT_USAGE: Final = _upsert_sql(_usage, "user_id", "$1")
-
-
-def videos_alongside(states: list[VideoState]) -> Alongside:
-    """The `videos` upsert of these states, to run in an append's statement."""
-    return Alongside(_UPSERT_VIDEOS_ALONGSIDE, _STATES_JSON.dump_json(states).decode())
-
-
 _SAVE_CHECKPOINT: Final = (
     "INSERT INTO checkpoints (name, position) VALUES ($1, $2) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
 
 
+async def save_videos(pg: asyncpg.Connection, states: list[VideoState], position: int) -> None:
+    """Write `videos` rows and the projection's checkpoint (the caller's transaction)."""
+    if states:
+        await pg.execute(_UPSERT_VIDEOS, _STATES_JSON.dump_json(states).decode())
+    await pg.execute(_SAVE_CHECKPOINT, VIDEOS_CHECKPOINT, position)
+
+
 async def save_usages(pg: asyncpg.Connection, usages: list[Usage], position: int) -> None:
-    """Write changed `user_usage` rows and the projections' checkpoint (the `videos` rows went
-    with their events, see videos_alongside)."""
+    """Write changed `user_usage` rows and their checkpoint (the appending transaction)."""
     if usages:
         await pg.execute(_UPSERT_USAGE, _USAGES_JSON.dump_json(usages).decode())
-    await pg.execute(_SAVE_CHECKPOINT, PROJECTIONS_CHECKPOINT, position)
+    await pg.execute(_SAVE_CHECKPOINT, USAGE_CHECKPOINT, position)
 
 
-async def load_marker(pg: asyncpg.Connection) -> tuple[int, int]:
-    """(checkpoint, rebuild epoch) of the projections: equal markers mean nobody else wrote
-    them in between, so states a process cached under the first are still current."""
-    row = await pg.fetchrow(
-        "SELECT coalesce(max(position) FILTER (WHERE name = $1), 0), "
-        "coalesce(max(position) FILTER (WHERE name = $2), 0) "
-        "FROM checkpoints WHERE name IN ($1, $2)",
-        PROJECTIONS_CHECKPOINT,
-        PROJECTIONS_EPOCH,
+async def lock_checkpoint(pg: asyncpg.Connection, name: str) -> int:
+    """A checkpoint's position, locked until the transaction ends (one writer at a time)."""
+    await pg.execute(
+        "INSERT INTO checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING", name
     )
-    assert row is not None  # an aggregate always returns one row
-    return int(row[0]), int(row[1])
+    position = await pg.fetchval(
+        "SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE", name
+    )
+    return int(position)
+
+
+async def log_head(pg: asyncpg.Connection) -> int:
+    """The last position in the log. Read under the append lock, an unchanged head means
+    nobody appended since, so states a process cached at that head are still current."""
+    return int(await pg.fetchval("SELECT coalesce(max(position), 0) FROM events"))
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:

@@ -12,6 +12,7 @@ from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import EventStore
 from openv_jobs.adapters.tables import VideoRow
 from openv_jobs.domain.usage import Limits, period_end
+from openv_jobs.domain.video import VideoState
 from openv_shared.contracts.events import video_stream_id
 from openv_shared.contracts.queries import (
     EventPage,
@@ -21,7 +22,8 @@ from openv_shared.contracts.queries import (
     VideoPage,
     VideoView,
 )
-from openv_shared.contracts.video import VideoParams, VideoStatus
+from openv_shared.contracts.video import VideoStatus
+from openv_shared.db import driver_connection
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
 
@@ -44,52 +46,58 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise InvalidCursor(cursor) from exc
 
 
-def _view(row: sa.Row[object]) -> VideoView:
-    m = row._mapping
+def _view(state: VideoState) -> VideoView:
     error = (
-        VideoErrorView(code=m["error_code"], message=m["error_message"] or "")
-        if m["error_code"]
+        VideoErrorView(code=state.error_code, message=state.error_message or "")
+        if state.error_code
         else None
     )
     return VideoView(
-        id=m["video_id"],
-        user_id=m["user_id"],
-        status=VideoStatus(m["status"]),
-        progress=m["progress"],
-        prompt=m["prompt"],
-        params=VideoParams.model_validate(m["params"]),
-        duration_seconds=m["duration_seconds"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        started_at=m["started_at"],
-        completed_at=m["completed_at"],
-        object_key=m["object_key"],
-        size_bytes=m["size_bytes"],
-        content_type=m["content_type"],
+        id=state.video_id,
+        user_id=state.user_id,
+        status=state.status,
+        progress=state.progress,
+        prompt=state.prompt,
+        params=state.params,
+        duration_seconds=state.duration_seconds,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        started_at=state.started_at,
+        completed_at=state.completed_at,
+        object_key=state.object_key,
+        size_bytes=state.size_bytes,
+        content_type=state.content_type,
         error=error,
-        file_deleted=m["file_deleted"],
-        runpod_job_id=m["runpod_job_id"],
-        version=m["version"],
+        file_deleted=state.file_deleted,
+        runpod_job_id=state.runpod_job_id,
+        version=state.version,
     )
 
 
 class Queries:
+    """Reads are exact even while the projector is behind: states are the rows plus the
+    events they have not seen (projections.load_states)."""
+
     def __init__(self, engine: AsyncEngine, limits: Limits) -> None:
         self.engine = engine
         self.limits = limits
 
     async def video(self, video_id: UUID) -> VideoView | None:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(_videos).where(_videos.c.video_id == video_id))
-            ).first()
-        return _view(row) if row else None
+            states = await projections.load_states(await driver_connection(conn), [video_id])
+        state = states.get(video_id)
+        return _view(state) if state else None
 
     async def videos(
         self, user_id: str | None, limit: int, cursor: str | None, status: VideoStatus | None
     ) -> VideoPage:
-        """Newest first; the cursor is the last row's (created_at, id), stable under inserts."""
-        query = sa.select(_videos)
+        """Newest first; the cursor is the last row's (created_at, id), stable under inserts.
+
+        A status filter applies to the rows first and to the exact states after, so a page
+        never shows a video in another status, but one that just reached the status can be
+        missing until the projector has written it (under a second, usually milliseconds).
+        """
+        query = sa.select(_videos.c.created_at, _videos.c.video_id)
         if user_id is not None:
             query = query.where(_videos.c.user_id == user_id)
         if status is not None:
@@ -103,13 +111,19 @@ class Queries:
             limit + 1
         )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        views = [_view(r) for r in rows[:limit]]
-        next_cursor = (
-            encode_cursor(views[-1].created_at, views[-1].id)
-            if len(rows) > limit and views
-            else None
-        )
+            keys = [(r.created_at, r.video_id) for r in await conn.execute(query)]
+            pg = await driver_connection(conn)
+            if not cursor:  # videos newer than any row: the first page shows them too
+                keys += await projections.unprojected_new_videos(pg, user_id)
+                keys = sorted(set(keys), reverse=True)[: limit + 1]
+            page = keys[:limit]
+            states = await projections.load_states(pg, [vid for _, vid in page])
+        views = [
+            _view(states[vid])
+            for _, vid in page
+            if vid in states and (status is None or states[vid].status is status)
+        ]
+        next_cursor = encode_cursor(*page[-1]) if len(keys) > limit else None
         return VideoPage(data=views, next_cursor=next_cursor)
 
     async def events(self, video_id: UUID) -> EventPage:

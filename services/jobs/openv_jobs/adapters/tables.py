@@ -1,4 +1,4 @@
-"""Postgres tables of the jobs service: the event log, dedupe records, projections, checkpoints."""
+"""Postgres tables of the jobs service: the event log, projections, checkpoints."""
 
 from datetime import date, datetime
 from typing import Any
@@ -29,20 +29,6 @@ class StoredEvent(SQLModel, table=True):
     meta: dict[str, Any] = Field(sa_column=sa.Column("metadata", JSONB, nullable=False))
     occurred_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
     recorded_at: datetime = Field(
-        sa_column=sa.Column(
-            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        )
-    )
-
-
-class ProcessedMessage(SQLModel, table=True):
-    """Ids of commands and incoming facts already handled (written in the effect's transaction)."""
-
-    __tablename__ = "processed_messages"
-
-    message_id: UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
-    message_type: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    processed_at: datetime = Field(
         sa_column=sa.Column(
             sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         )

@@ -1,5 +1,5 @@
-"""One step of both projections for one recorded event: the live path and the rebuild share it,
-which is why a rebuild gives exactly the live tables."""
+"""One step of the projections for one recorded event: the decision path, the projector, the
+readers and the rebuild share these, which is why a rebuild gives exactly the live tables."""
 
 from datetime import datetime
 
@@ -9,9 +9,13 @@ from openv_jobs.domain.video import VideoState, evolve, start
 from openv_shared.contracts.base import Message
 
 
+def fold_video(state: VideoState | None, event: Message, user_id: str, at: datetime) -> VideoState:
+    """The video after `event` (recorded at `at`); `user_id` counts for a stream's first event."""
+    return start(event, user_id, at) if state is None else evolve(state, event, at)
+
+
 def apply_event(
     state: VideoState | None, usage: Usage, event: Message, user_id: str, at: datetime
 ) -> tuple[VideoState, Usage]:
-    """`at` is the event's recorded time."""
-    new_state = start(event, user_id, at) if state is None else evolve(state, event, at)
-    return new_state, usage_rules.apply(usage, state, event, at)
+    """Both projections after one event; `at` is the event's recorded time."""
+    return fold_video(state, event, user_id, at), usage_rules.apply(usage, state, event, at)

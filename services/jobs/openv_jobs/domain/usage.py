@@ -24,7 +24,8 @@ class Limits:
 
 def period_of(at: datetime) -> date:
     """The calendar month (UTC) `at` falls in, as its first day."""
-    at = at.astimezone(UTC)
+    if at.tzinfo is not UTC:  # stored times come back in UTC already: skip the conversion
+        at = at.astimezone(UTC)
     return date(at.year, at.month, 1)
 
 
@@ -55,12 +56,14 @@ def apply(usage: Usage, before: VideoState | None, event: Message, at: datetime)
 
     Events that change nothing return `usage` as it is (readers apply the current period).
     """
+    # Usage(...) rather than dataclasses.replace: this runs for every event of a rebuild.
     if isinstance(event, VideoAccepted):
         usage = usage.in_period(period_of(at))
-        return replace(
-            usage,
-            active_jobs=usage.active_jobs + 1,
-            used_seconds=usage.used_seconds + event.charged_seconds,
+        return Usage(
+            usage.user_id,
+            usage.active_jobs + 1,
+            usage.period_start,
+            usage.used_seconds + event.charged_seconds,
         )
     if before is None or before.status not in ACTIVE_STATUSES or not _leaves_active(event):
         return usage
@@ -71,7 +74,7 @@ def apply(usage: Usage, before: VideoState | None, event: Message, at: datetime)
     seconds = usage.used_seconds
     if refund and period_of(before.created_at) == usage.period_start:
         seconds = max(0.0, seconds - before.charged_seconds)
-    return replace(usage, active_jobs=max(0, usage.active_jobs - 1), used_seconds=seconds)
+    return Usage(usage.user_id, max(0, usage.active_jobs - 1), usage.period_start, seconds)
 
 
 def _leaves_active(event: Message) -> bool:

@@ -1,14 +1,19 @@
-"""Handle commands and facts in batches: dedupe, decide, append, project, in one transaction.
+"""Handle commands and facts in batches: decide, append, update usage, in one transaction.
 
 A batch is what one poll of the consumer returns; deciding it in one transaction costs one
-lock, one dedupe insert, one append and one projection write instead of one of each per message.
+lock and a few statements instead of a few per message.
+
+Exactly-once effects on at-least-once delivery: the state machine decides nothing for a
+message whose effect is already in the state (statuses only move forward; a video id exists
+once), and an event's id is derived from the message that caused it, so even a second
+decision for the same message could not be appended (the log's unique event id).
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -88,14 +93,9 @@ class JobsService:
         async with self.engine.begin() as conn:
             store = EventStore(conn)
             pg = await store.lock_appends()
-            marker = await projections.load_marker(pg)
-            self.cache.check(marker)
-            fresh = await store.mark_processed({env.event_id: env.type for env, _, _ in batch})
-            todo = [item for item in batch if item[0].event_id in fresh]
-            if len(todo) < len(batch):
-                log.info("%d redelivered messages ignored", len(batch) - len(todo))
-            if not todo:
-                return []
+            head = await projections.log_head(pg)
+            self.cache.check(head)
+            todo = batch
             states = await self._states(pg, {vid for _, _, vid in todo})
             users = {env.user_id or "" for env, msg, _ in todo if isinstance(msg, RequestVideo)}
             users |= {s.user_id for s in states.values()}
@@ -103,7 +103,7 @@ class JobsService:
             before = dict(usages)
             recorded = await self._decide_and_append(store, todo, states, usages, now)
             if recorded:
-                marker = (recorded[-1].position, marker[1])
+                head = recorded[-1].position
                 await projections.save_usages(
                     pg,
                     # Usage rules return the same object when nothing changed: write only changes.
@@ -111,7 +111,7 @@ class JobsService:
                     recorded[-1].position,
                 )
                 await store.notify()
-        self.cache.committed(marker, states, usages)
+        self.cache.committed(head, states, usages)
         return recorded
 
     async def _decide_and_append(
@@ -122,19 +122,18 @@ class JobsService:
         usages: dict[str, Usage],
         now: datetime,
     ) -> list[RecordedEvent]:
-        """Decide in chunks, each appended (with its `videos` rows) while the next is decided:
-        Postgres works on one chunk while Python decides the next, on the other core."""
+        """Decide in chunks, each appended while the next is decided: Postgres works on one
+        chunk while Python decides the next, on the other core."""
         recorded: list[RecordedEvent] = []
         writing: asyncio.Task[list[RecordedEvent]] | None = None
         try:
             for start in range(0, len(todo), CHUNK):
-                pending, touched = self._decide(todo[start : start + CHUNK], states, usages, now)
+                pending = self._decide(todo[start : start + CHUNK], states, usages, now)
                 if not pending:
                     continue
-                rows = projections.videos_alongside([states[vid] for vid in touched])
                 if writing is not None:
                     recorded += await writing
-                writing = asyncio.create_task(store.append_versioned(pending, now, rows))
+                writing = asyncio.create_task(store.append_versioned(pending, now))
                 await asyncio.sleep(0)  # let it send the statement before deciding on
             if writing is not None:
                 recorded += await writing
@@ -166,15 +165,15 @@ class JobsService:
         states: dict[UUID, VideoState],
         usages: dict[str, Usage],
         now: datetime,
-    ) -> tuple[list[Envelope], set[UUID]]:
+    ) -> list[Envelope]:
         """Decide each message in order against the states as the batch changes them."""
         pending: list[Envelope] = []
-        touched: set[UUID] = set()
+        period = period_of(now)
         for envelope, message, video_id in todo:
             state = states.get(video_id)
             if isinstance(message, RequestVideo):
                 user_id = envelope.user_id or ""
-                usage = usages[user_id].in_period(period_of(now))
+                usage = usages[user_id].in_period(period)
                 events = decide_request(state, message, user_id, usage, self.limits)
             elif state is None:
                 log.warning("%s for unknown video %s ignored", envelope.type, video_id)
@@ -182,11 +181,13 @@ class JobsService:
             else:
                 user_id = state.user_id
                 events = decide(state, message)
-            for event in events:
+            for index, event in enumerate(events):
                 version = state.version + 1 if state else 1
                 pending.append(
                     envelope.follow(
                         event,
+                        # Derived from the message: its effect can be appended only once.
+                        event_id=uuid5(envelope.event_id, str(index)),
                         user_id=user_id,
                         stream_id=video_stream_id(video_id),
                         stream_version=version,
@@ -195,5 +196,4 @@ class JobsService:
                 state, usages[user_id] = apply_event(state, usages[user_id], event, user_id, now)
             if events and state is not None:
                 states[video_id] = state
-                touched.add(video_id)
-        return pending, touched
+        return pending

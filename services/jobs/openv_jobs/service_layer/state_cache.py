@@ -1,11 +1,9 @@
 """States and usages kept between batches, so a batch reads only what it has not seen.
 
-Every decision runs under the append lock, and every appending transaction moves the
-projections' checkpoint; a rebuild that swaps tables moves their epoch. So if the (checkpoint,
-epoch) marker read under the lock equals the one this process left behind, nobody else wrote
-since and the cached entries are exactly the projection rows. Otherwise the cache starts over.
-(The idea is the `eventsourcing` library's aggregate cache with fast-forward, made safe for
-several writers by the marker.)
+Every decision runs under the append lock. If the log's head read under the lock is the one
+this process left behind, nobody appended since, and the cached states and usages are exactly
+the log folded. Otherwise the cache starts over. (The idea is the `eventsourcing` library's
+aggregate cache, made safe for several writers by the head check.)
 """
 
 from collections import OrderedDict
@@ -18,8 +16,6 @@ from openv_jobs.domain.video import VideoState
 
 K = TypeVar("K")
 V = TypeVar("V")
-
-Marker = tuple[int, int]
 
 
 class _Lru(Generic[K, V]):
@@ -52,23 +48,23 @@ class StateCache:
     def __init__(self, capacity: int) -> None:
         self.videos: _Lru[UUID, VideoState] = _Lru(capacity)
         self.usages: _Lru[str, Usage] = _Lru(capacity)
-        self.marker: Marker | None = None
+        self.head: int | None = None
 
-    def check(self, marker: Marker) -> None:
-        """Forget everything unless `marker` is the one this cache was left at."""
-        if marker != self.marker:
+    def check(self, head: int) -> None:
+        """Forget everything unless `head` is the one this cache was left at."""
+        if head != self.head:
             self.clear()
 
     def clear(self) -> None:
         self.videos.items.clear()
         self.usages.items.clear()
-        self.marker = None
+        self.head = None
 
     def committed(
-        self, marker: Marker, videos: dict[UUID, VideoState], usages: dict[str, Usage]
+        self, head: int, videos: dict[UUID, VideoState], usages: dict[str, Usage]
     ) -> None:
-        """Remember the entries as they are once the transaction that read `marker` committed
-        (leaving the projections at the new `marker`)."""
+        """Remember the entries as they are once a transaction committed, leaving the log's
+        head at `head`."""
         self.videos.put_many(videos)
         self.usages.put_many(usages)
-        self.marker = marker
+        self.head = head
