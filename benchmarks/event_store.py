@@ -184,8 +184,9 @@ async def main(commands: int, rebuild_events: int) -> None:
             print(f"decision path, batches of {BATCH}: {d_n} events, {d_s:.2f} s, {d_rate:,.0f}/s")
             print(f"raw executemany, same rows/batches: {r_n} rows, {r_s:.2f} s, {r_rate:,.0f}/s")
             print(f"ratio decision/raw: {d_rate / r_rate:.2f} (target >= 0.50)")
+            p_rate = p_n / p_s
             print(
-                f"videos projector catching up on them: {p_n} events, {p_s:.2f} s, {p_n / p_s:,.0f}/s"
+                f"videos projector catching up on them: {p_n} events, {p_s:.2f} s, {p_rate:,.0f}/s"
             )
             both = d_n / (d_s + p_s)
             print(
