@@ -63,3 +63,16 @@ def test_older_schema_versions_are_upcast_on_read() -> None:
     assert upcast("TestRenamed", 1, 2, {"old_name": "x"}) == {"new_name": "x"}
     with pytest.raises(ValueError, match="no upcaster"):
         upcast("TestRenamed", 2, 3, {})
+
+
+def test_derived_event_ids_are_deterministic_distinct_and_version_8() -> None:
+    from uuid import uuid4
+
+    from openv_shared.contracts.envelope import derived_event_id
+
+    causes = [uuid4() for _ in range(200)]
+    ids = [derived_event_id(c, i) for c in causes for i in range(10)]
+    assert len(set(ids)) == len(ids)  # per cause and index
+    assert set(ids).isdisjoint(causes)
+    assert [derived_event_id(c, 3) for c in causes] == [derived_event_id(c, 3) for c in causes]
+    assert {(u.version, u.variant) for u in ids} == {(8, "specified in RFC 4122")}

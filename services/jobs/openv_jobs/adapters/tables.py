@@ -35,6 +35,23 @@ class StoredEvent(SQLModel, table=True):
     )
 
 
+class ProcessedMessage(SQLModel, table=True):
+    """Unused since revision 0002 (events' ids now derive from their message, see handlers).
+
+    Kept for the previous release during a rolling upgrade; a later release drops it.
+    """
+
+    __tablename__ = "processed_messages"
+
+    message_id: UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
+    message_type: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    processed_at: datetime = Field(
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        )
+    )
+
+
 class VideoRow(SQLModel, table=True):
     """The `videos` projection: one row per video, the state folded from its stream."""
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +27,7 @@ from openv_jobs.domain.video import VideoState
 from openv_jobs.service_layer.state_cache import StateCache
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.commands import RequestVideo
+from openv_shared.contracts.envelope import derived_event_id
 from openv_shared.contracts.events import video_stream_id
 from openv_shared.kafka import PermanentError
 
@@ -187,7 +188,7 @@ class JobsService:
                     envelope.follow(
                         event,
                         # Derived from the message: its effect can be appended only once.
-                        event_id=uuid5(envelope.event_id, str(index)),
+                        event_id=derived_event_id(envelope.event_id, index),
                         user_id=user_id,
                         stream_id=video_stream_id(video_id),
                         stream_version=version,

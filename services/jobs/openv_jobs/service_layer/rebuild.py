@@ -6,8 +6,11 @@ same transaction, so no event is missed and readers never see a half-built table
 """
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
@@ -51,11 +54,12 @@ class _Fold:
 
     def feed(self, rows: list[asyncpg.Record]) -> None:
         # This runs once per event of the whole log: locals and no per-event calls it can avoid.
-        states, usages = self.states, self.usages
-        for _, message, row_user, at in projections.decode_rows(rows):
+        states, usages, decode = self.states, self.usages, projections.decode_event
+        for _, _, type_name, version, data, row_user, at in rows:
+            message = decode(type_name, version, data)
             video_id: UUID = message.video_id  # type: ignore[attr-defined]
             state = states.get(video_id)
-            user_id = state.user_id if state else row_user
+            user_id = state.user_id if state else (row_user or "")
             usage = usages.get(user_id) or Usage(user_id, 0, period_of(at), 0.0)
             states[video_id], usages[user_id] = apply_event(state, usage, message, user_id, at)
         self.position = rows[-1][0]
@@ -80,7 +84,26 @@ async def _fold_from(conn: asyncpg.Connection, fold: _Fold) -> None:
         rows = await following
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The fold builds millions of long-lived objects, none of them in a reference cycle:
+    the cyclic collector would only rescan them, again and again (measured: ~15 % of a
+    rebuild). Reference counting still frees everything that is dropped."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 async def rebuild(dsn: str, swap: bool = False) -> RebuildResult:
+    with _collector_paused():
+        return await _rebuild(dsn, swap)
+
+
+async def _rebuild(dsn: str, swap: bool) -> RebuildResult:
     started = time.perf_counter()
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
@@ -105,8 +128,9 @@ async def rebuild(dsn: str, swap: bool = False) -> RebuildResult:
 async def _write(conn: asyncpg.Connection, fold: _Fold) -> None:
     for live, fresh in TABLES.items():
         await conn.execute(f"DROP TABLE IF EXISTS {fresh}")
-        # Staging tables without indexes: loading is faster, and swapping copies rows anyway.
-        await conn.execute(f"CREATE TABLE {fresh} (LIKE {live} INCLUDING DEFAULTS)")
+        # Staging tables without indexes or WAL: loading is faster, and swapping copies the
+        # rows into the live (logged, indexed) tables anyway.
+        await conn.execute(f"CREATE UNLOGGED TABLE {fresh} (LIKE {live} INCLUDING DEFAULTS)")
     await conn.copy_records_to_table(
         TABLES["videos"],
         records=map(projections.video_record, fold.states.values()),
