@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
 from openv_jobs.adapters.queries import Queries
 from openv_jobs.domain.usage import Limits
+from openv_jobs.service_layer import rebuild as rebuild_module
 from openv_jobs.service_layer.handlers import JobsService
 from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import rebuild
@@ -284,14 +285,44 @@ async def _rows(dsn: str, table: str, key: str) -> list[dict[str, Any]]:
         await conn.close()
 
 
+async def _meanwhile(service: JobsService, jobs_dsn: str) -> None:
+    """Events for old and new videos, as if they arrived while a rebuild folds the bulk."""
+    conn = await asyncpg.connect(jobs_dsn)
+    queued = await conn.fetch(
+        "SELECT data->>'video_id' AS video_id, metadata->>'user_id' AS user_id FROM events e "
+        "WHERE event_type = 'VideoAccepted' AND NOT EXISTS (SELECT 1 FROM events f "
+        "WHERE f.stream_id = e.stream_id AND f.stream_version > 2) LIMIT 3"
+    )
+    await conn.close()
+    assert queued  # submitted only: cancelling them refunds
+    await service.handle_batch(
+        [fact(CancelVideo(video_id=UUID(r["video_id"])), r["user_id"]) for r in queued]
+        + [request("late-user"), request("mix-1")]
+    )
+
+
+@pytest.mark.parametrize("parts", [1, 2])
 async def test_rebuilt_projections_equal_the_live_ones(
-    jobs_engine: AsyncEngine, jobs_dsn: str
+    jobs_engine: AsyncEngine, jobs_dsn: str, parts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _mixed_workload(JobsService(jobs_engine, LIMITS))
+    service = JobsService(jobs_engine, LIMITS)
+    await _mixed_workload(service)
+    fold_parts = rebuild_module._fold_parts
+
+    async def appends_meanwhile(dsn: str, head: int, n: int) -> tuple[int, int, int]:
+        folded = await fold_parts(dsn, head, n)
+        await _meanwhile(service, jobs_dsn)  # after the bulk's head: the locked tail folds it
+        return folded
+
+    monkeypatch.setattr(rebuild_module, "_fold_parts", appends_meanwhile)
+    result = await rebuild(jobs_dsn, swap=False, parts=parts)  # 2: a second process folds too
+    monkeypatch.undo()
+
     assert await Projector(jobs_dsn, batch_size=50).catch_up() > 0  # in several batches
     live_videos = await _rows(jobs_dsn, "videos", "video_id")
     live_usage = await _rows(jobs_dsn, "user_usage", "user_id")
-    assert len(live_videos) == 74
+    assert len(live_videos) == result.videos == 76
+    assert len(live_usage) == result.users == 8
     assert {v["status"] for v in live_videos} >= {
         "completed",
         "failed",
@@ -299,9 +330,6 @@ async def test_rebuilt_projections_equal_the_live_ones(
         "deleted",
         "rejected",
     }
-
-    result = await rebuild(jobs_dsn, swap=False)
-    assert result.videos == 74
     assert await _rows(jobs_dsn, "videos_rebuild", "video_id") == live_videos
     assert await _rows(jobs_dsn, "user_usage_rebuild", "user_id") == live_usage
 
@@ -310,7 +338,7 @@ async def test_rebuilt_projections_equal_the_live_ones(
     await conn.execute("UPDATE videos SET status = 'queued', progress = 0")
     await conn.execute("DELETE FROM user_usage")
     await conn.close()
-    await rebuild(jobs_dsn, swap=True)
+    await rebuild(jobs_dsn, swap=True, parts=parts)
     assert await _rows(jobs_dsn, "videos", "video_id") == live_videos
     assert await _rows(jobs_dsn, "user_usage", "user_id") == live_usage
 

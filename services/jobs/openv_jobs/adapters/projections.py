@@ -86,14 +86,11 @@ def usage_record(usage: Usage) -> tuple[Any, ...]:
     return (usage.user_id, usage.active_jobs, usage.period_start, usage.used_seconds)
 
 
-_SELECT_VIDEOS = (
-    f"SELECT {', '.join(c if c != 'params' else 'params::text' for c in VIDEO_COLUMNS)} "  # noqa: S608 (names from the model)
-    "FROM videos WHERE video_id = ANY($1::uuid[])"
-)
+_VIDEO_SELECT_LIST = ", ".join(c if c != "params" else "params::text" for c in VIDEO_COLUMNS)
 
 
 def state_from_record(row: Any) -> VideoState:
-    """The inverse of video_record (columns by position, as selected by _SELECT_VIDEOS)."""
+    """The inverse of video_record (columns by position, as selected by load_rows)."""
     (
         video_id,
         user_id,
@@ -182,13 +179,16 @@ def fold_into(states: dict[UUID, VideoState], events: Iterable[Folded]) -> None:
             states[video_id] = fold_video(state, message, user_id, at)
 
 
-async def load_rows(pg: asyncpg.Connection, video_ids: Iterable[UUID]) -> dict[UUID, VideoState]:
-    """The `videos` rows as the projector left them (possibly behind the log)."""
+async def load_rows(
+    pg: asyncpg.Connection, video_ids: Iterable[UUID], table: str = "videos"
+) -> dict[UUID, VideoState]:
+    """The `videos` rows as the projector left them (possibly behind the log); `table` names
+    another table of the same shape (the rebuild's)."""
     ids = list(set(video_ids))
     if not ids:
         return {}
-    rows = await pg.fetch(_SELECT_VIDEOS, ids)
-    return {row[0]: state_from_record(row) for row in rows}
+    sql = f"SELECT {_VIDEO_SELECT_LIST} FROM {table} WHERE video_id = ANY($1::uuid[])"  # noqa: S608 (constant names)
+    return {row[0]: state_from_record(row) for row in await pg.fetch(sql, ids)}
 
 
 async def load_states(pg: asyncpg.Connection, video_ids: Iterable[UUID]) -> dict[UUID, VideoState]:
@@ -218,14 +218,16 @@ async def unprojected_new_videos(
     return [(at, video_id) for at, video_id in rows]
 
 
-async def load_usages(pg: asyncpg.Connection, user_ids: Iterable[str]) -> dict[str, Usage]:
+async def load_usages(
+    pg: asyncpg.Connection, user_ids: Iterable[str], table: str = "user_usage"
+) -> dict[str, Usage]:
     """The users' usage rows; users without one are absent. Callers hold the append lock,
     which serializes every decision, so no row lock is needed on top."""
     users = list(set(user_ids))
     if not users:
         return {}
     rows = await pg.fetch(
-        "SELECT user_id, active_jobs, period_start, used_seconds FROM user_usage "
+        f"SELECT user_id, active_jobs, period_start, used_seconds FROM {table} "  # noqa: S608 (constant names)
         "WHERE user_id = ANY($1::text[])",
         users,
     )
