@@ -1,0 +1,40 @@
+"""The HTTP metrics middleware: route templates as labels, status codes, failures counted."""
+
+from uuid import uuid4
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from openv_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics
+
+
+def count(service: str, route: str, status: str, method: str = "GET") -> float:
+    return float(HTTP_REQUESTS.labels(service, method, route, status)._value.get())
+
+
+def test_requests_are_counted_by_route_template_and_status() -> None:
+    service = f"test-{uuid4().hex[:8]}"
+    app = FastAPI()
+
+    @app.get("/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    install_metrics(app, service)
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.get("/things/a").status_code == 200
+    assert client.get("/things/b").status_code == 200
+    assert client.get("/nowhere").status_code == 404
+    assert client.get("/boom").status_code == 500
+    assert "openv_http_requests_total" in client.get("/metrics").text
+
+    assert count(service, "/things/{thing_id}", "200") == 2
+    assert count(service, "unmatched", "404") == 1
+    assert count(service, "/boom", "500") == 1
+    assert count(service, "/metrics", "200") == 0  # scrapes are not traffic
+    latency = HTTP_LATENCY.labels(service, "GET", "/things/{thing_id}")
+    assert latency._sum.get() > 0
