@@ -147,3 +147,60 @@ async def test_leaving_a_watch_never_waits_for_a_re_read_that_ignores_cancellati
     task.cancel()  # the second cancellation ends it
     await asyncio.wait({task}, timeout=5.0)
     assert task.done()
+
+
+async def test_reads_are_served_from_recent_views_until_the_feed_reports_a_change() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=30.0)
+    vid = uuid4()
+    jobs.current[vid] = view(vid, 1)
+    assert (await live.read(vid)) == view_at(jobs, vid)
+    for _ in range(5):
+        assert (await live.read(vid)).version == 1  # type: ignore[union-attr]
+    assert jobs.reads == 1  # polling costs the jobs service nothing while nothing changes
+
+    jobs.current[vid] = view(vid, 2, VideoStatus.SUBMITTED)
+    live.notify(vid, 1)  # an event the view already contains: kept
+    assert (await live.read(vid)).version == 1  # type: ignore[union-attr]
+    live.notify(vid, 2)
+    assert (await live.read(vid)).status is VideoStatus.SUBMITTED  # type: ignore[union-attr]
+    assert jobs.reads == 2
+    live.notify(vid, None)  # a version the feed could not tell: read again
+    await live.read(vid)
+    assert jobs.reads == 3
+
+
+async def test_recent_views_expire_and_a_read_older_than_the_feed_is_not_kept() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=0.05)
+    vid = uuid4()
+    jobs.current[vid] = view(vid, 1)
+    await live.read(vid)
+    await asyncio.sleep(0.1)
+    await live.read(vid)
+    assert jobs.reads == 2  # older than the fallback interval: read again
+
+    # The feed already reported version 3 while the jobs service still answers 2 (a replica
+    # behind, say): that answer is returned but not served again.
+    live.notify(vid, 3)
+    jobs.current[vid] = view(vid, 2)
+    assert (await live.read(vid)).version == 2  # type: ignore[union-attr]
+    await live.read(vid)
+    assert jobs.reads == 4
+
+
+async def test_what_a_watch_learns_is_served_to_reads() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=30.0)
+    vid = uuid4()
+    async with live.watch(vid) as watch:
+        jobs.current[vid] = view(vid, 4, VideoStatus.CANCELLED)
+        live.notify(vid, 4)
+        await watch.wait_until(lambda v: v.version == 4, 5.0)
+    reads = jobs.reads
+    assert (await live.read(vid)).status is VideoStatus.CANCELLED  # type: ignore[union-attr]
+    assert jobs.reads == reads
+
+
+def view_at(jobs: FakeJobs, video_id: UUID) -> VideoView:
+    return jobs.current[video_id]

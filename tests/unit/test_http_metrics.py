@@ -2,8 +2,8 @@
 
 from uuid import uuid4
 
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from openv_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics
 
@@ -12,7 +12,7 @@ def count(service: str, route: str, status: str, method: str = "GET") -> float:
     return float(HTTP_REQUESTS.labels(service, method, route, status)._value.get())
 
 
-def test_requests_are_counted_by_route_template_and_status() -> None:
+async def test_requests_are_counted_by_route_template_and_status() -> None:
     service = f"test-{uuid4().hex[:8]}"
     app = FastAPI()
 
@@ -25,12 +25,13 @@ def test_requests_are_counted_by_route_template_and_status() -> None:
         raise RuntimeError("boom")
 
     install_metrics(app, service)
-    client = TestClient(app, raise_server_exceptions=False)
-    assert client.get("/things/a").status_code == 200
-    assert client.get("/things/b").status_code == 200
-    assert client.get("/nowhere").status_code == 404
-    assert client.get("/boom").status_code == 500
-    assert "openv_http_requests_total" in client.get("/metrics").text
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/things/a")).status_code == 200
+        assert (await client.get("/things/b")).status_code == 200
+        assert (await client.get("/nowhere")).status_code == 404
+        assert (await client.get("/boom")).status_code == 500
+        assert "openv_http_requests_total" in (await client.get("/metrics")).text
 
     assert count(service, "/things/{thing_id}", "200") == 2
     assert count(service, "unmatched", "404") == 1

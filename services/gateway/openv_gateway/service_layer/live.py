@@ -6,13 +6,20 @@ watch per instance however many clients wait on it, and the watch re-reads the j
 only when the feed reports an event for that video, or at a low fallback rate so a missed
 message cannot hang anyone. So the jobs service sees one read per change per watched video,
 not one per client per poll interval.
+
+Reads share a small cache of recent views for the same reason: a view the jobs service
+returned is served again until the feed reports a newer event of that video, or for at most
+the fallback interval (the bound a missed message already has for waiters). Polling clients
+then cost the jobs service one read per change, not one per poll.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 from uuid import UUID
 
 from openv_gateway.adapters.jobs_client import JobsUnavailable
@@ -114,18 +121,51 @@ class Watch:
 
 
 class LiveVideos:
-    def __init__(self, fetch: Fetch, fallback_s: float) -> None:
+    def __init__(self, fetch: Fetch, fallback_s: float, recent_size: int = 10_000) -> None:
         self.fetch = fetch
         self.fallback_s = fallback_s
+        self.recent_size = recent_size
         self._watches: dict[UUID, Watch] = {}
+        # video id -> (view, when it was read); and the newest version the feed reported.
+        self._recent: OrderedDict[UUID, tuple[VideoView, float]] = OrderedDict()
+        self._reported: OrderedDict[UUID, int] = OrderedDict()
 
     def is_watched(self, video_id: UUID) -> bool:
         return video_id in self._watches
 
     def notify(self, video_id: UUID, version: int | None) -> None:
+        if version is not None:
+            _put(self._reported, video_id, max(version, self._reported.get(video_id, 0)))
+        cached = self._recent.get(video_id)
+        if cached is not None and (version is None or cached[0].version < version):
+            del self._recent[video_id]
         watch = self._watches.get(video_id)
         if watch is not None:
             watch.hint(version)
+
+    async def read(self, video_id: UUID) -> VideoView | None:
+        """The video as a recent read saw it if nothing changed since, else read now."""
+        cached = self._recent.get(video_id)
+        if cached is not None and time.monotonic() - cached[1] <= self.fallback_s:
+            return cached[0]
+        return await self._read(video_id)
+
+    async def _read(self, video_id: UUID) -> VideoView | None:
+        view = await self.fetch(video_id)
+        if view is not None:
+            self.remember(view)
+        return view
+
+    def remember(self, view: VideoView) -> None:
+        """Keep `view` for reads, unless the feed has reported a newer event already."""
+        if view.version >= self._reported.get(view.id, 0):
+            cached = self._recent.get(view.id)
+            if cached is None or cached[0].version <= view.version:
+                _put(self._recent, view.id, (view, time.monotonic()))
+        while len(self._recent) > self.recent_size:
+            self._recent.popitem(last=False)
+        while len(self._reported) > self.recent_size:
+            self._reported.popitem(last=False)
 
     @property
     def watched(self) -> int:
@@ -139,10 +179,12 @@ class LiveVideos:
         """
         watch = self._watches.get(video_id)
         if watch is None:
-            watch = self._watches[video_id] = Watch(video_id, self.fetch, self.fallback_s)
+            watch = self._watches[video_id] = Watch(video_id, self._read, self.fallback_s)
             watch.start()
         watch.refs += 1
         watch.update(known)
+        if known is not None:
+            self.remember(known)
         try:
             yield watch
         finally:
@@ -157,3 +199,12 @@ class LiveVideos:
         tasks = {t for t in (w.stop() for w in watches) if t is not None}
         if tasks:
             await asyncio.wait(tasks, timeout=timeout_s)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _put(entries: OrderedDict[K, V], key: K, value: V) -> None:
+    entries[key] = value
+    entries.move_to_end(key)

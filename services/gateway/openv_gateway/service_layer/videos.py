@@ -149,7 +149,7 @@ class VideosService:
 
     async def find(self, principal: Principal, video_id: UUID) -> VideoView | PendingVideo:
         """The video, or the request this instance published and jobs has not decided yet."""
-        view = await self.jobs.video(video_id)
+        view = await self.live.read(video_id)
         if view is not None:
             if not principal.may_see(view.user_id):
                 raise VideoNotFound(video_id)  # another user's video looks like a missing one
