@@ -234,12 +234,11 @@ async def load_usages(
     return {row[0]: Usage(*row) for row in rows}
 
 
-async def read_usage(conn: AsyncConnection, user_id: str, now: datetime) -> Usage:
-    row = (await conn.execute(sa.select(_usage).where(_usage.c.user_id == user_id))).first()
+async def read_usage(pg: asyncpg.Connection, user_id: str, now: datetime) -> Usage:
+    """A user's usage as of `now` (a new month starts with nothing charged)."""
     period = usage_rules.period_of(now)
-    if row is None:
-        return Usage(user_id, 0, period, 0.0)
-    return Usage(row.user_id, row.active_jobs, row.period_start, row.used_seconds).in_period(period)
+    found = (await load_usages(pg, [user_id])).get(user_id)
+    return found.in_period(period) if found else Usage(user_id, 0, period, 0.0)
 
 
 def _upsert_sql(table: sa.Table, key: str, param: str) -> str:

@@ -143,7 +143,7 @@ class Queries:
 
     async def usage(self, user_id: str, now: datetime) -> UsageView:
         async with self.engine.connect() as conn:
-            usage = await projections.read_usage(conn, user_id, now)
+            usage = await projections.read_usage(await driver_connection(conn), user_id, now)
         start = usage.period_start
         return UsageView(
             active_jobs=usage.active_jobs,

@@ -96,13 +96,12 @@ class JobsService:
             pg = await store.lock_appends()
             head = await projections.log_head(pg)
             self.cache.check(head)
-            todo = batch
-            states = await self._states(pg, {vid for _, _, vid in todo})
-            users = {env.user_id or "" for env, msg, _ in todo if isinstance(msg, RequestVideo)}
+            states = await self._states(pg, {vid for _, _, vid in batch})
+            users = {env.user_id or "" for env, msg, _ in batch if isinstance(msg, RequestVideo)}
             users |= {s.user_id for s in states.values()}
             usages = await self._usages(pg, users, now)
             before = dict(usages)
-            recorded = await self._decide_and_append(store, todo, states, usages, now)
+            recorded = await self._decide_and_append(store, batch, states, usages, now)
             if recorded:
                 head = recorded[-1].position
                 await projections.save_usages(
