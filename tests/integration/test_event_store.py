@@ -361,6 +361,12 @@ async def test_reads_are_exact_while_the_projector_is_behind(
     assert view is not None
     assert (view.status.value, view.progress, view.version) == ("running", 40, 3)
     assert view.runpod_job_id == "j1"
+    # As it was when decided (what a create answers), folded from the log alone.
+    decided = await queries.video(vid(first), version=1)
+    assert decided is not None
+    assert (decided.status.value, decided.version, decided.runpod_job_id) == ("queued", 1, None)
+    assert decided.created_at == view.created_at
+    assert await queries.video(uuid4(), version=1) is None
     page = await queries.videos("reader", 10, None, None)
     # The unwritten third first; the other two share a created_at (one batch): by id.
     older = sorted([vid(first), vid(second)], reverse=True)

@@ -28,8 +28,10 @@ class JobsClient:
             raise JobsUnavailable(f"jobs answered {response.status_code}")
         return response
 
-    async def video(self, video_id: UUID) -> VideoView | None:
-        response = await self._get(f"/internal/videos/{video_id}")
+    async def video(self, video_id: UUID, version: int | None = None) -> VideoView | None:
+        """The video now, or as it was at `version`; None if there is none (yet)."""
+        params: dict[str, str | int] | None = None if version is None else {"version": version}
+        response = await self._get(f"/internal/videos/{video_id}", params)
         if response.status_code == 404:
             return None
         response.raise_for_status()

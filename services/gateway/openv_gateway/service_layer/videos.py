@@ -1,5 +1,6 @@
 """The gateway's use cases: request a video and wait for the decision, read, cancel, delete."""
 
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -129,6 +130,11 @@ class VideosService:
                 )
                 await self.commands.send(command, user)
                 view = await watch.wait_until(lambda v: True, decision_budget)
+                if view is not None and view.version > 1 and prefer_wait_s is None:
+                    # The bridge was quicker than our feed: answer with the decision itself
+                    # (`queued`), as the contract says, not with what followed it.
+                    with contextlib.suppress(JobsUnavailable):
+                        view = await self.jobs.video(video_id, version=1) or view
             if view is None:
                 return Created(video_id, None, pending)
             self.pending.discard(video_id)

@@ -204,6 +204,19 @@ async def load_states(pg: asyncpg.Connection, video_ids: Iterable[UUID]) -> dict
     return states
 
 
+async def load_state_at(pg: asyncpg.Connection, video_id: UUID, version: int) -> VideoState | None:
+    """The video as it was once its `version`-th event was recorded (folded from the log)."""
+    rows = await pg.fetch(
+        f"SELECT {EVENT_FOLD_COLUMNS} FROM events "  # noqa: S608 (constants)
+        "WHERE stream_id = $1 AND stream_version <= $2 ORDER BY stream_version",
+        video_stream_id(video_id),
+        version,
+    )
+    states: dict[UUID, VideoState] = {}
+    fold_into(states, decode_rows(rows))
+    return states.get(video_id)
+
+
 async def unprojected_new_videos(
     pg: asyncpg.Connection, user_id: str | None
 ) -> list[tuple[datetime, UUID]]:

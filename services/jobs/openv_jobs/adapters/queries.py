@@ -82,10 +82,14 @@ class Queries:
         self.engine = engine
         self.limits = limits
 
-    async def video(self, video_id: UUID) -> VideoView | None:
+    async def video(self, video_id: UUID, version: int | None = None) -> VideoView | None:
+        """The video now, or as it was at `version` (e.g. the decision a create answers)."""
         async with self.engine.connect() as conn:
-            states = await projections.load_states(await driver_connection(conn), [video_id])
-        state = states.get(video_id)
+            pg = await driver_connection(conn)
+            if version is None:
+                state = (await projections.load_states(pg, [video_id])).get(video_id)
+            else:
+                state = await projections.load_state_at(pg, video_id, version)
         return _view(state) if state else None
 
     async def videos(

@@ -22,8 +22,12 @@ QueriesDep = Annotated[Queries, Depends(get_queries)]
 
 
 @router.get("/videos/{video_id}", response_model=VideoView)
-async def get_video(video_id: UUID, queries: QueriesDep) -> VideoView:
-    view = await queries.video(video_id)
+async def get_video(
+    video_id: UUID,
+    queries: QueriesDep,
+    version: Annotated[int | None, Query(ge=1, description="the state at this version")] = None,
+) -> VideoView:
+    view = await queries.video(video_id, version)
     if view is None:
         raise HTTPException(404, "video not found")
     return view
