@@ -290,14 +290,6 @@ class TopicWatcher:
             await asyncio.sleep(0.05)
 
 
-async def eventually(check: Callable[[], bool], within_s: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s} s waiting for {what or check}")
-        await asyncio.sleep(0.05)
-
-
 def put_object(client: Any, bucket: str, key: str, data: bytes) -> None:
     import io
 
@@ -326,7 +318,6 @@ __all__ = [
     "FakeWeb",
     "TopicWatcher",
     "envelope_data",
-    "eventually",
     "fake_web",
     "mp4_like",
     "new_video",

@@ -8,8 +8,6 @@ RunPod's answer and the record.
 """
 
 import asyncio
-import inspect
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +16,6 @@ from uuid import UUID, uuid4
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from pydantic import SecretStr
 
@@ -42,6 +39,7 @@ from openv_shared.contracts.events import VideoAccepted, VideoCancelled
 from openv_shared.contracts.video import VideoParams, VideoStatus
 from openv_shared.db import make_engine
 from openv_shared.storage_keys import video_output_key, video_prefix
+from tests.integration.support import eventually, serve
 
 pytestmark = pytest.mark.integration
 
@@ -165,35 +163,6 @@ class Harness:
 
         found: Sweep = await eventually(probe, "a reconciler pass", wait_s)
         return found
-
-
-async def eventually(probe: Callable[[], Any], what: str, wait_s: float = 30) -> Any:
-    """Poll `probe` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def serve(app: FastAPI, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 def bridge_app(bridge: BridgeService, store: MemoryStore) -> FastAPI:

@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ import av
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from openv_localstack.ports import free_port
 from openv_runpod_sim.app import create_app
 from openv_runpod_sim.config import SimSettings
+from tests.integration.support import serve
 
 pytestmark = pytest.mark.integration
 
@@ -85,23 +84,6 @@ def receiver_app(rec: Receiver) -> FastAPI:
         return Response(status_code=script[attempt] if attempt < len(script) else 200)
 
     return app
-
-
-@asynccontextmanager
-async def serve(app: FastAPI, port: int) -> AsyncIterator[None]:
-    """Run an ASGI app under uvicorn on a real loopback socket in this event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 # --- fixtures --------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from tests.integration.storage_support import (
     S3_SECRET_KEY,
     FakeWeb,
     TopicWatcher,
-    eventually,
     fake_web,
     new_video,
     object_keys,
@@ -37,6 +36,7 @@ from tests.integration.storage_support import (
     video_view,
     wrap,
 )
+from tests.integration.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ async def test_the_bucket_is_created_on_start(storage: Storage, seaweed: Seaweed
 
 async def test_the_service_sweeps_periodically(storage: Storage) -> None:
     sweeps = storage.stats.sweeps
-    await eventually(lambda: storage.stats.sweeps >= sweeps + 2, 30, "two more sweeps")
+    await eventually(lambda: storage.stats.sweeps >= sweeps + 2, "two more sweeps", 30)
     assert storage.stats.swept_objects == 0  # nothing here is past the grace period
 
 
@@ -143,8 +143,8 @@ async def test_a_deleted_videos_objects_are_removed_then_reported_once(
         lambda: (
             len(watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))) == 2
         ),
-        60,
         "the redelivery's fact",
+        60,
     )
     again = watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))[1]
     assert again["event_id"] == fact["event_id"]
@@ -161,7 +161,7 @@ async def test_a_deletion_while_s3_is_down_completes_once_it_is_back(
     try:
         await produce(kafka.bootstrap, topics.VIDEO_EVENTS, deleted_event(user, vid), str(vid))
         await eventually(
-            lambda: storage.stats.deletion_failures >= failures + 2, 60, "failed attempts"
+            lambda: storage.stats.deletion_failures >= failures + 2, "failed attempts", 60
         )
         assert not watcher.matching(topics.STORAGE_EVENTS, about(vid, "StorageObjectsDeleted"))
     finally:

@@ -30,7 +30,6 @@ from tests.integration.storage_support import (
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     FakeWeb,
-    eventually,
     fake_web,
     new_video,
     object_keys,
@@ -38,6 +37,7 @@ from tests.integration.storage_support import (
     small_mp4,
     video_view,
 )
+from tests.integration.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -251,7 +251,7 @@ async def test_sweep_periodically_survives_failed_sweeps() -> None:
     failing = Failing()
     task = asyncio.create_task(sweep_periodically(failing, 0.01))
     try:
-        await eventually(lambda: failing.calls >= 3 or task.done(), 10, "three sweeps")
+        await eventually(lambda: failing.calls >= 3 or task.done(), "three sweeps", 10)
         assert not task.done()
     finally:
         task.cancel()
