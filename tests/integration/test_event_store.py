@@ -85,6 +85,29 @@ async def test_redelivered_commands_and_facts_record_nothing_new(jobs_engine: As
     assert await event_types(jobs_engine, vid(req)) == ["VideoAccepted", "VideoSubmitted"]
 
 
+async def test_a_request_for_an_existing_video_reaching_a_cold_service_records_nothing(
+    jobs_engine: AsyncEngine,
+) -> None:
+    """A restarted service (empty cache) takes requests to name new videos and does not read
+    them; the log's unique (stream, version) catches the one that does not, and the batch is
+    decided again with every state read."""
+    req = request("carol")
+    [_] = await JobsService(jobs_engine, LIMITS).handle(req)
+    retry = Envelope.wrap(RequestVideo.model_validate(req.data), user_id="carol")  # new id
+    fresh = request("carol")
+    restarted = JobsService(jobs_engine, LIMITS)
+    recorded = await restarted.handle_batch([req, retry, fresh])
+    assert [(r.envelope.type, r.envelope.data["video_id"]) for r in recorded] == [
+        ("VideoAccepted", str(vid(fresh)))
+    ]
+    assert await event_types(jobs_engine, vid(req)) == ["VideoAccepted"]
+    async with jobs_engine.connect() as conn:
+        usage = (
+            await conn.execute(sa.text("SELECT * FROM user_usage WHERE user_id = 'carol'"))
+        ).one()
+    assert usage.active_jobs == 2  # charged once per video, not again for the retry
+
+
 async def test_twenty_concurrent_creates_for_one_user_accept_exactly_three(
     jobs_engine: AsyncEngine,
 ) -> None:

@@ -1,7 +1,7 @@
 """The envelope and the versioned message registry."""
 
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -76,3 +76,40 @@ def test_derived_event_ids_are_deterministic_distinct_and_version_8() -> None:
     assert set(ids).isdisjoint(causes)
     assert [derived_event_id(c, 3) for c in causes] == [derived_event_id(c, 3) for c in causes]
     assert {(u.version, u.variant) for u in ids} == {(8, "specified in RFC 4122")}
+    # Fixed forever: events already in logs carry these ids.
+    cause = UUID("12345678-1234-4234-9234-123456789abc")
+    assert [str(derived_event_id(cause, i)) for i in (0, 1, 9)] == [
+        "42ab0c92-8db3-8971-9b6e-a3735ff0a26c",
+        "a70997f7-8afd-8cd5-b755-9dd297a8943f",
+        "672eaecc-2093-8788-8d99-99cf9dc7d88b",
+    ]
+    assert derived_event_id(cause, 0) == UUID("42ab0c92-8db3-8971-9b6e-a3735ff0a26c")
+
+
+def test_wrapped_envelopes_equal_validated_ones() -> None:
+    """Envelope.wrap builds without validating (its arguments are typed); what it builds
+    must be exactly what validation would give, field for field and on the wire."""
+    from datetime import UTC, datetime
+
+    cmd = RequestVideo(video_id=uuid4(), prompt="a cat", params=VideoParams(seed=3))
+    wrapped = Envelope.wrap(
+        cmd,
+        user_id="u1",
+        stream_id="video-x",
+        stream_version=2,
+        causation_id=uuid4(),
+        trace_context={"traceparent": "00-1-2-01"},
+        occurred_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    validated = Envelope.model_validate(wrapped.model_dump())
+    assert wrapped == validated
+    assert wrapped.model_dump_json() == validated.model_dump_json()
+    assert wrapped.model_fields_set == validated.model_fields_set
+    assert wrapped.model_copy(update={"stream_version": 3}).stream_version == 3
+    assert Envelope.model_validate_json(wrapped.model_dump_json()) == wrapped
+    assert wrapped.message() == cmd
+    with pytest.raises(ValidationError):  # still frozen
+        wrapped.type = "other"  # type: ignore[misc]
+    follower = wrapped.follow(cmd)
+    assert (follower.user_id, follower.causation_id) == ("u1", wrapped.event_id)
+    assert follower.correlation_id == wrapped.correlation_id

@@ -28,21 +28,33 @@ EVENTS_CHANNEL: Final = "openv_events"
 _events = StoredEvent.__table__  # type: ignore[attr-defined]
 
 
-# Array parameters and unnest: one statement per batch whatever its size, compiled once.
-# The batch travels as one JSON array of envelopes (serialized in pydantic-core, parsed by
-# Postgres): encoding eight parameter arrays element by element cost more than the insert.
+# One statement per chunk whatever its size, compiled once: the chunk travels as one JSON array
+# of envelopes (serialized in pydantic-core, parsed by Postgres; encoding eight parameter
+# arrays element by element cost more than the insert). The statement takes the chunk's
+# positions from the identity sequence in one step (the append lock keeps everyone else off
+# it) and numbers the rows in their order, so nothing needs to come back but the first one.
 _APPEND = """
-    INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version,
-                        data, metadata, occurred_at, recorded_at)
-    SELECT e.event_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.data,
-           jsonb_build_object('correlation_id', e.correlation_id, 'causation_id', e.causation_id,
-                              'user_id', e.user_id, 'trace_context', e.trace_context),
-           e.occurred_at, $2
-    FROM json_to_recordset($1::text::json) AS e(
-        event_id uuid, type text, schema_version int, stream_id text, stream_version int,
-        occurred_at timestamptz, correlation_id uuid, causation_id uuid, user_id text,
-        trace_context jsonb, data jsonb)
-    RETURNING event_id, position
+    WITH reserved AS (
+        SELECT setval(pg_get_serial_sequence('events', 'position'),
+                      nextval(pg_get_serial_sequence('events', 'position')) + $3 - 1) - $3
+               AS before
+    ), appended AS (
+        INSERT INTO events (position, event_id, stream_id, stream_version, event_type,
+                            schema_version, data, metadata, occurred_at, recorded_at)
+        SELECT reserved.before + e.n, e.event_id, e.stream_id, e.stream_version, e.type,
+               e.schema_version, e.data,
+               jsonb_build_object('correlation_id', e.correlation_id,
+                                  'causation_id', e.causation_id,
+                                  'user_id', e.user_id, 'trace_context', e.trace_context),
+               e.occurred_at, $2
+        FROM reserved, ROWS FROM (json_to_recordset($1::text::json) AS (
+            event_id uuid, type text, schema_version int, stream_id text, stream_version int,
+            occurred_at timestamptz, correlation_id uuid, causation_id uuid, user_id text,
+            trace_context jsonb, data jsonb)) WITH ORDINALITY AS e(
+            event_id, type, schema_version, stream_id, stream_version, occurred_at,
+            correlation_id, causation_id, user_id, trace_context, data, n)
+    )
+    SELECT before FROM reserved
 """
 
 
@@ -135,17 +147,16 @@ class EventStore:
         pg = await self.lock_appends()
         at = recorded_at or datetime.now(UTC)
         try:
-            rows = await pg.fetch(_APPEND, pydantic_core.to_json(envelopes).decode(), at)
+            before = await pg.fetchval(
+                _APPEND, pydantic_core.to_json(envelopes).decode(), at, len(envelopes)
+            )
         except asyncpg.UniqueViolationError as exc:
             # The transaction is lost; the caller reloads and decides again.
             raise ConcurrencyConflict(str(envelopes[0].stream_id)) from exc
-        positions = dict(rows)  # event id -> position (RETURNING promises no order)
-        recorded = [
-            RecordedEvent(position=positions[env.event_id], envelope=env, recorded_at=at)
-            for env in envelopes
+        return [
+            RecordedEvent(position=before + n, envelope=env, recorded_at=at)
+            for n, env in enumerate(envelopes, start=1)
         ]
-        recorded.sort(key=lambda r: r.position)
-        return recorded
 
     async def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
         result = await self.conn.execute(

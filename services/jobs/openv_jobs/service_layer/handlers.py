@@ -11,8 +11,9 @@ decision for the same message could not be appended (the log's unique event id).
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -32,15 +33,28 @@ from openv_shared.contracts.events import video_stream_id
 from openv_shared.kafka import PermanentError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A conflict means another writer got in first; reload and decide again, a bounded number of times.
 MAX_ATTEMPTS = 5
-#: Messages decided per appended chunk (see _decide_and_append).
+#: Messages decided per appended chunk (see _decide_and_append); up to TAIL are not split.
 CHUNK = 125
+TAIL = 40
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _chunks(todo: list[T]) -> Iterator[list[T]]:
+    """CHUNK-sized chunks, halving towards the end: nothing overlaps the last chunk's insert,
+    so it should be short (500 messages: 125, 125, 125, 62, 31, 32)."""
+    start = 0
+    while start < len(todo):
+        left = len(todo) - start
+        size = CHUNK if left >= 2 * CHUNK else left if left <= TAIL else left // 2
+        yield todo[start : start + size]
+        start += size
 
 
 def _video_id(envelope: Envelope, message: Message) -> UUID:
@@ -76,7 +90,8 @@ class JobsService:
             batch.setdefault(envelope.event_id, (envelope, message, _video_id(envelope, message)))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                recorded = await self._handle_once(list(batch.values()))
+                # First time round, requests are taken to name new videos (see _states).
+                recorded = await self._handle_once(list(batch.values()), trust_new=attempt == 1)
                 metrics.count(recorded)
                 return recorded
             except ConcurrencyConflict as exc:
@@ -88,7 +103,7 @@ class JobsService:
         raise ConcurrencyConflict("gave up after repeated conflicts")
 
     async def _handle_once(
-        self, batch: list[tuple[Envelope, Message, UUID]]
+        self, batch: list[tuple[Envelope, Message, UUID]], trust_new: bool
     ) -> list[RecordedEvent]:
         now = self.clock()
         async with self.engine.begin() as conn:
@@ -96,7 +111,7 @@ class JobsService:
             pg = await store.lock_appends()
             head = await projections.log_head(pg)
             self.cache.check(head)
-            states = await self._states(pg, {vid for _, _, vid in batch})
+            states = await self._states(pg, batch, trust_new)
             users = {env.user_id or "" for env, msg, _ in batch if isinstance(msg, RequestVideo)}
             users |= {s.user_id for s in states.values()}
             usages = await self._usages(pg, users, now)
@@ -127,8 +142,8 @@ class JobsService:
         recorded: list[RecordedEvent] = []
         writing: asyncio.Task[list[RecordedEvent]] | None = None
         try:
-            for start in range(0, len(todo), CHUNK):
-                pending = self._decide(todo[start : start + CHUNK], states, usages, now)
+            for chunk in _chunks(todo):
+                pending = self._decide(chunk, states, usages, now)
                 if not pending:
                     continue
                 if writing is not None:
@@ -143,10 +158,25 @@ class JobsService:
                 await asyncio.wait([writing])  # connection must be idle before it rolls back
         return recorded
 
-    async def _states(self, pg: asyncpg.Connection, ids: set[UUID]) -> dict[UUID, VideoState]:
+    async def _states(
+        self, pg: asyncpg.Connection, batch: list[tuple[Envelope, Message, UUID]], trust_new: bool
+    ) -> dict[UUID, VideoState]:
+        """The states of the batch's videos.
+
+        With `trust_new`, a request's video that is not cached is taken to be new without
+        reading it: a request names a fresh id (the gateway publishes a retry's only when the
+        video is not there yet), so the read almost always finds nothing, and costs a tenth
+        of the decision. If the video does exist, appending its first event again conflicts
+        with the log's unique (stream, version); the batch is then decided again, reading all.
+        """
+        ids = {vid for _, msg, vid in batch if not (trust_new and isinstance(msg, RequestVideo))}
         states, missing = self.cache.videos.get_many(ids)
         if missing:
             states.update(await projections.load_states(pg, missing))
+        if trust_new:
+            requested = {vid for _, msg, vid in batch if isinstance(msg, RequestVideo)}
+            cached, _ = self.cache.videos.get_many(requested - states.keys())
+            states.update(cached)
         return states
 
     async def _usages(
@@ -181,16 +211,17 @@ class JobsService:
             else:
                 user_id = state.user_id
                 events = decide(state, message)
+            stream_id = video_stream_id(video_id)
             for index, event in enumerate(events):
-                version = state.version + 1 if state else 1
                 pending.append(
                     envelope.follow(
                         event,
                         # Derived from the message: its effect can be appended only once.
                         event_id=derived_event_id(envelope.event_id, index),
                         user_id=user_id,
-                        stream_id=video_stream_id(video_id),
-                        stream_version=version,
+                        stream_id=stream_id,
+                        stream_version=state.version + 1 if state else 1,
+                        occurred_at=now,
                     )
                 )
                 state, usages[user_id] = apply_event(state, usages[user_id], event, user_id, now)
