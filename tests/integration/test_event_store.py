@@ -108,6 +108,31 @@ async def test_a_request_for_an_existing_video_reaching_a_cold_service_records_n
     assert usage.active_jobs == 2  # charged once per video, not again for the retry
 
 
+async def test_a_batch_written_in_chunks_reports_the_positions_the_log_gave(
+    jobs_engine: AsyncEngine,
+) -> None:
+    service = JobsService(jobs_engine, Limits(max_active_jobs=1, quota_seconds=1e9))
+    await service.handle(request("first"))  # the log does not start empty
+    requests = [request(f"user-{i // 2}") for i in range(300)]  # several chunks
+    recorded = await service.handle_batch(requests)
+    async with jobs_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text("SELECT event_id, position, event_type FROM events WHERE position > 1")
+            )
+        ).all()
+    logged = {row.event_id: (row.position, row.event_type) for row in rows}
+    assert [(r.position, r.envelope.type) for r in recorded] == [
+        logged[r.envelope.event_id] for r in recorded
+    ]
+    assert [r.position for r in recorded] == list(range(2, 302))
+    assert [r.envelope.event_id for r in recorded] == [
+        derived_event_id(req.event_id, 0) for req in requests
+    ]
+    types = [r.envelope.type for r in recorded]
+    assert types == ["VideoAccepted", "VideoRejected"] * 150  # decided in order
+
+
 async def test_twenty_concurrent_creates_for_one_user_accept_exactly_three(
     jobs_engine: AsyncEngine,
 ) -> None:

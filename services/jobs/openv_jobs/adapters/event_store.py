@@ -28,34 +28,19 @@ EVENTS_CHANNEL: Final = "openv_events"
 _events = StoredEvent.__table__  # type: ignore[attr-defined]
 
 
-# One statement per chunk whatever its size, compiled once: the chunk travels as one JSON array
-# of envelopes (serialized in pydantic-core, parsed by Postgres; encoding eight parameter
-# arrays element by element cost more than the insert). The statement takes the chunk's
-# positions from the identity sequence in one step (the append lock keeps everyone else off
-# it) and numbers the rows in their order, so nothing needs to come back but the first one.
-_APPEND = """
-    WITH reserved AS (
-        SELECT setval(pg_get_serial_sequence('events', 'position'),
-                      nextval(pg_get_serial_sequence('events', 'position')) + $3 - 1) - $3
-               AS before
-    ), appended AS (
-        INSERT INTO events (position, event_id, stream_id, stream_version, event_type,
-                            schema_version, data, metadata, occurred_at, recorded_at)
-        SELECT reserved.before + e.n, e.event_id, e.stream_id, e.stream_version, e.type,
-               e.schema_version, e.data,
-               jsonb_build_object('correlation_id', e.correlation_id,
-                                  'causation_id', e.causation_id,
-                                  'user_id', e.user_id, 'trace_context', e.trace_context),
-               e.occurred_at, $2
-        FROM reserved, ROWS FROM (json_to_recordset($1::text::json) AS (
-            event_id uuid, type text, schema_version int, stream_id text, stream_version int,
-            occurred_at timestamptz, correlation_id uuid, causation_id uuid, user_id text,
-            trace_context jsonb, data jsonb)) WITH ORDINALITY AS e(
-            event_id, type, schema_version, stream_id, stream_version, occurred_at,
-            correlation_id, causation_id, user_id, trace_context, data, n)
-    )
-    SELECT before FROM reserved
-"""
+_LAST_TAKEN_POSITION = "SELECT currval(pg_get_serial_sequence('events', 'position'))"
+# Written by `write`; `position` comes from the identity, in the order of the rows.
+_WRITTEN_COLUMNS = (
+    "event_id",
+    "stream_id",
+    "stream_version",
+    "event_type",
+    "schema_version",
+    "data",
+    "metadata",
+    "occurred_at",
+    "recorded_at",
+)
 
 
 class ConcurrencyConflict(Exception):
@@ -138,24 +123,66 @@ class EventStore:
         envelopes: list[Envelope],
         recorded_at: datetime | None = None,
     ) -> list[RecordedEvent]:
-        """Append envelopes that carry their stream id and version, in one statement.
+        """Append envelopes that carry their stream id and version.
 
         A taken (stream id, version) raises ConcurrencyConflict: someone appended first.
         """
+        at = recorded_at or datetime.now(UTC)
+        await self.write(envelopes, at)
+        return await self.numbered(envelopes, at)
+
+    async def write(self, envelopes: list[Envelope], recorded_at: datetime) -> None:
+        """COPY envelopes that carry their stream id and version into the log: binary, and
+        one message to Postgres, which inserts while the caller goes on deciding. Their
+        positions are the identity's next values, in order; `numbered` reads them back.
+
+        A taken (stream id, version) or event id raises ConcurrencyConflict; the transaction
+        is lost then, and the caller reloads and decides again.
+        """
         if not envelopes:
+            return
+        pg = await self.lock_appends()
+        to_json = pydantic_core.to_json
+        rows = [
+            (
+                env.event_id,
+                env.stream_id,
+                env.stream_version,
+                env.type,
+                env.schema_version,
+                to_json(env.data).decode(),
+                to_json(
+                    {
+                        "correlation_id": env.correlation_id,
+                        "causation_id": env.causation_id,
+                        "user_id": env.user_id,
+                        "trace_context": env.trace_context,
+                    }
+                ).decode(),
+                env.occurred_at,
+                recorded_at,
+            )
+            for env in envelopes
+        ]
+        try:
+            await pg.copy_records_to_table("events", records=rows, columns=_WRITTEN_COLUMNS)
+        except asyncpg.UniqueViolationError as exc:
+            raise ConcurrencyConflict(str(envelopes[0].stream_id)) from exc
+
+    async def numbered(self, written: list[Envelope], recorded_at: datetime) -> list[RecordedEvent]:
+        """`written`, everything this transaction wrote since it last asked, in the order
+        written, with their positions.
+
+        Under the append lock nobody else takes positions, so this transaction's are
+        consecutive and end at the one it took last: one round trip for any number of writes.
+        """
+        if not written:
             return []
         pg = await self.lock_appends()
-        at = recorded_at or datetime.now(UTC)
-        try:
-            before = await pg.fetchval(
-                _APPEND, pydantic_core.to_json(envelopes).decode(), at, len(envelopes)
-            )
-        except asyncpg.UniqueViolationError as exc:
-            # The transaction is lost; the caller reloads and decides again.
-            raise ConcurrencyConflict(str(envelopes[0].stream_id)) from exc
+        before = await pg.fetchval(_LAST_TAKEN_POSITION) - len(written)
         return [
-            RecordedEvent(position=before + n, envelope=env, recorded_at=at)
-            for n, env in enumerate(envelopes, start=1)
+            RecordedEvent(position=before + n, envelope=env, recorded_at=recorded_at)
+            for n, env in enumerate(written, start=1)
         ]
 
     async def read_after(self, position: int, limit: int) -> list[RecordedEvent]:

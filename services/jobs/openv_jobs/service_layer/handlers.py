@@ -40,6 +40,8 @@ MAX_ATTEMPTS = 5
 #: Messages decided per appended chunk (see _decide_and_append); up to TAIL are not split.
 CHUNK = 125
 TAIL = 40
+#: Messages decided between two turns of the event loop, while a chunk is being written.
+SLICE = 16
 
 
 def _utcnow() -> datetime:
@@ -139,24 +141,27 @@ class JobsService:
     ) -> list[RecordedEvent]:
         """Decide in chunks, each appended while the next is decided: Postgres works on one
         chunk while Python decides the next, on the other core."""
-        recorded: list[RecordedEvent] = []
-        writing: asyncio.Task[list[RecordedEvent]] | None = None
+        written: list[Envelope] = []
+        writing: asyncio.Task[None] | None = None
         try:
             for chunk in _chunks(todo):
-                pending = self._decide(chunk, states, usages, now)
+                pending: list[Envelope] = []
+                for start in range(0, len(chunk), SLICE):
+                    pending += self._decide(chunk[start : start + SLICE], states, usages, now)
+                    await asyncio.sleep(0)  # the write converses with Postgres: let it go on
                 if not pending:
                     continue
                 if writing is not None:
-                    recorded += await writing
-                writing = asyncio.create_task(store.append_versioned(pending, now))
-                await asyncio.sleep(0)  # let it send the statement before deciding on
+                    await writing
+                writing = asyncio.create_task(store.write(pending, now))
+                written += pending
             if writing is not None:
-                recorded += await writing
+                await writing
                 writing = None
         finally:
             if writing is not None:  # deciding failed: the transaction is lost, but the
                 await asyncio.wait([writing])  # connection must be idle before it rolls back
-        return recorded
+        return await store.numbered(written, now)
 
     async def _states(
         self, pg: asyncpg.Connection, batch: list[tuple[Envelope, Message, UUID]], trust_new: bool
