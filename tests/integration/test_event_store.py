@@ -131,6 +131,14 @@ async def test_a_batch_written_in_chunks_reports_the_positions_the_log_gave(
     ]
     types = [r.envelope.type for r in recorded]
     assert types == ["VideoAccepted", "VideoRejected"] * 150  # decided in order
+    # What the decision path reports is what the log holds, envelope for envelope.
+    async with jobs_engine.connect() as conn:
+        stored = await EventStore(conn).read_after(1, 1000)
+    assert [(r.position, r.envelope) for r in stored] == [
+        (r.position, r.envelope) for r in recorded
+    ]
+    assert stored[0].envelope.causation_id == requests[0].event_id
+    assert stored[0].envelope.correlation_id == requests[0].correlation_id
 
 
 async def test_twenty_concurrent_creates_for_one_user_accept_exactly_three(

@@ -27,7 +27,7 @@ VIDEOS = Gauge("openv_jobs_videos", "Videos by status (refreshed periodically)",
 
 def count(recorded: list[RecordedEvent]) -> None:
     # Counted per batch first: a labelled increment costs microseconds, a batch has hundreds.
-    types = Counter(r.envelope.type for r in recorded)
+    types = Counter(r.type for r in recorded)
     for type_name, n in types.items():
         EVENTS_RECORDED.labels(type_name).inc(n)
     if types["VideoAccepted"]:
@@ -36,7 +36,7 @@ def count(recorded: list[RecordedEvent]) -> None:
         codes = Counter(
             str(r.envelope.data.get("code", "unknown"))
             for r in recorded
-            if r.envelope.type == "VideoRejected"
+            if r.type == "VideoRejected"
         )
         for code, n in codes.items():
             DECISIONS.labels(code).inc(n)

@@ -275,23 +275,26 @@ _UPSERT_VIDEOS: Final = (
 )
 _UPSERT_USAGE: Final = _upsert_sql(_usage, "user_id", "$1")
 _SAVE_CHECKPOINT: Final = (
-    "INSERT INTO checkpoints (name, position) VALUES ($1, $2) "
+    "INSERT INTO checkpoints (name, position) VALUES ($2, $3) "
     "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
 )
+# Rows and their checkpoint in one statement: one round trip less per transaction.
+_SAVE_VIDEOS: Final = f"WITH upserted AS ({_UPSERT_VIDEOS}) {_SAVE_CHECKPOINT}"
+_SAVE_USAGES: Final = f"WITH upserted AS ({_UPSERT_USAGE}) {_SAVE_CHECKPOINT}"
 
 
 async def save_videos(pg: asyncpg.Connection, states: list[VideoState], position: int) -> None:
     """Write `videos` rows and the projection's checkpoint (the caller's transaction)."""
-    if states:
-        await pg.execute(_UPSERT_VIDEOS, _STATES_JSON.dump_json(states).decode())
-    await pg.execute(_SAVE_CHECKPOINT, VIDEOS_CHECKPOINT, position)
+    await pg.execute(
+        _SAVE_VIDEOS, _STATES_JSON.dump_json(states).decode(), VIDEOS_CHECKPOINT, position
+    )
 
 
 async def save_usages(pg: asyncpg.Connection, usages: list[Usage], position: int) -> None:
     """Write changed `user_usage` rows and their checkpoint (the appending transaction)."""
-    if usages:
-        await pg.execute(_UPSERT_USAGE, _USAGES_JSON.dump_json(usages).decode())
-    await pg.execute(_SAVE_CHECKPOINT, USAGE_CHECKPOINT, position)
+    await pg.execute(
+        _SAVE_USAGES, _USAGES_JSON.dump_json(usages).decode(), USAGE_CHECKPOINT, position
+    )
 
 
 async def lock_checkpoint(pg: asyncpg.Connection, name: str) -> int:

@@ -20,7 +20,12 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters import metrics, projections
-from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
+from openv_jobs.adapters.event_store import (
+    ConcurrencyConflict,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+)
 from openv_jobs.domain.decisions import decide, decide_request
 from openv_jobs.domain.projection import apply_event
 from openv_jobs.domain.usage import Limits, Usage, period_of
@@ -127,7 +132,6 @@ class JobsService:
                     [u for user, u in usages.items() if u is not before[user]],
                     recorded[-1].position,
                 )
-                await store.notify()
         self.cache.committed(head, states, usages)
         return recorded
 
@@ -141,11 +145,11 @@ class JobsService:
     ) -> list[RecordedEvent]:
         """Decide in chunks, each appended while the next is decided: Postgres works on one
         chunk while Python decides the next, on the other core."""
-        written: list[Envelope] = []
+        written: list[NewEvent] = []
         writing: asyncio.Task[None] | None = None
         try:
             for chunk in _chunks(todo):
-                pending: list[Envelope] = []
+                pending: list[NewEvent] = []
                 for start in range(0, len(chunk), SLICE):
                     pending += self._decide(chunk[start : start + SLICE], states, usages, now)
                     await asyncio.sleep(0)  # the write converses with Postgres: let it go on
@@ -174,13 +178,15 @@ class JobsService:
         of the decision. If the video does exist, appending its first event again conflicts
         with the log's unique (stream, version); the batch is then decided again, reading all.
         """
-        ids = {vid for _, msg, vid in batch if not (trust_new and isinstance(msg, RequestVideo))}
-        states, missing = self.cache.videos.get_many(ids)
+        read: set[UUID] = set()
+        new: set[UUID] = set()
+        for _, msg, vid in batch:
+            (new if trust_new and isinstance(msg, RequestVideo) else read).add(vid)
+        states, missing = self.cache.videos.get_many(read)
         if missing:
             states.update(await projections.load_states(pg, missing))
-        if trust_new:
-            requested = {vid for _, msg, vid in batch if isinstance(msg, RequestVideo)}
-            cached, _ = self.cache.videos.get_many(requested - states.keys())
+        if new:
+            cached, _ = self.cache.videos.get_many(new - states.keys())
             states.update(cached)
         return states
 
@@ -200,9 +206,9 @@ class JobsService:
         states: dict[UUID, VideoState],
         usages: dict[str, Usage],
         now: datetime,
-    ) -> list[Envelope]:
+    ) -> list[NewEvent]:
         """Decide each message in order against the states as the batch changes them."""
-        pending: list[Envelope] = []
+        pending: list[NewEvent] = []
         period = period_of(now)
         for envelope, message, video_id in todo:
             state = states.get(video_id)
@@ -219,8 +225,9 @@ class JobsService:
             stream_id = video_stream_id(video_id)
             for index, event in enumerate(events):
                 pending.append(
-                    envelope.follow(
-                        event,
+                    NewEvent(
+                        cause=envelope,
+                        message=event,
                         # Derived from the message: its effect can be appended only once.
                         event_id=derived_event_id(envelope.event_id, index),
                         user_id=user_id,
