@@ -3,9 +3,11 @@
 * `small`: a jobs service with tiny limits on its own Kafka broker and database (no bridge, so
   its videos stay `queued`), behind a gateway with a low rate limit, a short SSE keep-alive
   and a JWKS URL served by a local key server;
-* `undecided`: a gateway whose commands nobody decides in the stack's jobs service, so its
-  requests stay `pending`;
-* `no_jobs`: a gateway pointed at a jobs URL where nothing listens.
+* `undecided`: a gateway on a Kafka broker of its own where no jobs service listens, so its
+  requests stay `pending` (its reads go to the stack's jobs service, which never hears of
+  them);
+* `no_jobs`: a gateway pointed at a jobs URL where nothing listens (and at the broker
+  nobody decides from).
 """
 
 import json
@@ -105,6 +107,9 @@ def _wait_healthy(proc: ManagedProcess, url: str) -> None:
 def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Side]:
     root = tmp_path_factory.mktemp("gateway-side")
     broker = TansuBroker(free_port(), root / "kafka")
+    # Nobody consumes this one's commands (a gateway's live feed reads decisions from the
+    # broker it publishes to: on the side broker the side jobs service would decide them).
+    silent_broker = TansuBroker(free_port(), root / "kafka-silent")
     keys = KeyServer()
     procs: list[ManagedProcess] = []
 
@@ -119,6 +124,8 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     try:
         broker.start()
         broker.create_topics(topics.DEFAULT_PARTITIONS)
+        silent_broker.start()
+        silent_broker.create_topics(topics.DEFAULT_PARTITIONS)
         database = f"openv_jobs_side_{uuid.uuid4().hex[:8]}"
         stack.postgres.create_database(database)
         jobs_port = free_port()
@@ -147,14 +154,16 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 "OPENV_SSE_KEEPALIVE_S": "0.3",
                 "OPENV_JWT_JWKS_URL": keys.url,
             },
-            # Its commands go to the side broker, its reads to the stack's jobs service:
-            # the stack never hears of its requests.
+            # Its commands go to a broker nobody decides from, its reads to the stack's jobs
+            # service: nobody hears of its requests.
             "undecided": {
-                "OPENV_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "OPENV_KAFKA_BOOTSTRAP": silent_broker.bootstrap,
                 "OPENV_DECISION_WAIT_S": "0.3",
                 "OPENV_SSE_KEEPALIVE_S": "0.3",
             },
             "no_jobs": {
+                # No jobs service at all: none answers its reads, none decides its commands.
+                "OPENV_KAFKA_BOOTSTRAP": silent_broker.bootstrap,
                 "OPENV_JOBS_URL": f"http://127.0.0.1:{free_port()}",
                 "OPENV_DECISION_WAIT_S": "0.5",
             },
@@ -176,6 +185,7 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for proc in reversed(procs):
             proc.stop()
         broker.stop()
+        silent_broker.stop()
         keys.close()
 
 

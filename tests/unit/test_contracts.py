@@ -113,3 +113,30 @@ def test_wrapped_envelopes_equal_validated_ones() -> None:
     follower = wrapped.follow(cmd)
     assert (follower.user_id, follower.causation_id) == ("u1", wrapped.event_id)
     assert follower.correlation_id == wrapped.correlation_id
+
+
+@pytest.mark.parametrize("active_jobs", [0, 3])  # accepted, then rejected at the limit
+def test_the_view_of_a_decision_is_the_jobs_services_own(active_jobs: int) -> None:
+    """The gateway answers a create from the decision it reads on the video-events topic;
+    that view must be exactly the one the jobs service folds and serves at version 1."""
+    from datetime import UTC, datetime
+
+    from openv_jobs.adapters.event_store import NewEvent
+    from openv_jobs.adapters.queries import _view
+    from openv_jobs.domain.decisions import decide_request
+    from openv_jobs.domain.projection import fold_video
+    from openv_jobs.domain.usage import Limits, Usage
+    from openv_shared.contracts.events import video_stream_id
+    from openv_shared.contracts.queries import decided_view
+
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    cmd = RequestVideo(video_id=uuid4(), prompt="a cat", params=VideoParams(seed=5))
+    request = Envelope.wrap(cmd, user_id="alice")
+    usage = Usage("alice", active_jobs, now.date().replace(day=1), 0.0)
+    [event] = decide_request(None, cmd, "alice", usage, Limits(max_active_jobs=3))
+    decided = NewEvent(request, event, uuid4(), "alice", video_stream_id(cmd.video_id), 1, now)
+    # As the relay publishes it: the envelope, through JSON.
+    published = Envelope.model_validate_json(decided.envelope().model_dump_json())
+    assert decided_view(published) == _view(fold_video(None, event, "alice", now))
+    later = published.model_copy(update={"stream_version": 2})
+    assert decided_view(later) is None

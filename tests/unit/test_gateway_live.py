@@ -204,3 +204,71 @@ async def test_what_a_watch_learns_is_served_to_reads() -> None:
 
 def view_at(jobs: FakeJobs, video_id: UUID) -> VideoView:
     return jobs.current[video_id]
+
+
+async def test_a_decision_the_feed_carries_whole_needs_no_read() -> None:
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=30.0)
+    vid = uuid4()
+    decided = view(vid, 1)
+    async with live.watch(vid) as watch:
+        waiter = asyncio.create_task(watch.wait_until(lambda v: True, 10.0))
+        await asyncio.sleep(0.01)
+        live.notify(vid, 1, decided)
+        assert await asyncio.wait_for(waiter, 5.0) == decided
+        await asyncio.sleep(0.05)  # the watch's loop had its chance to read: it must not
+        assert jobs.reads == 0
+        assert await live.read(vid) == decided  # kept for reads too
+        jobs.current[vid] = view(vid, 2, VideoStatus.SUBMITTED)
+        live.notify(vid, 2)  # a later event says less: read
+        changed = await asyncio.wait_for(watch.next_change(1, 10.0), 5.0)
+        assert changed is not None and changed.version == 2
+        assert jobs.reads == 1
+
+
+def test_the_feed_hands_on_a_decision_whole_and_other_events_as_hints() -> None:
+    from types import SimpleNamespace
+
+    from openv_gateway.adapters.video_feed import VideoFeed
+    from openv_shared.contracts import Envelope
+    from openv_shared.contracts.events import VideoAccepted, VideoSubmitted, video_stream_id
+    from openv_shared.settings import KafkaSettings
+
+    vid, params = uuid4(), VideoParams(seed=2)
+    accepted = VideoAccepted(
+        video_id=vid,
+        prompt="fox",
+        params=params,
+        duration_seconds=params.duration_seconds,
+        charged_seconds=params.duration_seconds,
+        object_prefix="videos/alice/x/",
+    )
+
+    def record(message: object, version: int) -> SimpleNamespace:
+        envelope = Envelope.wrap(
+            message,  # type: ignore[arg-type]
+            user_id="alice",
+            stream_id=video_stream_id(vid),
+            stream_version=version,
+        )
+        return SimpleNamespace(key=str(vid).encode(), value=envelope.model_dump_json().encode())
+
+    seen: list[tuple[UUID, int | None, VideoView | None]] = []
+    feed = VideoFeed(KafkaSettings(), "test", lambda v: v == vid, lambda *a: seen.append(a))
+    feed.handle(
+        [
+            record(accepted, 1),
+            record(VideoSubmitted(video_id=vid, runpod_job_id="j"), 2),
+            SimpleNamespace(key=str(vid).encode(), value=b"not json"),
+            SimpleNamespace(key=str(uuid4()).encode(), value=b"{}"),  # nobody watches it
+        ]
+    )
+    [(v1, n1, decided), (v2, n2, hinted), (v3, n3, unknown)] = seen
+    assert (v1, n1, v2, n2, hinted, v3, n3, unknown) == (vid, 1, vid, 2, None, vid, None, None)
+    assert decided is not None
+    assert (decided.id, decided.status, decided.user_id, decided.version) == (
+        vid,
+        VideoStatus.QUEUED,
+        "alice",
+        1,
+    )

@@ -6,7 +6,11 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from openv_shared.contracts.envelope import Envelope
+from openv_shared.contracts.events import VideoAccepted, VideoRejected
 from openv_shared.contracts.video import VideoParams, VideoStatus
+
+_DECISIONS = frozenset({VideoAccepted.TYPE, VideoRejected.TYPE})
 
 
 class VideoErrorView(BaseModel):
@@ -35,6 +39,39 @@ class VideoView(BaseModel):
     file_deleted: bool = False
     runpod_job_id: str | None = None
     version: int
+
+
+def decided_view(envelope: Envelope) -> VideoView | None:
+    """The video as the decision on its request leaves it (its stream's first event,
+    `VideoAccepted` or `VideoRejected`): exactly what the jobs service serves at version 1,
+    so a gateway that reads the event from the video-events topic need not ask for it.
+    None for any other event. (tests/unit/test_contracts.py holds it to the jobs service's
+    own fold.)"""
+    if envelope.stream_version != 1 or envelope.type not in _DECISIONS:
+        return None
+    message = envelope.message()
+    error = None
+    if isinstance(message, VideoAccepted):
+        status, progress = VideoStatus.QUEUED, 0
+    elif isinstance(message, VideoRejected):
+        status, progress = VideoStatus.REJECTED, None
+        error = VideoErrorView(code=message.code, message=message.message)
+    else:
+        return None
+    return VideoView(
+        id=message.video_id,
+        user_id=envelope.user_id or "",
+        status=status,
+        progress=progress,
+        prompt=message.prompt,
+        params=message.params,
+        duration_seconds=message.params.duration_seconds,
+        # A decision is stamped with the time it was recorded, which the view calls created.
+        created_at=envelope.occurred_at,
+        updated_at=envelope.occurred_at,
+        error=error,
+        version=1,
+    )
 
 
 class VideoPage(BaseModel):

@@ -20,14 +20,17 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer
 
 from openv_shared import topics
+from openv_shared.contracts import Envelope
+from openv_shared.contracts.queries import VideoView, decided_view
 from openv_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 #: (video id) -> is anybody here watching it?
 IsWatched = Callable[[UUID], bool]
-#: (video id, stream version or None) -> wake its waiters.
-Notify = Callable[[UUID, int | None], None]
+#: (video id, stream version or None, the video as the event leaves it if the event tells
+#: all of it) -> wake its waiters.
+Notify = Callable[[UUID, int | None, VideoView | None], None]
 
 
 def _video_id(key: bytes | None) -> UUID | None:
@@ -39,12 +42,22 @@ def _video_id(key: bytes | None) -> UUID | None:
         return None
 
 
-def _version(value: bytes | None) -> int | None:
+def _read(value: bytes | None) -> tuple[int | None, VideoView | None]:
+    """The event's stream version, and the video if the event is its decision (the first
+    event: everything the view holds is in it, so nobody needs to ask the jobs service)."""
     try:
-        version = json.loads(value or b"").get("stream_version")
+        record = json.loads(value or b"")
+        version = record.get("stream_version")
     except (ValueError, AttributeError):
-        return None
-    return version if isinstance(version, int) else None
+        return None, None
+    if not isinstance(version, int):
+        return None, None
+    if version != 1:
+        return version, None
+    try:
+        return version, decided_view(Envelope.model_validate(record))
+    except (ValueError, LookupError):  # not an envelope this release understands
+        return version, None
 
 
 class VideoFeed:
@@ -116,4 +129,4 @@ class VideoFeed:
         for record in records:
             video_id = _video_id(record.key)
             if video_id is not None and self.is_watched(video_id):
-                self.notify(video_id, _version(record.value))
+                self.notify(video_id, *_read(record.value))

@@ -133,7 +133,14 @@ class LiveVideos:
     def is_watched(self, video_id: UUID) -> bool:
         return video_id in self._watches
 
-    def notify(self, video_id: UUID, version: int | None) -> None:
+    def notify(self, video_id: UUID, version: int | None, view: VideoView | None = None) -> None:
+        """The feed saw an event of `video_id` (at `version`, leaving it as `view` when the
+        event tells all of it: then nobody here needs to read it)."""
+        if view is not None:
+            self.remember(view)
+            watch = self._watches.get(video_id)
+            if watch is not None:
+                watch.update(view)
         if version is not None:
             _put(self._reported, video_id, max(version, self._reported.get(video_id, 0)))
         cached = self._recent.get(video_id)
