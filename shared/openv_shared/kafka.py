@@ -113,14 +113,29 @@ def one_at_a_time(handle: EnvelopeHandler) -> BatchHandler:
     return handle_batch
 
 
+def _event_type(record: Any) -> str | None:
+    """The `event-type` header (see kafka_headers), if the record has one."""
+    for key, value in record.headers or ():
+        if key == "event-type":
+            return bytes(value).decode("utf-8", errors="replace")
+    return None
+
+
 def envelope_consumer(
-    broker: KafkaBroker, service: str, handle: BatchHandler, retry_delay_s: float = 0.5
+    broker: KafkaBroker,
+    service: str,
+    handle: BatchHandler,
+    retry_delay_s: float = 0.5,
+    types: frozenset[str] | None = None,
 ) -> Callable[[KafkaMessage], Awaitable[None]]:
     """Wrap `handle` for a FastStream subscriber (single or batch) with at-least-once semantics.
 
     Undecodable or permanently failing messages go to the dead-letter topic with the reason
     (and are then acknowledged); any other error is raised after a pause so the batch is
     redelivered (subscribers use AckPolicy.NACK_ON_ERROR). Handlers must be idempotent.
+
+    With `types`, only envelopes of those types reach `handle`; the others are acknowledged
+    without being decoded when their `event-type` header already tells them apart.
     """
 
     async def on_message(msg: KafkaMessage) -> None:
@@ -128,13 +143,16 @@ def envelope_consumer(
         records: tuple[Any, ...] = raw if isinstance(raw, tuple) else (raw,)
         decoded: list[tuple[Envelope, Any]] = []
         for record in records:
+            if types is not None and _event_type(record) not in (None, *types):
+                continue
             try:
                 envelope = Envelope.model_validate_json(record.value or b"")
                 envelope.message()  # fail fast on unknown types and invalid data
             except (ValidationError, UnknownMessageType, ValueError) as exc:
                 await dead_letter(broker, service, record, f"undecodable: {exc}")
                 continue
-            decoded.append((envelope, record))
+            if types is None or envelope.type in types:
+                decoded.append((envelope, record))
         if not decoded:
             return
         try:

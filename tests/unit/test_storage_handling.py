@@ -228,3 +228,43 @@ async def test_the_fact_is_published_only_once_a_fresh_listing_is_empty() -> Non
     [fact] = published
     assert fact.data["objects_removed"] == 2
     assert bucket.stored == {"videos/bob/other"}
+
+
+async def test_a_consumer_for_some_types_skips_the_others_unread() -> None:
+    """Storage reads every video event but acts on deletions only: the others are skipped
+    by their `event-type` header, without being decoded (this one's value is not even JSON);
+    a record without the header is decoded and then skipped by its type."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from openv_shared.contracts.events import VideoSubmitted
+    from openv_shared.kafka import envelope_consumer, kafka_headers
+
+    def record(envelope: Envelope | None, headers: bool = True) -> SimpleNamespace:
+        if envelope is None:  # a submitted event's header on an unreadable value
+            return SimpleNamespace(headers=[("event-type", b"VideoSubmitted")], value=b"{")
+        return SimpleNamespace(
+            headers=[(k, v.encode()) for k, v in kafka_headers(envelope).items()]
+            if headers
+            else [],
+            value=envelope.model_dump_json().encode(),
+        )
+
+    handled: list[list[str]] = []
+
+    async def handle(envelopes: list[Envelope]) -> None:
+        handled.append([e.type for e in envelopes])
+
+    broker: Any = None  # nothing is dead-lettered: the broker is never used
+    consume = envelope_consumer(broker, "storage", handle, types=frozenset({"VideoDeleted"}))
+    submitted = Envelope.wrap(VideoSubmitted(video_id=uuid4(), runpod_job_id="j"), user_id="a")
+    batch = (
+        record(None),
+        record(deleted()),
+        record(submitted, headers=False),
+        record(deleted(), headers=False),
+    )
+    await consume(SimpleNamespace(raw_message=batch))  # type: ignore[arg-type]
+    assert handled == [["VideoDeleted", "VideoDeleted"]]
+    await consume(SimpleNamespace(raw_message=(record(submitted),)))  # type: ignore[arg-type]
+    assert handled == [["VideoDeleted", "VideoDeleted"]]  # nothing left: not called

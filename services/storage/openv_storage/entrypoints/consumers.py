@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 
 from openv_shared import topics
 from openv_shared.contracts import Envelope
+from openv_shared.contracts.events import VideoDeleted
 from openv_shared.kafka import (
     EnvelopeHandler,
     PermanentError,
@@ -32,6 +33,8 @@ DELETIONS_GROUP_ID: Final = "openv-storage"
 IMPORTS_GROUP_ID: Final = "openv-storage-imports"
 SERVICE: Final = "storage"
 _REMEMBERED: Final = 1000
+#: Video events read per poll (almost all are skipped unread).
+DELETIONS_BATCH: Final = 200
 #: Room on top of a handler's worst case before the group evicts the consumer.
 _POLL_MARGIN_S: Final = 60.0
 _DEFAULT_MAX_POLL_S: Final = 300.0
@@ -70,14 +73,23 @@ def register(
     policy = settings.retry_policy
     # One deletion attempt is three S3 calls (list, remove, list).
     deletion_budget = policy.budget_s(3 * settings.s3_timeout_s)
+    # Of every video event only `VideoDeleted` matters here: read the topic in batches and
+    # skip the rest by their header, instead of a decode and an offset commit per event.
+    # (A batch with several deletions while S3 is down can outlast the poll interval; the
+    # group then hands the partition on and the deletions are redone: they are idempotent.)
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=DELETIONS_GROUP_ID,
+        batch=True,
+        max_records=DELETIONS_BATCH,
         max_poll_interval_ms=_max_poll_interval_ms(deletion_budget),
         **consumer_options(settings),
     )(
         envelope_consumer(
-            broker, SERVICE, one_at_a_time(DeadLetterWhenExhausted(deletions.on_video_event))
+            broker,
+            SERVICE,
+            one_at_a_time(DeadLetterWhenExhausted(deletions.on_video_event)),
+            types=frozenset({VideoDeleted.TYPE}),
         )
     )
     import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
