@@ -105,10 +105,22 @@ EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 
 
+def _traced(handle: EnvelopeHandler) -> EnvelopeHandler:
+    """`handle`, in the trace of the envelope it handles (see telemetry.handling)."""
+
+    async def handle_one(envelope: Envelope) -> None:
+        with telemetry.handling(envelope.type, envelope.trace_context):
+            await handle(envelope)
+
+    return handle_one
+
+
 def one_at_a_time(handle: EnvelopeHandler) -> BatchHandler:
+    traced = _traced(handle)
+
     async def handle_batch(envelopes: list[Envelope]) -> None:
         for envelope in envelopes:
-            await handle(envelope)
+            await traced(envelope)
 
     return handle_batch
 
@@ -119,6 +131,43 @@ def _event_type(record: Any) -> str | None:
         if key == "event-type":
             return bytes(value).decode("utf-8", errors="replace")
     return None
+
+
+def per_key_concurrently(
+    handle: EnvelopeHandler, key: Callable[[Envelope], object], limit: int
+) -> BatchHandler:
+    """Handle a batch's envelopes with the same key one after another, in order, and
+    different keys side by side (at most `limit` at once): a slow call for one video (say, a
+    RunPod request) no longer holds up the others of its partition.
+
+    Every key's envelopes are handled or have failed before the first error is raised, so a
+    redelivered batch repeats only what the (idempotent) handler has seen.
+    """
+
+    traced = _traced(handle)
+
+    async def handle_batch(envelopes: list[Envelope]) -> None:
+        groups: dict[object, list[Envelope]] = {}
+        for envelope in envelopes:
+            groups.setdefault(key(envelope), []).append(envelope)
+        if len(groups) == 1:
+            await one_at_a_time(handle)(envelopes)
+            return
+        slots = asyncio.Semaphore(limit)
+
+        async def in_order(group: list[Envelope]) -> None:
+            async with slots:
+                for envelope in group:
+                    await traced(envelope)
+
+        results = await asyncio.gather(
+            *(in_order(group) for group in groups.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    return handle_batch
 
 
 def envelope_consumer(

@@ -132,6 +132,18 @@ def continued(trace_context: dict[str, str]) -> Iterator[None]:
         context.detach(token)
 
 
+@contextmanager
+def handling(message_type: str, trace_context: dict[str, str]) -> Iterator[None]:
+    """A CONSUMER span for handling one message of a batch, in the message's own trace: the
+    span a batch consumer gets cannot belong to the traces of all its messages."""
+    tracer = trace.get_tracer("openv.consumers")
+    with (
+        continued(trace_context),
+        tracer.start_as_current_span(f"{message_type} handle", kind=trace.SpanKind.CONSUMER),
+    ):
+        yield
+
+
 def current_ids() -> tuple[str, str] | None:
     """(trace id, span id) of the active span, for log lines."""
     ctx = trace.get_current_span().get_span_context()

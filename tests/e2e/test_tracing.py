@@ -1,4 +1,5 @@
-"""One trace from click to GPU and back: spans of every service share the caller's trace id."""
+"""One trace from click to GPU and back (and to the bin): spans of every service share the
+caller's trace id."""
 
 import json
 import time
@@ -31,7 +32,7 @@ def spans_of(trace_dir: Path, trace_id: str) -> dict[str, list[dict[str, str]]]:
     return found
 
 
-def test_create_to_completion_is_one_trace_across_all_services(
+def test_create_to_completion_and_deletion_is_one_trace_across_all_services(
     api: httpx.Client, auth: Callable[[str], dict[str, str]], stack: LocalStack
 ) -> None:
     trace_id = uuid.uuid4().hex
@@ -53,6 +54,15 @@ def test_create_to_completion_is_one_trace_across_all_services(
             break
         time.sleep(0.3)
     assert status == "completed"
+    # Storage acts on a video only when it is deleted (or its result is at a URL): delete
+    # it in the same trace, and its removal of the file joins the trace too.
+    deleted = api.delete(f"/v1/videos/{video_id}?wait=10", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+    while time.monotonic() < deadline:
+        found = spans_of(stack.root / "traces", trace_id)
+        if set(found) == set(SERVICES):
+            break
+        time.sleep(0.3)
     assert set(found) == set(SERVICES), {s: [x["name"] for x in v] for s, v in found.items()}
     # The gateway's server span continues the caller's trace; Kafka hops are spans of their own.
     assert any(s["kind"] == "SERVER" for s in found["gateway"])

@@ -40,6 +40,9 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     #: An attempt holds its claim this long; after it (a crash, a hang) another attempt may
     #: start. Longer than `submit_timeout_s`, so a live attempt is never doubled.
     submit_lease_s: float = Field(default=120.0, gt=0)
+    #: Videos of one consumer batch submitted (or cancelled) at once; RunPod allows 200
+    #: concurrent `/run` requests per endpoint.
+    submit_concurrency: int = Field(default=16, ge=1, le=200)
     #: Submission attempts before the video fails with `runpod_failed`.
     submit_max_attempts: int = Field(default=5, ge=1)
     #: Wait before retrying a failed attempt; doubles per attempt, capped at `submit_lease_s`.
