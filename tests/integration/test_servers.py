@@ -319,3 +319,16 @@ def test_s3_two_instances_side_by_side_and_data_survives_restart(tmp_path: Path)
         a.stop()
         b.stop()
     assert not accepts(a.port) and not accepts(b.port)
+
+
+def test_free_ports_are_outside_the_range_outgoing_connections_use() -> None:
+    """A port from the kernel's ephemeral range can be taken by any outgoing connection
+    between being chosen and being bound (or while a server restarts on it)."""
+    from pathlib import Path
+
+    from openv_localstack.ports import free_port
+
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(100)]
+    assert len(set(ports)) == len(ports)  # never the same one twice
+    assert not [p for p in ports if low <= p <= high]
