@@ -63,6 +63,15 @@ def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
+def batch_options(settings: KafkaSettings, max_records: int) -> dict[str, Any]:
+    """Subscriber keyword arguments of a batch consumer, on top of consumer_options."""
+    return {
+        "batch": True,
+        "max_records": max_records,
+        "batch_timeout_ms": settings.kafka_batch_wait_ms,
+    }
+
+
 def kafka_headers(envelope: Envelope) -> dict[str, str]:
     # Trace headers are added by the telemetry middleware from the current context.
     return {"event-type": envelope.type, "event-id": str(envelope.event_id)}

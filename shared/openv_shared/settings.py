@@ -26,6 +26,10 @@ class KafkaSettings(BaseSettings):
     #: not always at once: 500 ms gave ~300 ms per create on an idle stack, 100 ms and 10 ms
     #: ~100 ms; and 10 ms kept every idle consumer (and the broker) polling at ~60 % of a core.
     kafka_fetch_max_wait_ms: int = 100
+    #: How long a batch consumer waits for records it has not fetched yet. FastStream sleeps
+    #: this long again after an empty wait, so at its default (200 ms) a message arriving at
+    #: an idle batch consumer could wait 400 ms; polling the fetched records is local work.
+    kafka_batch_wait_ms: int = 10
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
 

@@ -5,7 +5,7 @@ from faststream.kafka import KafkaBroker
 from openv_jobs.service_layer.handlers import JobsService
 from openv_shared import topics
 from openv_shared.contracts import Envelope
-from openv_shared.kafka import consumer_options, envelope_consumer
+from openv_shared.kafka import batch_options, consumer_options, envelope_consumer
 from openv_shared.settings import KafkaSettings
 
 GROUP_ID = "openv-jobs"
@@ -22,7 +22,6 @@ def register(
         topics.RUNPOD_EVENTS,
         topics.STORAGE_EVENTS,
         group_id=GROUP_ID,
-        batch=True,
-        max_records=max_batch,
+        **batch_options(settings, max_batch),
         **consumer_options(settings),
     )(envelope_consumer(broker, "jobs", handle))

@@ -14,7 +14,12 @@ from openv_bridge.config import Settings
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_shared import topics
 from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
-from openv_shared.kafka import consumer_options, envelope_consumer, per_key_concurrently
+from openv_shared.kafka import (
+    batch_options,
+    consumer_options,
+    envelope_consumer,
+    per_key_concurrently,
+)
 
 GROUP_ID: Final = "openv-runpod-bridge"
 TYPES: Final = frozenset({VideoAccepted.TYPE, VideoCancelled.TYPE, VideoDeleted.TYPE})
@@ -32,9 +37,8 @@ def register(broker: KafkaBroker, bridge: BridgeService, settings: Settings) -> 
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=GROUP_ID,
-        batch=True,
-        max_records=BATCH,
         max_poll_interval_ms=int(max(worst_s, 300.0) * 1000),
+        **batch_options(settings, BATCH),
         **consumer_options(settings),
     )(
         envelope_consumer(

@@ -20,6 +20,7 @@ from openv_shared.contracts.events import VideoDeleted
 from openv_shared.kafka import (
     EnvelopeHandler,
     PermanentError,
+    batch_options,
     consumer_options,
     envelope_consumer,
     one_at_a_time,
@@ -80,9 +81,8 @@ def register(
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=DELETIONS_GROUP_ID,
-        batch=True,
-        max_records=DELETIONS_BATCH,
         max_poll_interval_ms=_max_poll_interval_ms(deletion_budget),
+        **batch_options(settings, DELETIONS_BATCH),
         **consumer_options(settings),
     )(
         envelope_consumer(
