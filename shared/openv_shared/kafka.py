@@ -159,9 +159,6 @@ def per_key_concurrently(
         groups: dict[object, list[Envelope]] = {}
         for envelope in envelopes:
             groups.setdefault(key(envelope), []).append(envelope)
-        if len(groups) == 1:
-            await one_at_a_time(handle)(envelopes)
-            return
         slots = asyncio.Semaphore(limit)
 
         async def in_order(group: list[Envelope]) -> None:
