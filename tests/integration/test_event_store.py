@@ -4,6 +4,7 @@ exactly-once effects, race-free limits, gap-free relay, rebuildable projections,
 import asyncio
 import json
 import random
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import ConcurrencyConflict, EventStore, RecordedEvent
 from openv_jobs.adapters.queries import Queries
 from openv_jobs.domain.usage import Limits
@@ -41,6 +43,22 @@ from openv_shared.settings import KafkaSettings
 pytestmark = pytest.mark.integration
 
 LIMITS = Limits(max_active_jobs=3, quota_seconds=600.0)
+ServiceFactory = Callable[[Limits], JobsService]
+
+
+@pytest.fixture
+async def new_service(jobs_engine: AsyncEngine) -> AsyncIterator[ServiceFactory]:
+    """Jobs services on the test's database, closed (their appending connections released)
+    before the engine is disposed."""
+    made: list[JobsService] = []
+
+    def make(limits: Limits) -> JobsService:
+        made.append(JobsService(jobs_engine, limits))
+        return made[-1]
+
+    yield make
+    for service in made:
+        await service.close()
 
 
 def request(user: str, num_frames: int = 31) -> Envelope:
@@ -64,8 +82,10 @@ async def event_types(engine: AsyncEngine, video_id: UUID) -> list[str]:
     return [r.envelope.type for r in history]
 
 
-async def test_redelivered_commands_and_facts_record_nothing_new(jobs_engine: AsyncEngine) -> None:
-    service = JobsService(jobs_engine, LIMITS)
+async def test_redelivered_commands_and_facts_record_nothing_new(
+    jobs_engine: AsyncEngine, new_service: ServiceFactory
+) -> None:
+    service = new_service(LIMITS)
     req = request("alice")
     [accepted] = await service.handle(req)
     # The event's id derives from the command's: a second decision could not be appended.
@@ -87,15 +107,16 @@ async def test_redelivered_commands_and_facts_record_nothing_new(jobs_engine: As
 
 async def test_a_request_for_an_existing_video_reaching_a_cold_service_records_nothing(
     jobs_engine: AsyncEngine,
+    new_service: ServiceFactory,
 ) -> None:
     """A restarted service (empty cache) takes requests to name new videos and does not read
     them; the log's unique (stream, version) catches the one that does not, and the batch is
     decided again with every state read."""
     req = request("carol")
-    [_] = await JobsService(jobs_engine, LIMITS).handle(req)
+    [_] = await new_service(LIMITS).handle(req)
     retry = Envelope.wrap(RequestVideo.model_validate(req.data), user_id="carol")  # new id
     fresh = request("carol")
-    restarted = JobsService(jobs_engine, LIMITS)
+    restarted = new_service(LIMITS)
     recorded = await restarted.handle_batch([req, retry, fresh])
     assert [(r.envelope.type, r.envelope.data["video_id"]) for r in recorded] == [
         ("VideoAccepted", str(vid(fresh)))
@@ -110,8 +131,9 @@ async def test_a_request_for_an_existing_video_reaching_a_cold_service_records_n
 
 async def test_a_batch_written_in_chunks_reports_the_positions_the_log_gave(
     jobs_engine: AsyncEngine,
+    new_service: ServiceFactory,
 ) -> None:
-    service = JobsService(jobs_engine, Limits(max_active_jobs=1, quota_seconds=1e9))
+    service = new_service(Limits(max_active_jobs=1, quota_seconds=1e9))
     await service.handle(request("first"))  # the log does not start empty
     requests = [request(f"user-{i // 2}") for i in range(300)]  # several chunks
     recorded = await service.handle_batch(requests)
@@ -143,9 +165,10 @@ async def test_a_batch_written_in_chunks_reports_the_positions_the_log_gave(
 
 async def test_twenty_concurrent_creates_for_one_user_accept_exactly_three(
     jobs_engine: AsyncEngine,
+    new_service: ServiceFactory,
 ) -> None:
     # Four service instances, as if four consumers raced (e.g. during a rebalance).
-    services = [JobsService(jobs_engine, LIMITS) for _ in range(4)]
+    services = [new_service(LIMITS) for _ in range(4)]
     requests = [request("racer") for _ in range(20)]
     results = await asyncio.gather(*(services[i % 4].handle(r) for i, r in enumerate(requests)))
     types = [r[0].envelope.type for r in results]
@@ -161,8 +184,9 @@ async def test_twenty_concurrent_creates_for_one_user_accept_exactly_three(
 
 async def test_quota_is_charged_on_acceptance_and_refunded_on_failure(
     jobs_engine: AsyncEngine,
+    new_service: ServiceFactory,
 ) -> None:
-    service = JobsService(jobs_engine, Limits(max_active_jobs=10, quota_seconds=10.0))
+    service = new_service(Limits(max_active_jobs=10, quota_seconds=10.0))
     first, second, third = (request("q", num_frames=127) for _ in range(3))  # 5.29 s each
     assert (await service.handle(first))[0].envelope.type == "VideoAccepted"
     assert (await service.handle(second))[0].envelope.type == "VideoRejected"
@@ -173,8 +197,10 @@ async def test_quota_is_charged_on_acceptance_and_refunded_on_failure(
     assert (await service.handle(third))[0].envelope.type == "VideoAccepted"
 
 
-async def test_a_stale_expected_version_is_a_conflict(jobs_engine: AsyncEngine) -> None:
-    service = JobsService(jobs_engine, LIMITS)
+async def test_a_stale_expected_version_is_a_conflict(
+    jobs_engine: AsyncEngine, new_service: ServiceFactory
+) -> None:
+    service = new_service(LIMITS)
     req = request("bob")
     [accepted] = await service.handle(req)
     stream = video_stream_id(vid(req))
@@ -183,6 +209,45 @@ async def test_a_stale_expected_version_is_a_conflict(jobs_engine: AsyncEngine) 
         async with jobs_engine.begin() as conn:
             await EventStore(conn).append(stream, 0, [late])
     assert await event_types(jobs_engine, vid(req)) == ["VideoAccepted"]
+
+
+async def test_a_dropped_appending_connection_is_replaced_and_nothing_is_lost(
+    jobs_engine: AsyncEngine, new_service: ServiceFactory, jobs_dsn: str
+) -> None:
+    """The appending connection is held between batches without a pre-ping: one the server
+    dropped while idle is replaced when the next batch begins."""
+    service = new_service(LIMITS)
+    first, second = request("erin"), request("erin")
+    await service.handle(first)
+    held = service.appends._pg
+    assert held is not None
+    admin = await asyncpg.connect(jobs_dsn)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", held.get_server_pid())
+    finally:
+        await admin.close()
+    [accepted] = await service.handle(second)
+    assert accepted.envelope.type == "VideoAccepted"
+    assert service.appends._pg is not held
+    assert await event_types(jobs_engine, vid(second)) == ["VideoAccepted"]
+
+
+async def test_a_batch_that_fails_after_writing_rolls_back_and_the_connection_goes_on(
+    jobs_engine: AsyncEngine, new_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = new_service(LIMITS)
+    req = request("frank")
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("usage write failed")
+
+    monkeypatch.setattr(projections, "save_usages", broken)  # after the events' COPY
+    with pytest.raises(RuntimeError):
+        await service.handle(req)
+    assert await event_types(jobs_engine, vid(req)) == []
+    monkeypatch.undo()
+    [accepted] = await service.handle(req)
+    assert accepted.envelope.type == "VideoAccepted"
 
 
 async def _drain(relay: Relay) -> None:
@@ -214,7 +279,7 @@ async def _consume_all(kafka: TansuBroker, expected: int) -> list[str]:
 
 
 async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
-    jobs_engine: AsyncEngine, jobs_dsn: str, kafka: TansuBroker
+    jobs_engine: AsyncEngine, new_service: ServiceFactory, jobs_dsn: str, kafka: TansuBroker
 ) -> None:
     broker = make_broker(KafkaSettings(kafka_bootstrap=kafka.bootstrap), "relay-test")
     await broker.start()
@@ -229,7 +294,7 @@ async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
         published.extend(batch)
 
     relay = Relay(jobs_engine, jobs_dsn, publish)
-    service = JobsService(jobs_engine, LIMITS)
+    service = new_service(LIMITS)
     try:
         await _drain(relay)
         slow_open = asyncio.Event()
@@ -359,9 +424,13 @@ async def _meanwhile(service: JobsService, jobs_dsn: str) -> None:
 
 @pytest.mark.parametrize("parts", [1, 2])
 async def test_rebuilt_projections_equal_the_live_ones(
-    jobs_engine: AsyncEngine, jobs_dsn: str, parts: int, monkeypatch: pytest.MonkeyPatch
+    jobs_engine: AsyncEngine,
+    new_service: ServiceFactory,
+    jobs_dsn: str,
+    parts: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    service = JobsService(jobs_engine, LIMITS)
+    service = new_service(LIMITS)
     await _mixed_workload(service)
     fold_parts = rebuild_module._fold_parts
 
@@ -400,9 +469,9 @@ async def test_rebuilt_projections_equal_the_live_ones(
 
 
 async def test_reads_are_exact_while_the_projector_is_behind(
-    jobs_engine: AsyncEngine, jobs_dsn: str
+    jobs_engine: AsyncEngine, new_service: ServiceFactory, jobs_dsn: str
 ) -> None:
-    service, queries = JobsService(jobs_engine, LIMITS), Queries(jobs_engine, LIMITS)
+    service, queries = new_service(LIMITS), Queries(jobs_engine, LIMITS)
     first, second = request("reader"), request("reader")
     await service.handle_batch([first, second])
     await Projector(jobs_dsn).catch_up()  # rows at VideoAccepted

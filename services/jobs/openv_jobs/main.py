@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await broker.stop()
+            await service.close()
             await engine.dispose()
 
     app = FastAPI(title="OpenV jobs (internal)", lifespan=lifespan)

@@ -187,9 +187,11 @@ def _row(event: Envelope | NewEvent, recorded_at: datetime) -> tuple[Any, ...]:
 
 
 class EventStore:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, locked: asyncpg.Connection | None = None) -> None:
+        """`locked`: `conn`'s driver connection in a transaction that holds the append lock
+        already (AppendConnection); without it, the first write takes the lock."""
         self.conn = conn
-        self._driver: asyncpg.Connection | None = None
+        self._driver = locked
 
     async def lock_appends(self) -> asyncpg.Connection:
         """Take the append lock (held until the transaction ends) and return the transaction's

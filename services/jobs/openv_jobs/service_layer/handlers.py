@@ -20,6 +20,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters import metrics, projections
+from openv_jobs.adapters.append_connection import AppendConnection
 from openv_jobs.adapters.event_store import (
     ConcurrencyConflict,
     EventStore,
@@ -85,6 +86,11 @@ class JobsService:
         self.limits = limits
         self.clock = clock
         self.cache = StateCache(cache_size)
+        self.appends = AppendConnection(engine)
+
+    async def close(self) -> None:
+        """Release the appending connection (held between batches)."""
+        await self.appends.close()
 
     async def handle(self, envelope: Envelope) -> list[RecordedEvent]:
         return await self.handle_batch([envelope])
@@ -113,8 +119,7 @@ class JobsService:
         self, batch: list[tuple[Envelope, Message, UUID]], trust_new: bool
     ) -> list[RecordedEvent]:
         now = self.clock()
-        async with self.engine.begin() as conn:
-            store = EventStore(conn)
+        async with self.appends.transaction() as store:
             pg = await store.lock_appends()
             head = await projections.log_head(pg)
             self.cache.check(head)
