@@ -130,5 +130,7 @@ class Envelope(BaseModel):
     def message(self) -> Message:
         """The typed message, upcast from an older schema version if needed."""
         cls = message_class(self.type)
+        if self.schema_version >= cls.VERSION:  # nothing to upcast (newer fields are ignored)
+            return cls.model_validate(self.data)
         data = upcast(self.type, self.schema_version, cls.VERSION, dict(self.data))
         return cls.model_validate(data)

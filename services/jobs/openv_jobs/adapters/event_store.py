@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -53,13 +53,13 @@ class ConcurrencyConflict(Exception):
     """Another writer appended to the stream since it was read."""
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
+class NewEvent(NamedTuple):
     """An event just decided: its message, where it goes, and the message that caused it.
 
     The decision path appends these rather than envelopes: building each event's envelope
     (dumping the message into its `data`, then serializing that) cost a tenth of the path,
-    and nothing on it reads the envelope. `envelope()` builds it when someone does.
+    and nothing on it reads the envelope. `envelope()` builds it when someone does. A named
+    tuple, immutable like a frozen dataclass, builds in half the time (one per event).
     """
 
     cause: Envelope
@@ -165,20 +165,31 @@ _COLUMNS = (
 def _row(event: Envelope | NewEvent, recorded_at: datetime) -> tuple[Any, ...]:
     """The event's row, in _WRITTEN_COLUMNS order."""
     to_json = pydantic_core.to_json
-    # A new event's message serializes straight to the JSON its envelope's `data` would give.
-    data = event.message if isinstance(event, NewEvent) else event.data
-    metadata = {
-        "correlation_id": event.correlation_id,
-        "causation_id": event.causation_id,
-        "user_id": event.user_id,
-        "trace_context": event.trace_context,
-    }
+    if isinstance(event, NewEvent):
+        # The decision path's, once per event: NewEvent's derived properties spelled out,
+        # and the message serialized straight to the JSON its envelope's `data` would give.
+        message, cause = event.message, event.cause
+        type_name, schema_version, data = message.TYPE, message.VERSION, message
+        metadata = {
+            "correlation_id": cause.correlation_id or cause.event_id,
+            "causation_id": cause.event_id,
+            "user_id": event.user_id,
+            "trace_context": cause.trace_context,
+        }
+    else:
+        type_name, schema_version, data = event.type, event.schema_version, event.data
+        metadata = {
+            "correlation_id": event.correlation_id,
+            "causation_id": event.causation_id,
+            "user_id": event.user_id,
+            "trace_context": event.trace_context,
+        }
     return (
         event.event_id,
         event.stream_id,
         event.stream_version,
-        event.type,
-        event.schema_version,
+        type_name,
+        schema_version,
         to_json(data).decode(),
         to_json(metadata).decode(),
         event.occurred_at,
