@@ -165,6 +165,7 @@ _COLUMNS = (
 def _row(event: Envelope | NewEvent, recorded_at: datetime) -> tuple[Any, ...]:
     """The event's row, in _WRITTEN_COLUMNS order."""
     to_json = pydantic_core.to_json
+    data: Message | dict[str, Any]
     if isinstance(event, NewEvent):
         # The decision path's, once per event: NewEvent's derived properties spelled out,
         # and the message serialized straight to the JSON its envelope's `data` would give.
