@@ -140,3 +140,24 @@ def test_the_view_of_a_decision_is_the_jobs_services_own(active_jobs: int) -> No
     assert decided_view(published) == _view(fold_video(None, event, "alice", now))
     later = published.model_copy(update={"stream_version": 2})
     assert decided_view(later) is None
+
+
+def test_a_decided_event_is_stored_as_the_row_of_its_envelope() -> None:
+    """The decision path writes a NewEvent's row without building its envelope; the row must
+    be the one the envelope itself would give."""
+    from datetime import UTC, datetime
+
+    from openv_jobs.adapters.event_store import NewEvent, _row
+    from openv_shared.contracts.events import VideoSubmitted, video_stream_id
+
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    video_id = uuid4()
+    cause = Envelope.wrap(
+        RequestVideo(video_id=video_id, prompt="a cat", params=VideoParams(seed=5)),
+        user_id="alice",
+        correlation_id=uuid4(),
+        trace_context={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+    )
+    event = VideoSubmitted(video_id=video_id, runpod_job_id="job-1")
+    decided = NewEvent(cause, event, uuid4(), "alice", video_stream_id(video_id), 2, now)
+    assert _row(decided, now) == _row(decided.envelope(), now)

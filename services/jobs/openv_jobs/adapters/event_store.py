@@ -70,26 +70,9 @@ class NewEvent(NamedTuple):
     stream_version: int
     occurred_at: datetime
 
-    # The envelope's fields that are not stored above, as `follow` derives them.
     @property
     def type(self) -> str:
         return self.message.TYPE
-
-    @property
-    def schema_version(self) -> int:
-        return self.message.VERSION
-
-    @property
-    def correlation_id(self) -> UUID:
-        return self.cause.correlation_id or self.cause.event_id
-
-    @property
-    def causation_id(self) -> UUID:
-        return self.cause.event_id
-
-    @property
-    def trace_context(self) -> dict[str, str]:
-        return self.cause.trace_context
 
     def envelope(self) -> Envelope:
         return self.cause.follow(
@@ -167,8 +150,9 @@ def _row(event: Envelope | NewEvent, recorded_at: datetime) -> tuple[Any, ...]:
     to_json = pydantic_core.to_json
     data: Message | dict[str, Any]
     if isinstance(event, NewEvent):
-        # The decision path's, once per event: NewEvent's derived properties spelled out,
-        # and the message serialized straight to the JSON its envelope's `data` would give.
+        # The decision path's, once per event: the envelope's fields as `follow` derives
+        # them, and the message serialized straight to the JSON its envelope's `data` would
+        # give (tests/unit/test_contracts.py holds this row equal to its envelope's).
         message, cause = event.message, event.cause
         type_name, schema_version, data = message.TYPE, message.VERSION, message
         metadata = {
