@@ -28,10 +28,10 @@ def _ping_once(dbapi_connection: Any) -> bool:
     """The pool's pre-ping in one round trip: `SELECT 1` in the simple-query protocol.
 
     SQLAlchemy's asyncpg ping wraps it in BEGIN and ROLLBACK, for pgbouncer's transaction
-    pooling: three round trips before every transaction, which here cost a small transaction
-    half its time. OpenV talks to Postgres directly (asyncpg's statement cache would not work
-    behind a transaction pooler anyway). A failure is reported as the adapter's DBAPI error,
-    so the pool recognises a disconnect and replaces the connection, as with its own ping.
+    pooling: three round trips before every transaction where one does. OpenV talks to
+    Postgres directly (asyncpg's statement cache would not work behind a transaction pooler
+    anyway). A failure is reported as the adapter's DBAPI error, so the pool recognises a
+    disconnect and replaces the connection, as with its own ping.
     """
     try:
         await_(dbapi_connection.driver_connection.execute("SELECT 1"))
