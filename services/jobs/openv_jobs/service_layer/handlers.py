@@ -187,18 +187,18 @@ class JobsService:
         new: set[UUID] = set()
         for _, msg, vid in batch:
             (new if trust_new and isinstance(msg, RequestVideo) else read).add(vid)
-        states, missing = self.cache.videos.get_many(read)
+        states, missing = self.cache.videos(read)
         if missing:
             states.update(await projections.load_states(pg, missing))
         if new:
-            cached, _ = self.cache.videos.get_many(new - states.keys())
+            cached, _ = self.cache.videos(new - states.keys())
             states.update(cached)
         return states
 
     async def _usages(
         self, pg: asyncpg.Connection, users: set[str], now: datetime
     ) -> dict[str, Usage]:
-        usages, missing = self.cache.usages.get_many(users)
+        usages, missing = self.cache.usages(users)
         if missing:
             found = await projections.load_usages(pg, missing)
             period = period_of(now)

@@ -19,36 +19,57 @@ V = TypeVar("V")
 
 
 class _Lru(Generic[K, V]):
+    """Least recently *put* first out: every entry a batch read is put back when it commits
+    (StateCache.committed), so reads need not reorder, and a failed batch clears the cache."""
+
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.items: OrderedDict[K, V] = OrderedDict()
 
-    def get_many(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K]]:
-        """(found entries, missing keys)."""
-        found: dict[K, V] = {}
-        missing: list[K] = []
-        for key in keys:
-            value = self.items.get(key)
-            if value is None:
-                missing.append(key)
-            else:
-                self.items.move_to_end(key)
-                found[key] = value
-        return found, missing
-
     def put_many(self, entries: dict[K, V]) -> None:
-        self.items.update(entries)
+        items = self.items
+        items.update(entries)
+        move_to_end = items.move_to_end
         for key in entries:
-            self.items.move_to_end(key)
-        while len(self.items) > self.capacity:
-            self.items.popitem(last=False)
+            move_to_end(key)
+        while len(items) > self.capacity:
+            items.popitem(last=False)
 
 
 class StateCache:
+    """Video states keyed by their id's `int`: a UUID hashes in Python (`UUID.__hash__`),
+    an int in C, and the cache hashes every key of a batch twice."""
+
     def __init__(self, capacity: int) -> None:
-        self.videos: _Lru[UUID, VideoState] = _Lru(capacity)
-        self.usages: _Lru[str, Usage] = _Lru(capacity)
+        self._videos: _Lru[int, VideoState] = _Lru(capacity)
+        self._usages: _Lru[str, Usage] = _Lru(capacity)
         self.head: int | None = None
+
+    def videos(self, ids: Iterable[UUID]) -> tuple[dict[UUID, VideoState], list[UUID]]:
+        """(cached states, ids not cached)."""
+        get = self._videos.items.get
+        found: dict[UUID, VideoState] = {}
+        missing: list[UUID] = []
+        for video_id in ids:
+            state = get(video_id.int)
+            if state is None:
+                missing.append(video_id)
+            else:
+                found[video_id] = state
+        return found, missing
+
+    def usages(self, users: Iterable[str]) -> tuple[dict[str, Usage], list[str]]:
+        """(cached usages, users not cached)."""
+        get = self._usages.items.get
+        found: dict[str, Usage] = {}
+        missing: list[str] = []
+        for user in users:
+            usage = get(user)
+            if usage is None:
+                missing.append(user)
+            else:
+                found[user] = usage
+        return found, missing
 
     def check(self, head: int) -> None:
         """Forget everything unless `head` is the one this cache was left at."""
@@ -56,15 +77,15 @@ class StateCache:
             self.clear()
 
     def clear(self) -> None:
-        self.videos.items.clear()
-        self.usages.items.clear()
+        self._videos.items.clear()
+        self._usages.items.clear()
         self.head = None
 
     def committed(
         self, head: int, videos: dict[UUID, VideoState], usages: dict[str, Usage]
     ) -> None:
         """Remember the entries as they are once a transaction committed, leaving the log's
-        head at `head`."""
-        self.videos.put_many(videos)
-        self.usages.put_many(usages)
+        head at `head`. `videos` and `usages` hold every entry the transaction read."""
+        self._videos.put_many({video_id.int: state for video_id, state in videos.items()})
+        self._usages.put_many(usages)
         self.head = head
