@@ -7,7 +7,7 @@ aggregate cache, made safe for several writers by the head check.)
 """
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection
 from typing import Generic, TypeVar
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from openv_jobs.domain.usage import Usage
 from openv_jobs.domain.video import VideoState
 
 K = TypeVar("K")
+Q = TypeVar("Q")
 V = TypeVar("V")
 
 
@@ -36,6 +37,22 @@ class _Lru(Generic[K, V]):
             items.popitem(last=False)
 
 
+def _split(
+    lru: _Lru[K, V], keys: Collection[Q], slots: Collection[K]
+) -> tuple[dict[Q, V], list[Q]]:
+    """(found entries, missing keys): `slots` are the keys as `lru` holds them, in order."""
+    get = lru.items.get
+    found: dict[Q, V] = {}
+    missing: list[Q] = []
+    for key, slot in zip(keys, slots, strict=True):
+        value = get(slot)
+        if value is None:
+            missing.append(key)
+        else:
+            found[key] = value
+    return found, missing
+
+
 class StateCache:
     """Video states keyed by their id's `int`: a UUID hashes in Python (`UUID.__hash__`),
     an int in C, and the cache hashes every key of a batch twice."""
@@ -45,31 +62,13 @@ class StateCache:
         self._usages: _Lru[str, Usage] = _Lru(capacity)
         self.head: int | None = None
 
-    def videos(self, ids: Iterable[UUID]) -> tuple[dict[UUID, VideoState], list[UUID]]:
+    def videos(self, ids: Collection[UUID]) -> tuple[dict[UUID, VideoState], list[UUID]]:
         """(cached states, ids not cached)."""
-        get = self._videos.items.get
-        found: dict[UUID, VideoState] = {}
-        missing: list[UUID] = []
-        for video_id in ids:
-            state = get(video_id.int)
-            if state is None:
-                missing.append(video_id)
-            else:
-                found[video_id] = state
-        return found, missing
+        return _split(self._videos, ids, [video_id.int for video_id in ids])
 
-    def usages(self, users: Iterable[str]) -> tuple[dict[str, Usage], list[str]]:
+    def usages(self, users: Collection[str]) -> tuple[dict[str, Usage], list[str]]:
         """(cached usages, users not cached)."""
-        get = self._usages.items.get
-        found: dict[str, Usage] = {}
-        missing: list[str] = []
-        for user in users:
-            usage = get(user)
-            if usage is None:
-                missing.append(user)
-            else:
-                found[user] = usage
-        return found, missing
+        return _split(self._usages, users, users)
 
     def check(self, head: int) -> None:
         """Forget everything unless `head` is the one this cache was left at."""
