@@ -3,25 +3,22 @@
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
 
-from openv_jobs.domain.usage import Usage
+from openv_jobs.domain.decisions import decide_request
+from openv_jobs.domain.usage import Limits, Usage, period_of
 from openv_jobs.domain.video import VideoState, start
 from openv_jobs.service_layer.state_cache import StateCache
-from openv_shared.contracts.events import VideoAccepted
+from openv_shared.contracts.commands import RequestVideo
 from openv_shared.contracts.video import VideoParams
 
 AT = datetime(2026, 12, 3, tzinfo=UTC)
+LIMITS = Limits(max_active_jobs=3, quota_seconds=600.0)
 
 
 def _state(video_id: UUID) -> VideoState:
-    params = VideoParams(seed=1)
-    accepted = VideoAccepted(
-        video_id=video_id,
-        prompt="a cat",
-        params=params,
-        duration_seconds=params.duration_seconds,
-        charged_seconds=params.duration_seconds,
-        object_prefix=f"videos/alice/{video_id}/",
-    )
+    """The state a request for `video_id` starts, decided as the jobs service decides it."""
+    command = RequestVideo(video_id=video_id, prompt="a cat", params=VideoParams(seed=1))
+    usage = Usage("alice", 0, period_of(AT), 0.0)
+    [accepted] = decide_request(None, command, "alice", usage, LIMITS)
     return start(accepted, "alice", AT)
 
 
