@@ -18,6 +18,7 @@ for the CPU; everything else (jobs, relay, bridge submitting to the simulator, s
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
@@ -93,6 +95,68 @@ def write_tokens(path: Path, users: int) -> None:
     path.write_text("\n".join(make_token(f"bench-{i}", ttl_s=7200) for i in range(users)) + "\n")
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection of the open-loop generator: a request is bytes
+    built once, the answer is read by its Content-Length. httpx cost the generator about a
+    millisecond of CPU per request, taken from the stack it measures on the same two cores."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> "_Connection":
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def wait_until_quiet(max_s: float = 90.0, cores: float = 0.25) -> float:
+    """Wait until this script's child processes (the stack) use under `cores` of CPU over a
+    second, so a run does not measure the backlog the previous one left (the bridge submits
+    and the jobs service records after the last answer); return the seconds waited."""
+
+    def busy(children: list[psutil.Process]) -> float:
+        total = 0.0
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                total += times.user + times.system
+        return total
+
+    started = time.monotonic()
+    while time.monotonic() - started < max_s:
+        children = psutil.Process().children(recursive=True)
+        before = busy(children)
+        time.sleep(1.0)
+        if busy(children) - before < cores:
+            break
+    return time.monotonic() - started
+
+
+def create_request(host: str, token: str) -> bytes:
+    body = json.dumps(BODY).encode()
+    return (
+        f"POST /v1/videos HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
 async def fixed_rate(
     url: str, rate: float, duration_s: float, users: int, max_in_flight: int = 200
 ) -> dict[str, Any]:
@@ -101,44 +165,53 @@ async def fixed_rate(
     A request due while `max_in_flight` are outstanding is not sent and counted as dropped,
     so an overloaded run stays bounded instead of piling up connections.
     """
-    tokens = [make_token(f"rate-{i}", ttl_s=7200) for i in range(users)]
+    parsed = httpx.URL(url)
+    host, port = parsed.host, parsed.port or 80
+    requests = [
+        create_request(f"{host}:{port}", make_token(f"rate-{i}", ttl_s=7200)) for i in range(users)
+    ]
     total = int(rate * duration_s)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = dropped = 0
     in_flight: set[asyncio.Task[None]] = set()
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        await asyncio.gather(*(client.get("/healthz") for _ in range(20)))  # open connections
-        loop = asyncio.get_running_loop()
+    idle = [await _Connection.open(host, port) for _ in range(20)]
+    loop = asyncio.get_running_loop()
 
-        async def one(i: int, scheduled: float) -> None:
-            nonlocal errors
-            headers = {"Authorization": f"Bearer {tokens[i % users]}"}
-            try:
-                response = await client.post("/v1/videos", json=BODY, headers=headers)
-            except httpx.HTTPError:
-                errors += 1
-                return
-            latencies.append(loop.time() - scheduled)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        connection = idle.pop() if idle else None
+        try:
+            if connection is None:
+                connection = await _Connection.open(host, port)
+            status = await connection.request(requests[i % users])
+        except (OSError, ValueError, asyncio.IncompleteReadError):
+            errors += 1
+            if connection is not None:
+                connection.close()
+            return
+        latencies.append(loop.time() - scheduled)
+        statuses[status] = statuses.get(status, 0) + 1
+        idle.append(connection)
 
-        start = loop.time() + 0.1
-        for i in range(total):
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - loop.time()))
-            if len(in_flight) >= max_in_flight:
-                dropped += 1
-                continue
-            task = asyncio.create_task(one(i, scheduled))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-        elapsed = loop.time() - start
-        if in_flight:
-            _, late = await asyncio.wait(set(in_flight), timeout=35)
-            for task in late:
-                task.cancel()
-            errors += len(late)
+    start = loop.time() + 0.1
+    for i in range(total):
+        scheduled = start + i / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        if len(in_flight) >= max_in_flight:
+            dropped += 1
+            continue
+        task = asyncio.create_task(one(i, scheduled))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    elapsed = loop.time() - start
+    if in_flight:
+        _, late = await asyncio.wait(set(in_flight), timeout=35)
+        for task in late:
+            task.cancel()
+        errors += len(late)
+    for connection in idle:
+        connection.close()
     latencies.sort()
 
     def pct(p: float) -> float | None:
@@ -250,13 +323,18 @@ def main() -> None:
                 ("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA),
                 ("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA),
             ]:
+                wait_until_quiet()
                 print(f"wrk {args.duration}s x {args.connections} connections: {name} ...")
                 runs[name] = run_wrk(wrk, url, args.duration, args.connections, script, common)
                 print(f"  {fmt(runs[name])}", flush=True)
 
             steady: dict[float, dict[str, Any]] = {}
             for rate in [float(r) for r in args.rates.split(",")]:
-                print(f"open loop: {rate:g} creates/s for {args.rate_duration:g} s ...")
+                quiet_s = wait_until_quiet()
+                print(
+                    f"open loop: {rate:g} creates/s for {args.rate_duration:g} s "
+                    f"(after {quiet_s:.0f} s for the stack to go quiet) ..."
+                )
                 steady[rate] = asyncio.run(
                     fixed_rate(gateway, rate, args.rate_duration, args.users)
                 )

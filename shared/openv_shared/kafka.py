@@ -52,10 +52,17 @@ def make_broker(
     return broker
 
 
-def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
+def fetch_max_wait_ms(settings: KafkaSettings, request_path: bool) -> int:
+    """How long this consumer's fetches wait: short where a request waits on what it reads."""
+    if request_path:
+        return settings.kafka_request_path_fetch_max_wait_ms
+    return settings.kafka_fetch_max_wait_ms
+
+
+def consumer_options(settings: KafkaSettings, *, request_path: bool) -> dict[str, Any]:
     """Subscriber keyword arguments every consumer group uses."""
     return {
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "fetch_max_wait_ms": fetch_max_wait_ms(settings, request_path),
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "auto_offset_reset": "earliest",

@@ -62,6 +62,8 @@ class JsonLinesSpanExporter(SpanExporter):
                         "span_id": f"{ctx.span_id:016x}",
                         "parent_id": f"{span.parent.span_id:016x}" if span.parent else None,
                         "kind": span.kind.name,
+                        "start_ns": span.start_time,
+                        "end_ns": span.end_time,
                     }
                 )
             )

@@ -50,7 +50,7 @@ def test_create_to_completion_and_deletion_is_one_trace_across_all_services(
     while time.monotonic() < deadline:
         status = api.get(f"/v1/videos/{video_id}", headers=headers).json()["status"]
         found = spans_of(stack.root / "traces", trace_id)
-        if status == "completed" and set(found) == set(SERVICES):
+        if status == "completed" and set(found) >= set(SERVICES) - {"storage"}:
             break
         time.sleep(0.3)
     assert status == "completed"
@@ -58,6 +58,7 @@ def test_create_to_completion_and_deletion_is_one_trace_across_all_services(
     # it in the same trace, and its removal of the file joins the trace too.
     deleted = api.delete(f"/v1/videos/{video_id}?wait=10", headers=headers)
     assert deleted.status_code == 200, deleted.text
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = spans_of(stack.root / "traces", trace_id)
         if set(found) == set(SERVICES):

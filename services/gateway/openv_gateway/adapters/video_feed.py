@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.queries import VideoView, decided_view
+from openv_shared.kafka import fetch_max_wait_ms
 from openv_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class VideoFeed:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms(self.settings, request_path=True),
         )
 
     async def _run(self) -> None:

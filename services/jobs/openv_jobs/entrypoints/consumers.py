@@ -23,5 +23,5 @@ def register(
         topics.STORAGE_EVENTS,
         group_id=GROUP_ID,
         **batch_options(settings, max_batch),
-        **consumer_options(settings),
+        **consumer_options(settings, request_path=True),
     )(envelope_consumer(broker, "jobs", handle))

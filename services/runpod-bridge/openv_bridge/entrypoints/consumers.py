@@ -39,7 +39,7 @@ def register(broker: KafkaBroker, bridge: BridgeService, settings: Settings) -> 
         group_id=GROUP_ID,
         max_poll_interval_ms=int(max(worst_s, 300.0) * 1000),
         **batch_options(settings, BATCH),
-        **consumer_options(settings),
+        **consumer_options(settings, request_path=False),
     )(
         envelope_consumer(
             broker,

@@ -17,6 +17,7 @@ from faststream.kafka import KafkaBroker
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
+from openv_shared.contracts.facts import RunPodJobOutputAtUrl
 from openv_shared.kafka import (
     EnvelopeHandler,
     PermanentError,
@@ -36,6 +37,8 @@ SERVICE: Final = "storage"
 _REMEMBERED: Final = 1000
 #: Video events read per poll (almost all are skipped unread).
 DELETIONS_BATCH: Final = 200
+#: RunPod facts read per poll (almost all are skipped unread).
+IMPORTS_BATCH: Final = 200
 #: Room on top of a handler's worst case before the group evicts the consumer.
 _POLL_MARGIN_S: Final = 60.0
 _DEFAULT_MAX_POLL_S: Final = 300.0
@@ -83,7 +86,8 @@ def register(
         group_id=DELETIONS_GROUP_ID,
         max_poll_interval_ms=_max_poll_interval_ms(deletion_budget),
         **batch_options(settings, DELETIONS_BATCH),
-        **consumer_options(settings),
+        # `DELETE ?wait=N` waits on this consumer.
+        **consumer_options(settings, request_path=True),
     )(
         envelope_consumer(
             broker,
@@ -93,9 +97,20 @@ def register(
         )
     )
     import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
+    # Of the RunPod facts only `RunPodJobOutputAtUrl` matters here (a worker that kept its
+    # output); the rest are skipped by their header, as above, and redone the same way.
     broker.subscriber(
         topics.RUNPOD_EVENTS,
         group_id=IMPORTS_GROUP_ID,
         max_poll_interval_ms=_max_poll_interval_ms(import_budget),
-        **consumer_options(settings),
-    )(envelope_consumer(broker, SERVICE, one_at_a_time(imports.on_runpod_event)))
+        **batch_options(settings, IMPORTS_BATCH),
+        # An import follows a render of seconds to minutes: a longer fetch wait is noise there.
+        **consumer_options(settings, request_path=False),
+    )(
+        envelope_consumer(
+            broker,
+            SERVICE,
+            one_at_a_time(imports.on_runpod_event),
+            types=frozenset({RunPodJobOutputAtUrl.TYPE}),
+        )
+    )

@@ -1,0 +1,84 @@
+"""Which consumers fetch with the short wait (a request waits on them) and which with the long
+one, and which read in batches skipping other types unread. On Tansu a fetch waits its whole
+wait even when data arrives, so a consumer in the wrong tier adds up to 100 ms to every create
+(or costs an idle core its share for nothing)."""
+
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
+
+from faststream.kafka import KafkaBroker
+
+from openv_bridge.config import Settings as BridgeSettings
+from openv_bridge.entrypoints import consumers as bridge_consumers
+from openv_gateway.adapters.video_feed import VideoFeed
+from openv_jobs.config import Settings as JobsSettings
+from openv_jobs.entrypoints import consumers as jobs_consumers
+from openv_shared import topics
+from openv_shared.settings import KafkaSettings
+from openv_storage.config import Settings as StorageSettings
+from openv_storage.entrypoints import consumers as storage_consumers
+
+SHORT, LONG = 7, 700
+_S = TypeVar("_S", bound=KafkaSettings)
+
+
+def _settings(cls: type[_S]) -> _S:
+    return cls(kafka_request_path_fetch_max_wait_ms=SHORT, kafka_fetch_max_wait_ms=LONG)
+
+
+async def _ignore(*_: Any) -> None:
+    return None
+
+
+def _handlers(*names: str) -> Any:
+    return SimpleNamespace(**dict.fromkeys(names, _ignore))
+
+
+def _subscribers(broker: KafkaBroker) -> dict[str, Any]:
+    """Group id -> subscriber."""
+    subscribers: list[Any] = list(broker.subscribers)
+    return {subscriber.group_id: subscriber for subscriber in subscribers}
+
+
+def _fetch_wait(subscriber: Any) -> int:
+    return cast(int, subscriber._connection_args["fetch_max_wait_ms"])
+
+
+def test_the_jobs_service_decides_with_the_short_wait() -> None:
+    broker = KafkaBroker()
+    jobs_consumers.register(broker, _handlers("handle_batch"), _settings(JobsSettings), 100)
+    (subscriber,) = cast(list[Any], broker.subscribers)
+    assert _fetch_wait(subscriber) == SHORT
+    assert set(subscriber.topic_names) >= {topics.COMMANDS, topics.RUNPOD_EVENTS}
+
+
+def test_storage_deletions_short_imports_long_both_in_batches() -> None:
+    broker = KafkaBroker()
+    storage_consumers.register(
+        broker,
+        _handlers("on_video_event"),
+        _handlers("on_runpod_event"),
+        _settings(StorageSettings),
+    )
+    groups = _subscribers(broker)
+    deletions = groups[storage_consumers.DELETIONS_GROUP_ID]
+    imports = groups[storage_consumers.IMPORTS_GROUP_ID]
+    assert _fetch_wait(deletions) == SHORT  # DELETE ?wait=N waits on it
+    assert _fetch_wait(imports) == LONG
+    assert imports.max_records == storage_consumers.IMPORTS_BATCH
+
+
+def test_the_bridge_submits_with_the_long_wait() -> None:
+    broker = KafkaBroker()
+    bridge_consumers.register(broker, _handlers("on_video_event"), _settings(BridgeSettings))
+    (subscriber,) = broker.subscribers
+    assert _fetch_wait(subscriber) == LONG
+
+
+async def test_the_gateways_live_feed_reads_with_the_short_wait() -> None:
+    feed = VideoFeed(_settings(JobsSettings), "gw", lambda _: False, lambda *_: None)
+    consumer = feed._consumer()
+    try:
+        assert consumer._fetch_max_wait_ms == SHORT
+    finally:
+        await consumer.stop()
