@@ -25,7 +25,7 @@ from openv_bridge.adapters.runpod_client import RunPodClient
 from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.domain.submissions import SubmissionState
-from openv_bridge.entrypoints import webhooks
+from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler, Sweep
 from openv_localstack.ports import free_port
@@ -306,6 +306,56 @@ async def test_one_submission_one_job_one_completion_and_redelivery_changes_noth
         assert h.sim.table.run_calls == 1
         assert len(h.facts.of(video_id)) == 3
         assert await h.reconciler.run_once() == Sweep()
+
+
+async def test_a_batch_of_new_videos_is_claimed_run_and_recorded_together(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.sim.scenarios.add(ScenarioSpec(prompt_contains="forbidden", reject_run="bad input"))
+        old = accepted(prompt="submitted before")
+        await h.bridge.on_video_event(old)
+        new = [accepted(prompt=f"new {i}", user=f"u{i}") for i in range(5)]
+        refused = accepted(prompt="something forbidden")
+        redelivered = new[1].model_copy()  # the same event twice in one batch
+        batch = [*new, redelivered, old, refused, cancelled(new[4], VideoStatus.QUEUED)]
+
+        handled = await h.bridge.submit_new(batch)
+
+        # The new videos (the refused one too) are handled; the earlier one's acceptance, the
+        # duplicate and the cancel are left to `on_video_event`.
+        assert handled == {e.event_id for e in [*new, refused]}
+        assert h.sim.table.run_calls == 1 + len(new) + 1
+        for env in new:
+            [submitted] = h.facts.of(vid(env))
+            assert submitted.type == "RunPodJobSubmitted"
+            assert submitted.causation_id == env.event_id
+            row = await h.row(vid(env))
+            assert row.state is SubmissionState.SUBMITTED
+            assert (row.runpod_job_id, row.attempts) == (submitted.data["runpod_job_id"], 1)
+            assert h.job(submitted.data["runpod_job_id"]).input["output_key"] == (
+                video_output_key(env.user_id or "", vid(env))
+            )
+        assert h.facts.types(vid(refused)) == ["RunPodJobFailed"]
+        assert h.facts.types(vid(old)) == ["RunPodJobSubmitted"]
+
+        # Given again (a redelivered batch): nothing is new, nothing runs twice.
+        assert await h.bridge.submit_new(batch) == set()
+        assert h.sim.table.run_calls == 1 + len(new) + 1
+
+
+async def test_a_cancel_in_the_batch_of_its_acceptance_follows_the_submission(
+    harness: HarnessFactory,
+) -> None:
+    async with harness() as h:
+        h.runpod.next_knobs = [{"duration_s": 30.0}]
+        env, other = accepted(), accepted(prompt="another")
+        handle = consumers._batch_handler(h.bridge, h.settings)
+        await handle([env, other, cancelled(env, VideoStatus.QUEUED)])
+        assert (await h.row(vid(env))).state is SubmissionState.CANCELLED
+        job_id = h.facts.of(vid(env), "RunPodJobSubmitted")[0].data["runpod_job_id"]
+        assert h.job(job_id).status == "CANCELLED"
+        assert (await h.row(vid(other))).state is SubmissionState.SUBMITTED
 
 
 async def test_a_failed_publish_answers_503_and_the_retried_webhook_records_it_once(

@@ -85,6 +85,18 @@ class Submission:
     last_progress: int | None = None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a first submission attempt records (see `Submissions.claim`)."""
+
+    video_id: UUID
+    user_id: str
+    object_key: str
+    job_input: dict[str, Any]
+    accepted_event_id: UUID
+    correlation_id: UUID | None
+
+
 def _submission(row: Any) -> Submission:
     return Submission(
         video_id=row.video_id,
@@ -138,29 +150,28 @@ class Submissions:
 
     # ---------------------------------------------------------------- submitting
 
-    async def claim(
-        self,
-        video_id: UUID,
-        user_id: str,
-        object_key: str,
-        job_input: dict[str, Any],
-        accepted_event_id: UUID,
-        correlation_id: UUID | None,
-        lease_s: float,
-    ) -> Submission | None:
-        """Start the first attempt; None if the video already has a record."""
-        return await self._one(
+    async def claim_many(self, claims: list[Claim], lease_s: float) -> list[Submission]:
+        """Start the first attempt of each video that has no record yet, in one statement:
+        the records started (a video claimed twice in `claims` is started once)."""
+        if not claims:
+            return []
+        return await self._many(
             pg_insert(_t)
             .values(
-                video_id=video_id,
-                user_id=user_id,
-                object_key=object_key,
-                state=_S.SUBMITTING.value,
-                job_input=job_input,
-                accepted_event_id=accepted_event_id,
-                correlation_id=correlation_id,
-                attempts=1,
-                lease_until=_after(lease_s),
+                [
+                    {
+                        "video_id": claim.video_id,
+                        "user_id": claim.user_id,
+                        "object_key": claim.object_key,
+                        "state": _S.SUBMITTING.value,
+                        "job_input": claim.job_input,
+                        "accepted_event_id": claim.accepted_event_id,
+                        "correlation_id": claim.correlation_id,
+                        "attempts": 1,
+                        "lease_until": _after(lease_s),
+                    }
+                    for claim in claims
+                ]
             )
             .on_conflict_do_nothing()
             .returning(*_t.c)
@@ -192,21 +203,31 @@ class Submissions:
             .returning(*_t.c)
         )
 
-    async def record_job(self, video_id: UUID, attempt: int, job_id: str) -> bool:
-        """Record attempt `attempt`'s job, unless another attempt, an adoption or a cancel
-        changed the record since the attempt started."""
-        row = await self._one(
-            sa.update(_t)
-            .where(
-                _t.c.video_id == video_id,
-                _t.c.state == _S.SUBMITTING.value,
-                _t.c.attempts == attempt,
-                _t.c.runpod_job_id.is_(None),
+    async def record_jobs(self, jobs: list[tuple[UUID, int, str]]) -> set[UUID]:
+        """Record each (video, attempt, job), unless another attempt, an adoption or a cancel
+        changed the video's record since that attempt started; in one statement. Returns
+        the videos whose job was recorded."""
+        if not jobs:
+            return set()
+        given = sa.values(
+            sa.column("video_id", sa.Uuid),
+            sa.column("attempt", sa.Integer),
+            sa.column("job_id", sa.Text),
+            name="given",
+        ).data(jobs)
+        async with self.engine.begin() as conn:
+            rows = await conn.execute(
+                sa.update(_t)
+                .where(
+                    _t.c.video_id == given.c.video_id,
+                    _t.c.state == _S.SUBMITTING.value,
+                    _t.c.attempts == given.c.attempt,
+                    _t.c.runpod_job_id.is_(None),
+                )
+                .values(**self._submitted(given.c.job_id))
+                .returning(_t.c.video_id)
             )
-            .values(**self._submitted(job_id))
-            .returning(*_t.c)
-        )
-        return row is not None
+            return {row.video_id for row in rows}
 
     async def adopt(self, video_id: UUID, job_id: str) -> bool:
         """Record a job that reported before (or instead of) its attempt recording it."""
@@ -223,7 +244,7 @@ class Submissions:
         return row is not None
 
     @staticmethod
-    def _submitted(job_id: str) -> dict[str, Any]:
+    def _submitted(job_id: str | sa.ColumnElement[str]) -> dict[str, Any]:
         now = sa.func.now()
         return {
             "state": _S.SUBMITTED.value,

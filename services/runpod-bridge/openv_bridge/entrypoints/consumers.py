@@ -1,8 +1,9 @@
 """Kafka subscriber: the video events the bridge acts on (accepted, cancelled, deleted).
 
-Read in batches; the others (most of the topic) are skipped by their header, unread. The
-videos of a batch are handled side by side, each video's events in order: a RunPod call that
-takes its time holds up only its own video.
+Read in batches; the others (most of the topic) are skipped by their header, unread. A batch's
+new submissions are claimed and recorded together; its videos are handled side by side, each
+video's events in order: a RunPod call that takes its time holds up only its own video (and
+the batch's cancels, at most for the submit timeout).
 """
 
 import math
@@ -13,8 +14,10 @@ from faststream.kafka import KafkaBroker
 from openv_bridge.config import Settings
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_shared import topics
+from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
 from openv_shared.kafka import (
+    BatchHandler,
     batch_options,
     consumer_options,
     envelope_consumer,
@@ -30,25 +33,32 @@ _POLL_MARGIN_S: Final = 60.0
 
 
 def register(broker: KafkaBroker, bridge: BridgeService, settings: Settings) -> None:
-    # Worst case: every video of a batch runs into the submission timeout, `concurrency` at
-    # a time (a video's events are its submission and at most a cancel).
+    # Worst case: every RunPod call of a batch runs into the submission timeout,
+    # `concurrency` at a time: the new submissions, then (a video's events being its
+    # submission and at most a cancel) a redelivered submission and a cancel per video.
     rounds = math.ceil(BATCH / settings.submit_concurrency)
-    worst_s = rounds * 2 * settings.submit_timeout_s + _POLL_MARGIN_S
+    worst_s = rounds * 3 * settings.submit_timeout_s + _POLL_MARGIN_S
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=GROUP_ID,
         max_poll_interval_ms=int(max(worst_s, 300.0) * 1000),
         **batch_options(settings, BATCH),
         **consumer_options(settings, request_path=False),
-    )(
-        envelope_consumer(
-            broker,
-            "runpod-bridge",
-            per_key_concurrently(
-                bridge.on_video_event,
-                key=lambda envelope: envelope.stream_id,
-                limit=settings.submit_concurrency,
-            ),
-            types=TYPES,
-        )
+    )(envelope_consumer(broker, "runpod-bridge", _batch_handler(bridge, settings), types=TYPES))
+
+
+def _batch_handler(bridge: BridgeService, settings: Settings) -> BatchHandler:
+    """New submissions first, all together (see `BridgeService.submit_new`); then the other
+    events, each video's in order, different videos side by side. A video's later events
+    (a cancel) thus follow its submission."""
+    one_by_one = per_key_concurrently(
+        bridge.on_video_event,
+        key=lambda envelope: envelope.stream_id,
+        limit=settings.submit_concurrency,
     )
+
+    async def handle(envelopes: list[Envelope]) -> None:
+        submitted = await bridge.submit_new(envelopes)
+        await one_by_one([e for e in envelopes if e.event_id not in submitted])
+
+    return handle

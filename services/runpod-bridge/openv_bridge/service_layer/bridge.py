@@ -18,7 +18,7 @@ from openv_bridge.adapters.runpod_client import (
     RunPodError,
     RunPodRefused,
 )
-from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.adapters.submissions import Claim, Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.domain import reports
 from openv_bridge.domain.submissions import (
@@ -31,6 +31,7 @@ from openv_bridge.domain.submissions import (
     route_report,
 )
 from openv_bridge.domain.tokens import token_valid, webhook_token
+from openv_shared import telemetry
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
 from openv_shared.contracts.facts import (
@@ -93,16 +94,10 @@ class BridgeService:
 
     async def submit(self, envelope: Envelope, accepted: VideoAccepted) -> None:
         video_id = accepted.video_id
-        user_id = envelope.user_id or ""
-        claimed = await self.submissions.claim(
-            video_id,
-            user_id,
-            video_output_key(user_id, video_id),
-            job_input(accepted),
-            accepted_event_id=envelope.event_id,
-            correlation_id=envelope.correlation_id,
-            lease_s=self.settings.submit_lease_s,
+        started = await self.submissions.claim_many(
+            [self._claim_of(envelope, accepted)], self.settings.submit_lease_s
         )
+        claimed = started[0] if started else None
         if claimed is None:
             existing = await self.submissions.get(video_id)
             if existing is None:
@@ -126,18 +121,81 @@ class BridgeService:
                 return
         await self.attempt(claimed)
 
+    async def submit_new(self, envelopes: list[Envelope]) -> set[UUID]:
+        """Submit the videos of a batch's `VideoAccepted` events that have no record yet: one
+        transaction claims them all and one records their jobs (two per video otherwise),
+        their /run calls side by side, `submit_concurrency` at once. Returns the ids of the
+        events handled; the others (redeliveries, cancels) are for `on_video_event`."""
+        firsts: dict[UUID, tuple[Envelope, Claim]] = {}
+        for envelope in envelopes:
+            if envelope.type != VideoAccepted.TYPE:
+                continue
+            accepted = envelope.message()
+            assert isinstance(accepted, VideoAccepted)
+            if accepted.video_id not in firsts:
+                firsts[accepted.video_id] = (envelope, self._claim_of(envelope, accepted))
+        claimed = await self.submissions.claim_many(
+            [claim for _, claim in firsts.values()], self.settings.submit_lease_s
+        )
+        started = [(sub, firsts[sub.video_id][0]) for sub in claimed]
+        slots = asyncio.Semaphore(self.settings.submit_concurrency)
+
+        async def run(sub: Submission, envelope: Envelope) -> str | None:
+            async with slots:
+                with telemetry.handling(envelope.type, envelope.trace_context):
+                    return await self._run(sub)
+
+        job_ids = await asyncio.gather(*(run(*pair) for pair in started), return_exceptions=True)
+        ran = [
+            (sub, envelope, job_id)
+            for (sub, envelope), job_id in zip(started, job_ids, strict=True)
+            if isinstance(job_id, str)
+        ]
+        recorded = await self.submissions.record_jobs(
+            [(sub.video_id, sub.attempts, job_id) for sub, _, job_id in ran]
+        )
+
+        async def settle(sub: Submission, envelope: Envelope, job_id: str) -> None:
+            with telemetry.handling(envelope.type, envelope.trace_context):
+                await self._settle(sub, job_id, sub.video_id in recorded)
+
+        settled = await asyncio.gather(*(settle(*one) for one in ran), return_exceptions=True)
+        for result in (*job_ids, *settled):
+            if isinstance(result, BaseException):
+                raise result
+        return {envelope.event_id for _, envelope in started}
+
+    def _claim_of(self, envelope: Envelope, accepted: VideoAccepted) -> Claim:
+        user_id = envelope.user_id or ""
+        return Claim(
+            video_id=accepted.video_id,
+            user_id=user_id,
+            object_key=video_output_key(user_id, accepted.video_id),
+            job_input=job_input(accepted),
+            accepted_event_id=envelope.event_id,
+            correlation_id=envelope.correlation_id,
+        )
+
     async def attempt(self, sub: Submission) -> None:
         """One /run attempt of a claimed submission (`sub.attempts` is this attempt)."""
+        job_id = await self._run(sub)
+        if job_id is not None:
+            recorded = await self.submissions.record_jobs([(sub.video_id, sub.attempts, job_id)])
+            await self._settle(sub, job_id, sub.video_id in recorded)
+
+    async def _run(self, sub: Submission) -> str | None:
+        """Ask RunPod to run a claimed submission: the job's id, or None when there is none
+        (refused, failed for good, or to be retried: each already recorded here)."""
         video_id, attempt = sub.video_id, sub.attempts
         if sub.job_input is None:
             await self._fail(sub, "the submission was interrupted and its request is unknown")
-            return
+            return None
         if attempt > self.settings.submit_max_attempts:
             await self._fail(
                 sub,
                 f"RunPod did not take the job in {attempt - 1} attempts: {sub.last_error}",
             )
-            return
+            return None
         worker_input = {
             **sub.job_input,
             "output_put_url": self.objects.upload_url(
@@ -147,7 +205,7 @@ class BridgeService:
         }
         try:
             async with asyncio.timeout(self.settings.submit_timeout_s):
-                job_id = await self.runpod.run(
+                return await self.runpod.run(
                     worker_input,
                     self.webhook_url(video_id),
                     execution_timeout_ms=self.settings.runpod_execution_timeout_s * 1000,
@@ -163,7 +221,7 @@ class BridgeService:
             await self._publish(sub, fact, FactIds(video_id).of("rejected"))
             await self.submissions.finish(video_id, frozenset({_S.SUBMITTING}), error=str(exc))
             log.warning("video %s: RunPod refused the job: %s", video_id, exc)
-            return
+            return None
         except (RunPodError, TimeoutError) as exc:
             error = str(exc) or "no answer from RunPod within the submit timeout"
             delay = retry_delay(
@@ -177,8 +235,13 @@ class BridgeService:
                 error,
                 delay,
             )
-            return
-        if await self.submissions.record_job(video_id, attempt, job_id):
+            return None
+
+    async def _settle(self, sub: Submission, job_id: str, recorded: bool) -> None:
+        """After RunPod took `job_id`: announce it if it was recorded, else cancel it if
+        nobody needs it."""
+        video_id = sub.video_id
+        if recorded:
             await self._publish_submitted(sub, job_id)
             return
         current = await self.submissions.get(video_id)
