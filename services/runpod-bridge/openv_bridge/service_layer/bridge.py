@@ -128,11 +128,8 @@ class BridgeService:
         events handled; the others (redeliveries, cancels) are for `on_video_event`."""
         firsts: dict[UUID, tuple[Envelope, Claim]] = {}
         for envelope in envelopes:
-            if envelope.type != VideoAccepted.TYPE:
-                continue
-            accepted = envelope.message()
-            assert isinstance(accepted, VideoAccepted)
-            if accepted.video_id not in firsts:
+            accepted = envelope.message() if envelope.type == VideoAccepted.TYPE else None
+            if isinstance(accepted, VideoAccepted) and accepted.video_id not in firsts:
                 firsts[accepted.video_id] = (envelope, self._claim_of(envelope, accepted))
         claimed = await self.submissions.claim_many(
             [claim for _, claim in firsts.values()], self.settings.submit_lease_s
