@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from openv_bridge.config import Settings as BridgeSettings
 from openv_bridge.entrypoints import consumers as bridge_consumers
 from openv_gateway.adapters.video_feed import VideoFeed
+from openv_gateway.config import Settings as GatewaySettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.entrypoints import consumers as jobs_consumers
 from openv_shared import topics
@@ -76,7 +77,7 @@ def test_the_bridge_submits_with_the_long_wait() -> None:
 
 
 async def test_the_gateways_live_feed_reads_with_the_short_wait() -> None:
-    feed = VideoFeed(_settings(JobsSettings), "gw", lambda _: False, lambda *_: None)
+    feed = VideoFeed(_settings(GatewaySettings), "gw", lambda _: False, lambda *_: None)
     consumer = feed._consumer()
     try:
         assert consumer._fetch_max_wait_ms == SHORT
