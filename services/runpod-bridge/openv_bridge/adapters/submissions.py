@@ -87,7 +87,7 @@ class Submission:
 
 @dataclass(frozen=True)
 class Claim:
-    """What a first submission attempt records (see `Submissions.claim`)."""
+    """What a first submission attempt records (see `Submissions.claim_many`)."""
 
     video_id: UUID
     user_id: str
