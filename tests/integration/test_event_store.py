@@ -250,8 +250,8 @@ async def test_a_batch_that_fails_after_writing_rolls_back_and_the_connection_go
     assert accepted.envelope.type == "VideoAccepted"
 
 
-async def _drain(relay: Relay) -> None:
-    while await relay.relay_batch():
+async def _drain(relay: Relay, pg: asyncpg.Connection) -> None:
+    while await relay.step(pg):
         pass
 
 
@@ -293,10 +293,11 @@ async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
         )
         published.extend(batch)
 
-    relay = Relay(jobs_engine, jobs_dsn, publish)
+    relay = Relay(jobs_dsn, publish)
     service = new_service(LIMITS)
+    pg: asyncpg.Connection = await asyncpg.connect(jobs_dsn)
     try:
-        await _drain(relay)
+        await _drain(relay, pg)
         slow_open = asyncio.Event()
 
         async def slow_appender() -> None:
@@ -322,9 +323,9 @@ async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
         fast = asyncio.create_task(service.handle(request("fast")))
         await asyncio.sleep(0.2)
         # The fast append cannot be visible before the slow one: nothing to relay yet.
-        assert await relay.relay_batch() == 0
+        assert await relay.step(pg) == 0
         await asyncio.gather(slow, fast)
-        await _drain(relay)
+        await _drain(relay, pg)
         positions = [r.position for r in published]
         assert len(published) == 2
         assert positions == sorted(positions)
@@ -337,7 +338,7 @@ async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
 
         async def relay_loop(stop: asyncio.Event) -> None:
             while not stop.is_set():
-                await relay.relay_batch()
+                await relay.step(pg)
                 await asyncio.sleep(0.005)
 
         stop = asyncio.Event()
@@ -345,8 +346,9 @@ async def test_relay_never_skips_an_event_whose_lower_position_commits_last(
         await asyncio.gather(*(appender(n) for n in range(8)))
         stop.set()
         await loop
-        await _drain(relay)
+        await _drain(relay, pg)
     finally:
+        await pg.close()
         await broker.stop()
     async with jobs_engine.connect() as conn:
         all_ids = [

@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
             [(r.envelope, str(r.envelope.data["video_id"])) for r in batch],
         )
 
-    relay = Relay(engine, asyncpg_dsn(settings), publish_events, settings.relay_batch_size)
+    relay = Relay(asyncpg_dsn(settings), publish_events, settings.relay_batch_size)
     projector = Projector(asyncpg_dsn(settings))
 
     @contextlib.asynccontextmanager

@@ -84,12 +84,12 @@ budget, a few seconds) for its decision:
   instances may answer 404 for that short while) or use an Idempotency-Key to retry safely."""
 
 
-def get_service(request: Request) -> VideosService:
+async def get_service(request: Request) -> VideosService:
     service: VideosService = request.app.state.videos
     return service
 
 
-def get_playback(request: Request) -> Playback:
+async def get_playback(request: Request) -> Playback:
     playback: Playback = request.app.state.playback
     return playback
 

@@ -114,21 +114,74 @@ class RecordedEvent:
 
 
 def _recorded(row: Any) -> RecordedEvent:
-    meta = row.metadata_ or {}
+    return _stored(*row)
+
+
+def _stored(
+    position: int,
+    event_id: UUID,
+    stream_id: str,
+    stream_version: int,
+    event_type: str,
+    schema_version: int,
+    data: dict[str, Any],
+    meta: dict[str, Any] | None,
+    occurred_at: datetime,
+    recorded_at: datetime,
+) -> RecordedEvent:
+    """A stored event from its row's columns (_COLUMNS order), its envelope rebuilt."""
+    meta = meta or {}
     env = Envelope(
-        event_id=row.event_id,
-        type=row.event_type,
-        schema_version=row.schema_version,
-        stream_id=row.stream_id,
-        stream_version=row.stream_version,
-        occurred_at=row.occurred_at,
+        event_id=event_id,
+        type=event_type,
+        schema_version=schema_version,
+        stream_id=stream_id,
+        stream_version=stream_version,
+        occurred_at=occurred_at,
         correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"),
         user_id=meta.get("user_id"),
         trace_context=meta.get("trace_context") or {},
-        data=row.data,
+        data=data,
     )
-    return RecordedEvent(position=row.position, appended=env, recorded_at=row.recorded_at)
+    return RecordedEvent(position=position, appended=env, recorded_at=recorded_at)
+
+
+# The batch after a checkpoint (none yet: from the start), in one round trip; JSON as text,
+# which pydantic parses faster than asyncpg's default json codec would.
+_AFTER_CHECKPOINT = """
+    SELECT position, event_id, stream_id, stream_version, event_type, schema_version,
+           data::text, metadata::text, occurred_at, recorded_at
+    FROM events
+    WHERE position > coalesce((SELECT position FROM checkpoints WHERE name = $1), 0)
+    ORDER BY position LIMIT $2
+"""
+# A checkpoint moved, and the log's head then (for the lag metric), in one round trip.
+_SAVE_CHECKPOINT = """
+    WITH saved AS (
+        INSERT INTO checkpoints (name, position) VALUES ($1, $2)
+        ON CONFLICT (name) DO UPDATE SET position = excluded.position
+    )
+    SELECT coalesce(max(position), 0) FROM events
+"""
+
+
+async def read_after_checkpoint(
+    pg: asyncpg.Connection, checkpoint: str, limit: int
+) -> list[RecordedEvent]:
+    """Up to `limit` events after the named checkpoint, in position order."""
+    from_json = pydantic_core.from_json
+    return [
+        _stored(p, e, s, v, t, sv, from_json(data), from_json(meta), at, rec)
+        for p, e, s, v, t, sv, data, meta, at, rec in await pg.fetch(
+            _AFTER_CHECKPOINT, checkpoint, limit
+        )
+    ]
+
+
+async def save_checkpoint_at(pg: asyncpg.Connection, checkpoint: str, position: int) -> int:
+    """Move the named checkpoint to `position`; returns the log's last position."""
+    return int(await pg.fetchval(_SAVE_CHECKPOINT, checkpoint, position))
 
 
 _COLUMNS = (

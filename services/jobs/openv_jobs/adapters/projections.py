@@ -15,10 +15,8 @@ from uuid import UUID
 import asyncpg
 import sqlalchemy as sa
 from pydantic import TypeAdapter
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openv_jobs.adapters.tables import Checkpoint, UsageRow, VideoRow
+from openv_jobs.adapters.tables import UsageRow, VideoRow
 from openv_jobs.domain import usage as usage_rules
 from openv_jobs.domain.projection import fold_video
 from openv_jobs.domain.usage import Usage
@@ -33,7 +31,6 @@ USAGE_CHECKPOINT: Final = "user_usage"
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
 _usage = UsageRow.__table__  # type: ignore[attr-defined]
-_checkpoints = Checkpoint.__table__  # type: ignore[attr-defined]
 
 
 #: Column order of the rows video_record and usage_record produce (the tables' own order).
@@ -312,18 +309,3 @@ async def log_head(pg: asyncpg.Connection) -> int:
     """The last position in the log. Read under the append lock, an unchanged head means
     nobody appended since, so states a process cached at that head are still current."""
     return int(await pg.fetchval("SELECT coalesce(max(position), 0) FROM events"))
-
-
-async def save_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:
-    await conn.execute(
-        pg_insert(_checkpoints)
-        .values(name=name, position=position)
-        .on_conflict_do_update(index_elements=[_checkpoints.c.name], set_={"position": position})
-    )
-
-
-async def load_checkpoint(conn: AsyncConnection, name: str) -> int:
-    row = (
-        await conn.execute(sa.select(_checkpoints.c.position).where(_checkpoints.c.name == name))
-    ).first()
-    return int(row.position) if row else 0

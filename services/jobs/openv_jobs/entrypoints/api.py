@@ -13,7 +13,7 @@ from openv_shared.contracts.video import VideoStatus
 router = APIRouter(prefix="/internal")
 
 
-def get_queries(request: Request) -> Queries:
+async def get_queries(request: Request) -> Queries:
     queries: Queries = request.app.state.queries
     return queries
 

@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 import asyncpg
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters import metrics
-from openv_jobs.adapters.event_store import EventStore, RecordedEvent
-from openv_jobs.adapters.projections import load_checkpoint, save_checkpoint
+from openv_jobs.adapters.event_store import (
+    RecordedEvent,
+    read_after_checkpoint,
+    save_checkpoint_at,
+)
 from openv_jobs.service_layer.follower import LogFollower
 
 log = logging.getLogger(__name__)
@@ -27,30 +28,19 @@ class Relay(LogFollower):
     LEADER_KEY = RELAY_LEADER_KEY
 
     def __init__(
-        self,
-        engine: AsyncEngine,
-        dsn: str,
-        publish: Publish,
-        batch_size: int = 500,
-        idle_poll_s: float = 1.0,
+        self, dsn: str, publish: Publish, batch_size: int = 500, idle_poll_s: float = 1.0
     ) -> None:
         super().__init__(dsn, batch_size, idle_poll_s)
-        self.engine = engine
         self.publish = publish
 
     async def step(self, conn: asyncpg.Connection) -> int:
-        return await self.relay_batch()
-
-    async def relay_batch(self) -> int:
-        async with self.engine.connect() as conn:
-            checkpoint = await load_checkpoint(conn, RELAY_CHECKPOINT)
-            batch = await EventStore(conn).read_after(checkpoint, self.batch_size)
+        # Two round trips on the leader's own connection: a create waits for this step, and a
+        # pool checkout (pre-ping) and SQLAlchemy's transaction layers cost it several more.
+        batch = await read_after_checkpoint(conn, RELAY_CHECKPOINT, self.batch_size)
         if not batch:
             metrics.RELAY_LAG.set(0)
             return 0
         await self.publish(batch)
-        async with self.engine.begin() as conn:
-            await save_checkpoint(conn, RELAY_CHECKPOINT, batch[-1].position)
-            head = await conn.scalar(sa.text("SELECT coalesce(max(position), 0) FROM events"))
-        metrics.RELAY_LAG.set(max(0, int(head or 0) - batch[-1].position))
+        head = await save_checkpoint_at(conn, RELAY_CHECKPOINT, batch[-1].position)
+        metrics.RELAY_LAG.set(max(0, head - batch[-1].position))
         return len(batch)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def get_bridge(request: Request) -> BridgeService:
+async def get_bridge(request: Request) -> BridgeService:
     bridge: BridgeService = request.app.state.bridge
     return bridge
 
