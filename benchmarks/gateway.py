@@ -18,6 +18,7 @@ for the CPU; everything else (jobs, relay, bridge submitting to the simulator, s
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -177,20 +178,22 @@ async def fixed_rate(
     total = int(rate * duration_s)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    errors = dropped = 0
+    errors: dict[str, int] = {}
+    dropped = 0
     in_flight: set[asyncio.Task[None]] = set()
-    idle = [await _Connection.open(host, port) for _ in range(20)]
+    # Taken oldest first, so every connection stays in use: one left idle past the server's
+    # keep-alive timeout (uvicorn: 5 s) would be closed under it and fail its next request.
+    idle = collections.deque([await _Connection.open(host, port) for _ in range(20)])
     loop = asyncio.get_running_loop()
 
     async def one(i: int, scheduled: float) -> None:
-        nonlocal errors
-        connection = idle.pop() if idle else None
+        connection = idle.popleft() if idle else None
         try:
             if connection is None:
                 connection = await _Connection.open(host, port)
             status = await connection.request(requests[i % users])
-        except (OSError, ValueError, asyncio.IncompleteReadError):
-            errors += 1
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             if connection is not None:
                 connection.close()
             return
@@ -213,7 +216,8 @@ async def fixed_rate(
         _, late = await asyncio.wait(set(in_flight), timeout=35)
         for task in late:
             task.cancel()
-        errors += len(late)
+        if late:
+            errors["unanswered after 35 s"] = len(late)
     for connection in idle:
         connection.close()
     latencies.sort()
@@ -254,7 +258,7 @@ def fmt_rate(result: dict[str, Any]) -> str:
     return (
         f"sent {result['sent_rate']:.0f}/s, p50 {ms('p50_ms')}, p90 {ms('p90_ms')}, "
         f"p99 {ms('p99_ms')}, max {ms('max_ms')}, statuses {result['statuses']}, "
-        f"errors {result['errors']}, not sent (over {200} in flight) {result['dropped']}"
+        f"errors {result['errors'] or 0}, not sent (over {200} in flight) {result['dropped']}"
     )
 
 

@@ -3,15 +3,15 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage
 from opentelemetry import trace
-from pydantic import ValidationError
+from pydantic import ValidationError, WithJsonSchema
 
 from openv_shared import metrics, telemetry, topics
 from openv_shared.contracts import Envelope, UnknownMessageType
@@ -43,6 +43,10 @@ def make_broker(
         enable_idempotence=settings.kafka_idempotent_producer,
         # Topics are created by ops (compose init, local stack); a typo must not invent one.
         allow_auto_create_topics=False,
+        # Handlers take the raw records (see `raw_records`), so no dependency injection: it
+        # resolved the message through a sync Context lookup run in a worker thread, a
+        # thread hand-off per consumed batch.
+        apply_types=False,
         graceful_timeout=10.0,
         description=f"OpenV service {client_id}",
     )
@@ -67,7 +71,20 @@ def consumer_options(settings: KafkaSettings, *, request_path: bool) -> dict[str
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "auto_offset_reset": "earliest",
         "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "decoder": raw_records,
     }
+
+
+#: What a subscriber's handler is given: a record, or a batch's tuple of records (`Any` to
+#: the code). The AsyncAPI document shows each record's value: an Envelope.
+_Consumed = Annotated[Any, WithJsonSchema(Envelope.model_json_schema())]
+
+
+async def raw_records(message: StreamMessage[Any]) -> Any:
+    """The subscriber's decoder: the record (or a batch's tuple of records) as consumed.
+    `envelope_consumer` decodes what it needs itself; FastStream's own decoder parsed every
+    record's JSON only for that to be thrown away."""
+    return message.raw_message
 
 
 def batch_options(settings: KafkaSettings, max_records: int) -> dict[str, Any]:
@@ -189,7 +206,7 @@ def envelope_consumer(
     handle: BatchHandler,
     retry_delay_s: float = 0.5,
     types: frozenset[str] | None = None,
-) -> Callable[[KafkaMessage], Awaitable[None]]:
+) -> Callable[[_Consumed], Awaitable[None]]:
     """Wrap `handle` for a FastStream subscriber (single or batch) with at-least-once semantics.
 
     Undecodable or permanently failing messages go to the dead-letter topic with the reason
@@ -200,8 +217,8 @@ def envelope_consumer(
     without being decoded when their `event-type` header already tells them apart.
     """
 
-    async def on_message(msg: KafkaMessage) -> None:
-        raw: Any = msg.raw_message
+    async def on_message(raw: _Consumed) -> None:
+        # What `raw_records` decoded: one record, or a batch's tuple of them.
         records: tuple[Any, ...] = raw if isinstance(raw, tuple) else (raw,)
         decoded: list[tuple[Envelope, Any]] = []
         for record in records:

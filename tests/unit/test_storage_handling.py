@@ -264,7 +264,7 @@ async def test_a_consumer_for_some_types_skips_the_others_unread() -> None:
         record(submitted, headers=False),
         record(deleted(), headers=False),
     )
-    await consume(SimpleNamespace(raw_message=batch))  # type: ignore[arg-type]
+    await consume(batch)
     assert handled == [["VideoDeleted", "VideoDeleted"]]
-    await consume(SimpleNamespace(raw_message=(record(submitted),)))  # type: ignore[arg-type]
+    await consume((record(submitted),))
     assert handled == [["VideoDeleted", "VideoDeleted"]]  # nothing left: not called
