@@ -1,5 +1,7 @@
 """Jobs service settings (environment variables with the `OPENV_` prefix)."""
 
+from pydantic import Field
+
 from openv_jobs.domain.usage import Limits
 from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings
 
@@ -9,6 +11,9 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):
     max_active_jobs: int = 3
     quota_seconds: float = 600.0
     relay_batch_size: int = 500
+    #: The projector's pause after each step that moved: no reader waits for it (reads fold
+    #: what it has not written), so under load it takes fewer, larger steps.
+    projector_interval_ms: int = Field(default=50, ge=0, le=10_000)
     #: Messages decided in one transaction (at most; a batch is what one poll returns).
     consumer_batch_size: int = 500
 

@@ -45,7 +45,9 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     relay = Relay(asyncpg_dsn(settings), publish_events, settings.relay_batch_size)
-    projector = Projector(asyncpg_dsn(settings))
+    projector = Projector(
+        asyncpg_dsn(settings), min_interval_s=settings.projector_interval_ms / 1000
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -296,12 +296,13 @@ async def save_usages(pg: asyncpg.Connection, usages: list[Usage], position: int
 
 async def lock_checkpoint(pg: asyncpg.Connection, name: str) -> int:
     """A checkpoint's position, locked until the transaction ends (one writer at a time)."""
-    await pg.execute(
-        "INSERT INTO checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING", name
-    )
-    position = await pg.fetchval(
-        "SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE", name
-    )
+    lock = "SELECT position FROM checkpoints WHERE name = $1 FOR UPDATE"
+    position = await pg.fetchval(lock, name)
+    if position is None:  # the first time only: one round trip from then on
+        await pg.execute(
+            "INSERT INTO checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING", name
+        )
+        position = await pg.fetchval(lock, name)
     return int(position)
 
 

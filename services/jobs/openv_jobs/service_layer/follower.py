@@ -21,10 +21,19 @@ class LogFollower(ABC):
     #: Session advisory lock that elects the leader; the others wait as hot standbys.
     LEADER_KEY: int
 
-    def __init__(self, dsn: str, batch_size: int = 500, idle_poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        batch_size: int = 500,
+        idle_poll_s: float = 1.0,
+        min_interval_s: float = 0.0,
+    ) -> None:
         self.dsn = dsn
         self.batch_size = batch_size
         self.idle_poll_s = idle_poll_s
+        #: Pause after a step that moved something, so what arrives meanwhile makes one
+        #: larger step (a step costs several round trips whatever its size).
+        self.min_interval_s = min_interval_s
         self._wake = asyncio.Event()
 
     @abstractmethod
@@ -62,6 +71,8 @@ class LogFollower(ABC):
             log.info("%s is leading", type(self).__name__)
             while True:
                 moved = await self.step(conn)
+                if moved and self.min_interval_s:
+                    await asyncio.sleep(self.min_interval_s)
                 if moved < self.batch_size:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
