@@ -31,6 +31,8 @@ def make_runpod_client(settings: Settings) -> RunPodClient:
         max_attempts=settings.runpod_max_attempts,
         backoff_s=settings.runpod_backoff_s,
         retry_after_max_s=settings.runpod_retry_after_max_s,
+        # The most calls in flight at once: a consumer batch's submissions and the reconciler's.
+        max_connections=settings.submit_concurrency + settings.reconcile_concurrency,
     )
 
 

@@ -56,6 +56,7 @@ class RunPodClient:
         max_attempts: int = 4,
         backoff_s: float = 0.5,
         retry_after_max_s: float = 30.0,
+        max_connections: int = 24,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -63,6 +64,12 @@ class RunPodClient:
             base_url=f"{base_url.rstrip('/')}/{endpoint_id}",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,
+            # As many kept alive as may be open: above httpx's default of 20 kept alive, each
+            # burst of calls opened connections only to close them again. And no more: httpcore
+            # checks every pooled connection (a `select` each) twice per request.
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             transport=transport,
         )
         self.max_attempts = max(1, max_attempts)

@@ -5,13 +5,14 @@ One row per video. The state machine and why it is safe against crashes are desc
 with the database's clock (`now()`), so several bridge instances agree on leases and quiet times.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Field, SQLModel
@@ -155,27 +156,20 @@ class Submissions:
         the records started (a video claimed twice in `claims` is started once)."""
         if not claims:
             return []
-        return await self._many(
-            pg_insert(_t)
-            .values(
-                [
-                    {
-                        "video_id": claim.video_id,
-                        "user_id": claim.user_id,
-                        "object_key": claim.object_key,
-                        "state": _S.SUBMITTING.value,
-                        "job_input": claim.job_input,
-                        "accepted_event_id": claim.accepted_event_id,
-                        "correlation_id": claim.correlation_id,
-                        "attempts": 1,
-                        "lease_until": _after(lease_s),
-                    }
-                    for claim in claims
-                ]
+        async with self.engine.begin() as conn:
+            rows = await conn.execute(
+                _CLAIM_MANY,
+                {
+                    "claims_video_id": [claim.video_id for claim in claims],
+                    "claims_user_id": [claim.user_id for claim in claims],
+                    "claims_object_key": [claim.object_key for claim in claims],
+                    "claims_job_input": [json.dumps(claim.job_input) for claim in claims],
+                    "claims_accepted_id": [claim.accepted_event_id for claim in claims],
+                    "claims_correlation_id": [claim.correlation_id for claim in claims],
+                    "lease": timedelta(seconds=lease_s),
+                },
             )
-            .on_conflict_do_nothing()
-            .returning(*_t.c)
-        )
+            return [_submission(row) for row in rows]
 
     async def acquire(self, video_id: UUID, lease_s: float) -> Submission | None:
         """Start another attempt of a `submitting` record whose lease ran out; None if the
@@ -209,23 +203,15 @@ class Submissions:
         the videos whose job was recorded."""
         if not jobs:
             return set()
-        given = sa.values(
-            sa.column("video_id", sa.Uuid),
-            sa.column("attempt", sa.Integer),
-            sa.column("job_id", sa.Text),
-            name="given",
-        ).data(jobs)
+        video_ids, attempts, job_ids = zip(*jobs, strict=True)
         async with self.engine.begin() as conn:
             rows = await conn.execute(
-                sa.update(_t)
-                .where(
-                    _t.c.video_id == given.c.video_id,
-                    _t.c.state == _S.SUBMITTING.value,
-                    _t.c.attempts == given.c.attempt,
-                    _t.c.runpod_job_id.is_(None),
-                )
-                .values(**self._submitted(given.c.job_id))
-                .returning(_t.c.video_id)
+                _RECORD_JOBS,
+                {
+                    "given_video_id": list(video_ids),
+                    "given_attempt": list(attempts),
+                    "given_job_id": list(job_ids),
+                },
             )
             return {row.video_id for row in rows}
 
@@ -406,3 +392,67 @@ class Submissions:
                     updated_at=sa.func.now(),
                 )
             )
+
+
+def _unnest(name: str, **columns: Any) -> Any:
+    """Rows from parallel array parameters `{name}_{column}`: a statement over any number of
+    rows whose compiled form SQLAlchemy caches (a multi-row VALUES compiles anew per count,
+    a tenth of the bridge's CPU per create)."""
+    return (
+        sa.func.unnest(*(sa.bindparam(f"{name}_{c}", type_=ARRAY(t)) for c, t in columns.items()))
+        .table_valued(*(sa.column(c, t) for c, t in columns.items()))
+        .render_derived(name=name)
+    )
+
+
+_claims = _unnest(
+    "claims",
+    video_id=sa.Uuid,
+    user_id=sa.Text,
+    object_key=sa.Text,
+    job_input=sa.Text,
+    accepted_id=sa.Uuid,
+    correlation_id=sa.Uuid,
+)
+_CLAIM_MANY: Final = (
+    pg_insert(_t)
+    .from_select(
+        [
+            "video_id",
+            "user_id",
+            "object_key",
+            "state",
+            "job_input",
+            "accepted_event_id",
+            "correlation_id",
+            "attempts",
+            "lease_until",
+        ],
+        sa.select(
+            _claims.c.video_id,
+            _claims.c.user_id,
+            _claims.c.object_key,
+            sa.literal(_S.SUBMITTING.value),
+            sa.cast(_claims.c.job_input, JSONB),
+            _claims.c.accepted_id,
+            _claims.c.correlation_id,
+            sa.literal(1),
+            sa.func.now() + sa.bindparam("lease", type_=sa.Interval),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(*_t.c)
+)
+
+_given = _unnest("given", video_id=sa.Uuid, attempt=sa.Integer, job_id=sa.Text)
+_RECORD_JOBS: Final = (
+    sa.update(_t)
+    .where(
+        _t.c.video_id == _given.c.video_id,
+        _t.c.state == _S.SUBMITTING.value,
+        _t.c.attempts == _given.c.attempt,
+        _t.c.runpod_job_id.is_(None),
+    )
+    .values(**Submissions._submitted(_given.c.job_id))
+    .returning(_t.c.video_id)
+)
