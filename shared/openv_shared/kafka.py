@@ -48,6 +48,10 @@ def make_broker(
         # thread hand-off per consumed batch.
         apply_types=False,
         graceful_timeout=10.0,
+        # FastStream logs every consumed batch ("Received", "Processed"); at DEBUG those stay
+        # out of production's INFO logs, and its errors go through the services' JSON handler.
+        logger=logging.getLogger("openv.kafka"),
+        log_level=logging.DEBUG,
         description=f"OpenV service {client_id}",
     )
     for topic in publishes:
