@@ -186,7 +186,7 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.message, exc.headers)
 
-    def require_key(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def require_key(authorization: Annotated[str | None, Header()] = None) -> None:
         # RunPod accepts "Bearer <key>" and the bare key.
         token = (authorization or "").strip()
         if token.lower().startswith("bearer "):

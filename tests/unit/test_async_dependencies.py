@@ -1,6 +1,6 @@
-"""Every route and dependency of every service is a coroutine. FastAPI runs a plain `def`
-dependency or endpoint in a worker thread: a thread hand-off per request (in the gateway
-it was a fifth of a create's CPU, spent in the thread pool's locks)."""
+"""Every route and dependency of every service (and of the RunPod simulator) is a coroutine.
+FastAPI runs a plain `def` dependency or endpoint in a worker thread: a thread hand-off per
+request (in the gateway it was a fifth of a create's CPU, spent in the thread pool's locks)."""
 
 import inspect
 from typing import Any
@@ -16,6 +16,7 @@ from openv_gateway.config import Settings as GatewaySettings
 from openv_gateway.main import create_app as gateway_app
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.main import create_app as jobs_app
+from openv_runpod_sim.app import create_app as sim_app
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.main import create_app as storage_app
 
@@ -51,6 +52,8 @@ def _apps() -> list[tuple[str, FastAPI]]:
         ("jobs", jobs_app(JobsSettings())),
         ("bridge", bridge_app(BridgeSettings())),
         ("storage", storage_app(StorageSettings())),
+        # The simulator shares the machine with the stack in every local run and benchmark.
+        ("runpod-sim", sim_app()),
     ]
 
 
