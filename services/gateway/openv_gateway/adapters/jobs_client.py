@@ -6,6 +6,7 @@ import httpx
 
 from openv_shared.contracts.queries import EventPage, UsageView, VideoPage, VideoView
 from openv_shared.contracts.video import VideoStatus
+from openv_shared.http import async_client
 
 
 class JobsUnavailable(Exception):
@@ -14,7 +15,7 @@ class JobsUnavailable(Exception):
 
 class JobsClient:
     def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+        self._http = async_client(base_url=base_url, timeout=timeout_s)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -12,6 +12,8 @@ import time
 import httpx
 import jwt
 
+from openv_shared.http import async_client
+
 log = logging.getLogger(__name__)
 
 #: Only asymmetric algorithms come from a JWKS; HS256 uses the shared secret.
@@ -34,7 +36,7 @@ class JwksKeys:
         self.url = url
         self.cache_s = cache_s
         self.min_refresh_s = min_refresh_s
-        self._http = client or httpx.AsyncClient(timeout=timeout_s)
+        self._http = client or async_client(timeout=timeout_s)
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from openv_bridge.adapters.metrics import timed_call
+from openv_shared.http import async_client
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class RunPodClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self._http = httpx.AsyncClient(
+        self._http = async_client(
             base_url=f"{base_url.rstrip('/')}/{endpoint_id}",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from openv_shared.contracts.queries import VideoPage, VideoView
 from openv_shared.contracts.video import VideoStatus
+from openv_shared.http import async_client
 
 PAGE_SIZE = 100
 
@@ -19,7 +20,7 @@ class JobsUnavailable(Exception):
 class JobsApi:
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.base_url = base_url
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, trust_env=False)
+        self._http = async_client(base_url=base_url, timeout=timeout_s, trust_env=False)
 
     async def aclose(self) -> None:
         await self._http.aclose()

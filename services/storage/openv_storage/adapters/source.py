@@ -19,6 +19,7 @@ from typing import Final
 import httpcore
 import httpx
 
+from openv_shared.http import AsyncioBackend, AsyncioTransport, async_client
 from openv_storage.domain.imports import (
     AddressPolicy,
     ImportRefused,
@@ -63,7 +64,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self.policy = policy
         self.resolver = resolver
-        self.inner = inner or httpcore.AnyIOBackend()
+        self.inner = inner or AsyncioBackend()
 
     async def connect_tcp(
         self,
@@ -113,22 +114,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-class _GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool on the guarded backend (no proxies)."""
-
-    def __init__(self, backend: GuardedBackend) -> None:
-        ssl_context = httpx.create_ssl_context(trust_env=False)
-        super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=10,
-            max_keepalive_connections=0,  # one import, one connection: nothing to reuse
-            http1=True,
-            http2=False,
-            network_backend=backend,
-        )
-
-
 class UrlSource:
     """Opens result URLs as streamed responses, through the guard."""
 
@@ -142,8 +127,14 @@ class UrlSource:
         resolver: Resolver = system_resolver,
     ) -> None:
         self.max_redirects = max_redirects
-        self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(GuardedBackend(policy, resolver)),
+        self._client = async_client(
+            transport=AsyncioTransport(
+                GuardedBackend(policy, resolver),
+                verify=httpx.create_ssl_context(trust_env=False),
+                trust_env=False,
+                # One import, one connection: nothing to reuse.
+                limits=httpx.Limits(max_connections=10, max_keepalive_connections=0),
+            ),
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
             follow_redirects=False,
             trust_env=False,
