@@ -123,10 +123,12 @@ async def publish_many(
         with telemetry.continued(envelope.trace_context):
             pending.append(
                 await broker.publish(
-                    envelope.model_dump(mode="json"),
+                    # Serialized by pydantic in one step, not dumped to a dict for FastStream
+                    # to serialize again; so the content type is ours to set.
+                    envelope.model_dump_json().encode(),
                     topic,
                     key=key.encode(),
-                    headers=kafka_headers(envelope),
+                    headers={**kafka_headers(envelope), "content-type": "application/json"},
                     no_confirm=True,
                 )
             )
