@@ -2,12 +2,16 @@
 
 1. `wrk` against a bare FastAPI hello-world (one uvicorn worker, no access log), started in
    the same run as the baseline;
-2. `wrk` against `GET /v1/videos/{id}` (auth, ownership, a read of the jobs service, presenting);
-3. `wrk` against `POST /v1/videos` (auth, validation, publish to Kafka, wait for the jobs
+2. an open-loop load generator at fixed rates of creates (default 20/s, then 200/s) reporting
+   latency percentiles measured from each request's scheduled start (no coordinated omission);
+3. `wrk` against `GET /v1/videos/{id}` (auth, ownership, a read of the jobs service, presenting);
+4. `wrk` against `POST /v1/videos` (auth, validation, publish to Kafka, wait for the jobs
    service's decision through the live feed, read the decided video), each request as the next
-   of many distinct users (benchmarks/gateway_create.lua), per-user limits raised;
-4. an open-loop load generator at fixed rates of creates (default 20/s, then 200/s) reporting
-   latency percentiles measured from each request's scheduled start (no coordinated omission).
+   of many distinct users (benchmarks/gateway_create.lua), per-user limits raised.
+
+The open-loop runs come before wrk's creates, and every run prints how many records the
+broker's topics hold: the local broker (Tansu, memory engine) gets slower as its topics grow
+(benchmarks/broker_growth.py measures it), so a figure depends on the creates before it.
 
     .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 16] [--rates 20,200]
 
@@ -34,11 +38,14 @@ from typing import Any
 
 import httpx
 import psutil
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.stack import LocalStack, StackOptions
 from openv_localstack.tokens import make_token
+from openv_shared import topics
 
 HERE = Path(__file__).resolve().parent
 CREATE_LUA = HERE / "gateway_create.lua"
@@ -152,6 +159,25 @@ def wait_until_quiet(max_s: float = 30.0, cores: float = 0.6) -> tuple[float, fl
         if used < cores:
             break
     return time.monotonic() - started, used
+
+
+def broker_records(bootstrap: str) -> int:
+    """Records in the stack's topics (the sum of their partitions' end offsets)."""
+
+    async def count() -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(topic, partition)
+                for topic, count in topics.DEFAULT_PARTITIONS.items()
+                for partition in range(count)
+            ]
+            return sum((await consumer.end_offsets(partitions)).values())
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(count())
 
 
 def create_request(host: str, token: str) -> bytes:
@@ -325,28 +351,34 @@ def main() -> None:
             runs: dict[str, dict[str, Any]] = {}
             # Warm-up (connection set-up, first JWKS/imports, Kafka metadata), not reported.
             run_wrk(wrk, hello_url + "/", 2, args.connections, GET_LUA, common)
-            run_wrk(wrk, f"{gateway}/v1/videos", 3, args.connections, CREATE_LUA, common)
-            for name, url, script in [
-                ("hello-world", hello_url + "/", GET_LUA),
-                ("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA),
-                ("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA),
-            ]:
+            asyncio.run(fixed_rate(gateway, 50, 3, args.users))
+
+            def wrk_run(name: str, url: str, script: Path) -> None:
                 wait_until_quiet()
-                print(f"wrk {args.duration}s x {args.connections} connections: {name} ...")
+                records = broker_records(stack.kafka.bootstrap)
+                print(
+                    f"wrk {args.duration}s x {args.connections} connections: {name} "
+                    f"(broker topics hold {records:,} records) ..."
+                )
                 runs[name] = run_wrk(wrk, url, args.duration, args.connections, script, common)
                 print(f"  {fmt(runs[name])}", flush=True)
 
+            wrk_run("hello-world", hello_url + "/", GET_LUA)
             steady: dict[float, dict[str, Any]] = {}
             for rate in [float(r) for r in args.rates.split(",")]:
                 quiet_s, used = wait_until_quiet()
+                records = broker_records(stack.kafka.bootstrap)
                 print(
                     f"open loop: {rate:g} creates/s for {args.rate_duration:g} s "
-                    f"(after {quiet_s:.0f} s for the stack to go quiet: {used:.2f} cores) ..."
+                    f"(after {quiet_s:.0f} s for the stack to go quiet: {used:.2f} cores; "
+                    f"broker topics hold {records:,} records) ..."
                 )
                 steady[rate] = asyncio.run(
                     fixed_rate(gateway, rate, args.rate_duration, args.users)
                 )
                 print(f"  {fmt_rate(steady[rate])}", flush=True)
+            wrk_run("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA)
+            wrk_run("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA)
             ready = httpx.get(f"{gateway}/readyz", timeout=10).json()
         finally:
             hello.stop()
