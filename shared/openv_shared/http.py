@@ -15,7 +15,7 @@ errors) is httpx's and httpcore's own.
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -190,21 +190,13 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        protocol = _Protocol()
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: protocol,
-                    host,
-                    port,
-                    local_addr=(local_address, 0) if local_address else None,
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _apply(protocol, socket_options)
-        return _Stream(protocol)
+        local = (local_address, 0) if local_address else None
+        return await _open(
+            lambda protocol: loop.create_connection(lambda: protocol, host, port, local_addr=local),
+            f"{host}:{port}",
+            timeout,
+            socket_options,
+        )
 
     async def connect_unix_socket(
         self,
@@ -213,19 +205,34 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        protocol = _Protocol()
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_unix_connection(lambda: protocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _apply(protocol, socket_options)
-        return _Stream(protocol)
+        return await _open(
+            lambda protocol: loop.create_unix_connection(lambda: protocol, path),
+            path,
+            timeout,
+            socket_options,
+        )
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _open(
+    connect: Callable[[_Protocol], Awaitable[object]],
+    where: str,
+    timeout: float | None,
+    socket_options: Iterable[SocketOption] | None,
+) -> _Stream:
+    """A connection made by `connect` for a fresh protocol, httpcore's errors on failure."""
+    protocol = _Protocol()
+    try:
+        async with asyncio.timeout(timeout):
+            await connect(protocol)
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"timed out connecting to {where}") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    _apply(protocol, socket_options)
+    return _Stream(protocol)
 
 
 def _apply(protocol: _Protocol, options: Iterable[SocketOption] | None) -> None:

@@ -20,16 +20,18 @@ log = logging.getLogger(__name__)
 class LogFollower(ABC):
     #: Session advisory lock that elects the leader; the others wait as hot standbys.
     LEADER_KEY: int
+    #: Events taken per step unless the constructor says otherwise.
+    BATCH_SIZE: int = 500
 
     def __init__(
         self,
         dsn: str,
-        batch_size: int = 500,
+        batch_size: int | None = None,
         idle_poll_s: float = 1.0,
         min_interval_s: float = 0.0,
     ) -> None:
         self.dsn = dsn
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.BATCH_SIZE
         self.idle_poll_s = idle_poll_s
         #: Pause after a step that moved something, so what arrives meanwhile makes one
         #: larger step (a step costs several round trips whatever its size).

@@ -26,15 +26,7 @@ _AFTER = f"""
 
 class Projector(LogFollower):
     LEADER_KEY = PROJECTOR_LEADER_KEY
-
-    def __init__(
-        self,
-        dsn: str,
-        batch_size: int = 5_000,
-        idle_poll_s: float = 1.0,
-        min_interval_s: float = 0.0,
-    ) -> None:
-        super().__init__(dsn, batch_size, idle_poll_s, min_interval_s)
+    BATCH_SIZE = 5_000
 
     async def step(self, conn: asyncpg.Connection) -> int:
         async with conn.transaction():

@@ -28,7 +28,7 @@ class Relay(LogFollower):
     LEADER_KEY = RELAY_LEADER_KEY
 
     def __init__(
-        self, dsn: str, publish: Publish, batch_size: int = 500, idle_poll_s: float = 1.0
+        self, dsn: str, publish: Publish, batch_size: int | None = None, idle_poll_s: float = 1.0
     ) -> None:
         super().__init__(dsn, batch_size, idle_poll_s)
         self.publish = publish
