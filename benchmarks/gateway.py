@@ -134,6 +134,47 @@ class _Connection:
         self.writer.close()
 
 
+def process_cpu(process: psutil.Process) -> float:
+    """CPU seconds of a process and its children (Postgres backends, uvicorn workers)."""
+    total = 0.0
+    for one in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = one.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+class CpuPerCreate:
+    """Each stack process's CPU per create over an open-loop run and the backlog after it
+    (until the stack is quiet), minus what the process uses idle (measured just before)."""
+
+    IDLE_S = 3.0
+
+    def __init__(self, stack: LocalStack) -> None:
+        pids = {name: process.pid for name, process in stack.processes.items()}
+        pids |= {"postgres": stack.postgres.pid, "tansu": stack.kafka.pid, "s3": stack.s3.pid}
+        self.processes = {
+            name: psutil.Process(pid) for name, pid in pids.items() if pid is not None
+        }
+
+    def _now(self) -> dict[str, float]:
+        return {name: process_cpu(process) for name, process in self.processes.items()}
+
+    def start(self) -> None:
+        before = self._now()
+        time.sleep(self.IDLE_S)
+        self.started_at, self.start_cpu = time.monotonic(), self._now()
+        self.idle = {n: (self.start_cpu[n] - before[n]) / self.IDLE_S for n in before}
+
+    def finish(self, creates: int) -> dict[str, float]:
+        wait_until_quiet()
+        elapsed, now = time.monotonic() - self.started_at, self._now()
+        return {
+            name: 1000 * (now[name] - self.start_cpu[name] - self.idle[name] * elapsed) / creates
+            for name in now
+        }
+
+
 def wait_until_quiet(max_s: float = 30.0, cores: float = 0.6) -> tuple[float, float]:
     """Wait until this script's child processes (the stack) use under `cores` of CPU over a
     second, so a run does not measure the backlog the previous one left (the bridge submits
@@ -142,12 +183,7 @@ def wait_until_quiet(max_s: float = 30.0, cores: float = 0.6) -> tuple[float, fl
     consumers a request waits on fetch every 10 ms. Returns (seconds waited, cores used)."""
 
     def busy(children: list[psutil.Process]) -> float:
-        total = 0.0
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                times = child.cpu_times()
-                total += times.user + times.system
-        return total
+        return sum(process_cpu(child) for child in children)
 
     started = time.monotonic()
     used = 0.0
@@ -276,6 +312,11 @@ def fmt(result: dict[str, Any]) -> str:
     )
 
 
+def fmt_cpu(per_create: dict[str, float]) -> str:
+    parts = [f"{name} {ms:.2f}" for name, ms in sorted(per_create.items(), key=lambda i: -i[1])]
+    return f"{sum(per_create.values()):.2f} ms ({', '.join(parts)})"
+
+
 def fmt_rate(result: dict[str, Any]) -> str:
     def ms(key: str) -> str:
         value = result[key]
@@ -365,6 +406,7 @@ def main() -> None:
 
             wrk_run("hello-world", hello_url + "/", GET_LUA)
             steady: dict[float, dict[str, Any]] = {}
+            cpu_by_rate: dict[float, dict[str, float]] = {}
             for rate in [float(r) for r in args.rates.split(",")]:
                 quiet_s, used = wait_until_quiet()
                 records = broker_records(stack.kafka.bootstrap)
@@ -373,10 +415,15 @@ def main() -> None:
                     f"(after {quiet_s:.0f} s for the stack to go quiet: {used:.2f} cores; "
                     f"broker topics hold {records:,} records) ..."
                 )
+                cpu = CpuPerCreate(stack)
+                cpu.start()
                 steady[rate] = asyncio.run(
                     fixed_rate(gateway, rate, args.rate_duration, args.users)
                 )
                 print(f"  {fmt_rate(steady[rate])}", flush=True)
+                per_create = cpu.finish(steady[rate]["requests"])
+                cpu_by_rate[rate] = per_create
+                print(f"  CPU per create: {fmt_cpu(per_create)}", flush=True)
             wrk_run("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA)
             wrk_run("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA)
             ready = httpx.get(f"{gateway}/readyz", timeout=10).json()
@@ -396,6 +443,7 @@ def main() -> None:
     print(f"accepted creates/s:         {accepted:,.0f}  (target >= 1,000)")
     for rate, result in steady.items():
         print(f"fixed rate {rate:>5g}/s: {fmt_rate(result)}  (target at 200/s: p99 <= 50 ms)")
+        print(f"   CPU per create: {fmt_cpu(cpu_by_rate[rate])}")
     print(f"gateway readiness after the run: {ready}")
 
 
