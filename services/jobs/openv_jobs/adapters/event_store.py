@@ -1,9 +1,10 @@
 """The event store on Postgres. Operations take an open connection so that a caller composes
 appends and projection updates into one transaction.
 
-Reads go through SQLAlchemy; the write path (one appending transaction per consumer batch)
-talks to the same connection's asyncpg driver directly, which skips SQLAlchemy's per-statement
-and per-row work where it is paid once per event.
+A stream's reads go through SQLAlchemy. The write path (one appending transaction per consumer
+batch) talks to the same connection's asyncpg driver directly, and the relay's read to its own
+asyncpg connection: that skips SQLAlchemy's per-statement and per-row work where it is paid
+once per event.
 """
 
 from collections.abc import Sequence
@@ -316,12 +317,3 @@ class EventStore:
             RecordedEvent._appended(before + n, event, recorded_at)
             for n, event in enumerate(written, start=1)
         ]
-
-    async def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
-        result = await self.conn.execute(
-            sa.select(*_COLUMNS)
-            .where(_events.c.position > position)
-            .order_by(_events.c.position)
-            .limit(limit)
-        )
-        return [_recorded(row) for row in result]
