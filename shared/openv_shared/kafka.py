@@ -101,8 +101,13 @@ def batch_options(settings: KafkaSettings, max_records: int) -> dict[str, Any]:
 
 
 def kafka_headers(envelope: Envelope) -> dict[str, str]:
-    # Trace headers are added by the telemetry middleware from the current context.
-    return {"event-type": envelope.type, "event-id": str(envelope.event_id)}
+    # Trace headers are added by the telemetry middleware from the current context. The
+    # value is published as JSON bytes (publish_many), so its content type is ours to set.
+    return {
+        "event-type": envelope.type,
+        "event-id": str(envelope.event_id),
+        "content-type": "application/json",
+    }
 
 
 async def publish(broker: KafkaBroker, topic: str, envelope: Envelope, key: str) -> None:
@@ -124,11 +129,11 @@ async def publish_many(
             pending.append(
                 await broker.publish(
                     # Serialized by pydantic in one step, not dumped to a dict for FastStream
-                    # to serialize again; so the content type is ours to set.
+                    # to serialize again.
                     envelope.model_dump_json().encode(),
                     topic,
                     key=key.encode(),
-                    headers={**kafka_headers(envelope), "content-type": "application/json"},
+                    headers=kafka_headers(envelope),
                     no_confirm=True,
                 )
             )

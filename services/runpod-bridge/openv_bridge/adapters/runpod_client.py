@@ -67,7 +67,7 @@ class RunPodClient:
             timeout=timeout_s,
             # As many kept alive as may be open: above httpx's default of 20 kept alive, each
             # burst of calls opened connections only to close them again. And no more: httpcore
-            # checks every pooled connection (a `select` each) twice per request.
+            # walks every pooled connection twice per request.
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),

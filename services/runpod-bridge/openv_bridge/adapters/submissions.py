@@ -136,9 +136,9 @@ class Submissions:
             row = (await conn.execute(statement)).first()
         return None if row is None else _submission(row)
 
-    async def _many(self, statement: Any) -> list[Submission]:
+    async def _many(self, statement: Any, params: dict[str, Any] | None = None) -> list[Submission]:
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(statement, params)).all()
         return [_submission(row) for row in rows]
 
     async def get(self, video_id: UUID) -> Submission | None:
@@ -156,20 +156,18 @@ class Submissions:
         the records started (a video claimed twice in `claims` is started once)."""
         if not claims:
             return []
-        async with self.engine.begin() as conn:
-            rows = await conn.execute(
-                _CLAIM_MANY,
-                {
-                    "claims_video_id": [claim.video_id for claim in claims],
-                    "claims_user_id": [claim.user_id for claim in claims],
-                    "claims_object_key": [claim.object_key for claim in claims],
-                    "claims_job_input": [json.dumps(claim.job_input) for claim in claims],
-                    "claims_accepted_id": [claim.accepted_event_id for claim in claims],
-                    "claims_correlation_id": [claim.correlation_id for claim in claims],
-                    "lease": timedelta(seconds=lease_s),
-                },
-            )
-            return [_submission(row) for row in rows]
+        return await self._many(
+            _CLAIM_MANY,
+            {
+                "claims_video_id": [claim.video_id for claim in claims],
+                "claims_user_id": [claim.user_id for claim in claims],
+                "claims_object_key": [claim.object_key for claim in claims],
+                "claims_job_input": [json.dumps(claim.job_input) for claim in claims],
+                "claims_accepted_id": [claim.accepted_event_id for claim in claims],
+                "claims_correlation_id": [claim.correlation_id for claim in claims],
+                "lease": timedelta(seconds=lease_s),
+            },
+        )
 
     async def acquire(self, video_id: UUID, lease_s: float) -> Submission | None:
         """Start another attempt of a `submitting` record whose lease ran out; None if the
