@@ -3,6 +3,7 @@ socket: keep-alive reuse, a connection the server closed while idle, timeouts, c
 errors, large bodies through the read flow control, and TLS."""
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import ssl
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from openv_shared.http import AsyncioBackend, AsyncioTransport, async_client
+from openv_shared.http import AsyncioBackend, AsyncioTransport, ConnectionPool, async_client
 
 BIG = bytes(range(256)) * 4096  # 1 MiB
 
@@ -54,6 +55,8 @@ class Server:
                 body = await reader.readexactly(length) if length else b""
                 if path == "/slow":
                     await asyncio.sleep(5)
+                if path == "/pause":
+                    await asyncio.sleep(0.2)
                 payload = {"/big": BIG, "/echo": body}.get(path, b"hi")
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload
@@ -110,8 +113,12 @@ def on_each_loop(scenario: Callable[..., Coroutine[Any, Any, None]]) -> Any:
 
 def test_the_client_pool_runs_on_the_asyncio_backend() -> None:
     transport = AsyncioTransport()
-    assert isinstance(transport._pool, httpcore.AsyncConnectionPool)
-    assert isinstance(transport._pool._network_backend, AsyncioBackend)
+    assert isinstance(transport._pool, ConnectionPool)
+    assert isinstance(transport._pool._backend, AsyncioBackend)
+    # With a proxy httpx builds another kind of pool, which stays as it is.
+    proxied = AsyncioTransport(proxy="http://127.0.0.1:1")
+    assert isinstance(proxied._pool, httpcore.AsyncHTTPProxy)
+    assert isinstance(proxied._pool._network_backend, AsyncioBackend)
     client = async_client()
     assert isinstance(client._transport, AsyncioTransport)
 
@@ -224,3 +231,101 @@ async def test_https_through_start_tls(tmp_path: Path) -> None:
     finally:
         tls.close()
         server.close_idle()
+
+
+def pool_of(client: httpx.AsyncClient) -> ConnectionPool:
+    transport = client._transport
+    assert isinstance(transport, AsyncioTransport)
+    assert isinstance(transport._pool, ConnectionPool)
+    return transport._pool
+
+
+@on_each_loop
+async def test_the_pool_opens_at_most_max_connections_and_queues_the_rest() -> None:
+    async with serving() as srv:
+        limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+        async with async_client(base_url=srv.url, limits=limits) as client:
+            pool = pool_of(client)
+            seen: list[int] = []
+
+            async def one() -> int:
+                response = await client.get("/pause")
+                seen.append(pool.open_connections)
+                return response.status_code
+
+            statuses = await asyncio.gather(*(one() for _ in range(6)))
+            assert statuses == [200] * 6
+            assert srv.connections == 2
+            assert max(seen) <= 2
+            assert pool.open_connections == 2  # both kept alive
+
+
+@on_each_loop
+async def test_keep_alive_keeps_at_most_max_keepalive_connections() -> None:
+    async with serving() as srv:
+        limits = httpx.Limits(max_connections=4, max_keepalive_connections=1)
+        async with async_client(base_url=srv.url, limits=limits) as client:
+            await asyncio.gather(*(client.get("/pause") for _ in range(4)))
+            assert srv.connections == 4
+            assert pool_of(client).open_connections == 1
+            assert (await client.get("/")).status_code == 200
+            assert srv.connections == 4  # the kept one was reused
+
+
+@on_each_loop
+async def test_waiting_longer_than_the_pool_timeout_is_httpx_pool_timeout() -> None:
+    async with serving() as srv:
+        limits = httpx.Limits(max_connections=1)
+        timeout = httpx.Timeout(10.0, pool=0.05)
+        async with async_client(base_url=srv.url, limits=limits, timeout=timeout) as client:
+            busy = asyncio.create_task(client.get("/pause"))
+            await asyncio.sleep(0.05)
+            with pytest.raises(httpx.PoolTimeout):
+                await client.get("/")
+            assert (await busy).status_code == 200
+            assert (await client.get("/")).status_code == 200  # the slot came back
+
+
+@on_each_loop
+async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
+    async with serving() as srv:
+        limits = httpx.Limits(max_connections=1)
+        timeout = httpx.Timeout(10.0, pool=1.0)
+        async with async_client(base_url=srv.url, limits=limits, timeout=timeout) as client:
+            stuck = asyncio.create_task(client.get("/slow"))
+            waiting = asyncio.create_task(client.get("/"))  # queued behind it
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert pool_of(client)._waiters == collections.deque()  # no longer queued
+            stuck.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stuck
+            assert (await client.get("/")).status_code == 200
+            assert pool_of(client).open_connections == 1
+
+
+@on_each_loop
+async def test_a_response_closed_unread_closes_its_connection() -> None:
+    async with serving() as srv, async_client(base_url=srv.url) as client:
+        async with client.stream("GET", "/big") as response:
+            assert response.status_code == 200
+            first = await anext(response.aiter_raw())
+            assert first
+        # Unread bytes left on it: not reusable.
+        assert pool_of(client).open_connections == 0
+        assert (await client.get("/big")).content == BIG
+        assert srv.connections == 2
+
+
+@on_each_loop
+async def test_a_connection_idle_past_keepalive_expiry_is_replaced() -> None:
+    async with serving() as srv:
+        limits = httpx.Limits(keepalive_expiry=0.05)
+        async with async_client(base_url=srv.url, limits=limits) as client:
+            assert (await client.get("/")).status_code == 200
+            await asyncio.sleep(0.15)
+            assert (await client.get("/")).status_code == 200
+            assert srv.connections == 2
+            assert pool_of(client).open_connections == 1
