@@ -524,6 +524,30 @@ async def test_reads_are_exact_while_the_projector_is_behind(
     assert await _rows(jobs_dsn, "videos", "video_id") == rows  # ... never moves a row back
 
 
+async def test_a_list_misses_no_video_the_projector_writes_while_it_reads(
+    jobs_engine: AsyncEngine,
+    new_service: ServiceFactory,
+    jobs_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first page reads the rows, then the videos the projector has not written yet. If
+    the projector commits in between, the rows read before it miss the new videos and the
+    checkpoint read after it no longer lists them: both reads need one snapshot."""
+    service, queries = new_service(LIMITS), Queries(jobs_engine, LIMITS)
+    requests = [request("lister") for _ in range(3)]
+    await service.handle_batch(requests)
+    unwritten = projections.unprojected_new_videos
+
+    async def projector_commits_first(*args: Any) -> list[Any]:
+        await Projector(jobs_dsn).catch_up()
+        return await unwritten(*args)
+
+    monkeypatch.setattr(projections, "unprojected_new_videos", projector_commits_first)
+    page = await queries.videos("lister", 10, None, None)
+    assert {v.id for v in page.data} == {vid(one) for one in requests}
+    assert len(await _rows(jobs_dsn, "videos", "video_id")) == 3  # the projector did commit
+
+
 async def test_an_old_event_version_loads_as_the_current_model(
     jobs_engine: AsyncEngine, jobs_dsn: str
 ) -> None:

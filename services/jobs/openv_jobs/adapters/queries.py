@@ -115,6 +115,9 @@ class Queries:
             limit + 1
         )
         async with self.engine.connect() as conn:
+            # One snapshot for the rows and the unwritten rest: read apart, a projector batch
+            # committing in between would be in neither.
+            await conn.execution_options(isolation_level="REPEATABLE READ")
             keys = [(r.created_at, r.video_id) for r in await conn.execute(query)]
             pg = await driver_connection(conn)
             if not cursor:  # videos newer than any row: the first page shows them too
