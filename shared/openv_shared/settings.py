@@ -22,14 +22,14 @@ class KafkaSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     #: On for Apache Kafka; Tansu (local stack) does not support the idempotent producer.
     kafka_idempotent_producer: bool = False
-    #: How long a fetch waits for data, for consumers no request waits on (the bridge's
-    #: submissions, storage's imports). Tansu holds a waiting fetch until this much time has
+    #: How long a fetch waits for data, for consumers no create waits on (the bridge's
+    #: submissions, storage's imports and deletions). Tansu holds a waiting fetch until this much time has
     #: passed even when data arrives (measured: ~30 ms per hop at 100 ms, 3 ms at 10 ms);
     #: Apache Kafka answers as soon as data arrives. Each idle consumer at 10 ms costs it and
     #: Tansu ~7 % of a core here, at 100 ms ~2 %.
     kafka_fetch_max_wait_ms: int = 100
-    #: The same for consumers a waiting request depends on: the jobs service (every
-    #: decision), the gateway's live feed (the answers) and storage's deletions (`?wait=N`).
+    #: The same for consumers every create waits on: the jobs service (every decision) and
+    #: the gateway's live feed (the answers).
     kafka_request_path_fetch_max_wait_ms: int = 10
     #: How long a batch consumer waits for records it has not fetched yet. FastStream sleeps
     #: this long again after an empty wait, so at its default (200 ms) a message arriving at

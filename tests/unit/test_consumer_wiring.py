@@ -53,7 +53,7 @@ def test_the_jobs_service_decides_with_the_short_wait() -> None:
     assert set(subscriber.topic_names) >= {topics.COMMANDS, topics.RUNPOD_EVENTS}
 
 
-def test_storage_deletions_short_imports_long_both_in_batches() -> None:
+def test_storage_reads_with_the_long_wait_in_batches() -> None:
     broker = KafkaBroker()
     storage_consumers.register(
         broker,
@@ -64,8 +64,10 @@ def test_storage_deletions_short_imports_long_both_in_batches() -> None:
     groups = _subscribers(broker)
     deletions = groups[storage_consumers.DELETIONS_GROUP_ID]
     imports = groups[storage_consumers.IMPORTS_GROUP_ID]
-    assert _fetch_wait(deletions) == SHORT  # DELETE ?wait=N waits on it
+    # No create waits on either; DELETE ?wait=N answers up to a long wait later.
+    assert _fetch_wait(deletions) == LONG
     assert _fetch_wait(imports) == LONG
+    assert deletions.max_records == storage_consumers.DELETIONS_BATCH
     assert imports.max_records == storage_consumers.IMPORTS_BATCH
 
 
