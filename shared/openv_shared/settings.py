@@ -25,9 +25,8 @@ class KafkaSettings(BaseSettings):
     #: How long a fetch waits for data, for consumers no create waits on (the bridge's
     #: submissions, storage's imports and deletions). Tansu holds a waiting fetch until this
     #: much time has passed even when data arrives (measured: ~30 ms per hop at 100 ms, 3 ms
-    #: at 10 ms);
-    #: Apache Kafka answers as soon as data arrives. Each idle consumer at 10 ms costs it and
-    #: Tansu ~7 % of a core here, at 100 ms ~2 %.
+    #: at 10 ms); Apache Kafka answers as soon as data arrives. Each idle consumer at 10 ms
+    #: costs it and Tansu ~7 % of a core here, at 100 ms ~2 %.
     kafka_fetch_max_wait_ms: int = 100
     #: The same for consumers every create waits on: the jobs service (every decision) and
     #: the gateway's live feed (the answers).
