@@ -326,6 +326,7 @@ class ConnectionPool:
         self, key: Key, origin: httpcore.Origin, timeout: float | None
     ) -> httpcore.AsyncHTTPConnection:
         deadline = None if timeout is None else time.monotonic() + timeout
+        waited = False
         while True:
             if self._closed:
                 raise RuntimeError("the connection pool is closed")
@@ -346,7 +347,9 @@ class ConnectionPool:
                     network_backend=self._backend,
                     socket_options=self._socket_options,
                 )
-            await self._wait_for_release(deadline)
+            # Woken, but a request that never waited took the connection: first in line again.
+            await self._wait_for_release(deadline, first=waited)
+            waited = True
 
     async def _take_idle(self, key: Key) -> httpcore.AsyncHTTPConnection | None:
         stack = self._idle.get(key)
@@ -368,9 +371,12 @@ class ConnectionPool:
                 await connection.aclose()
                 return
 
-    async def _wait_for_release(self, deadline: float | None) -> None:
+    async def _wait_for_release(self, deadline: float | None, first: bool) -> None:
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         try:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             async with asyncio.timeout(remaining):
