@@ -19,7 +19,7 @@ from openv_jobs.adapters.event_store import (
     ConcurrencyConflict,
     EventStore,
     RecordedEvent,
-    read_after_checkpoint,
+    save_and_read_after,
 )
 from openv_jobs.adapters.queries import Queries
 from openv_jobs.domain.usage import Limits
@@ -161,7 +161,8 @@ async def test_a_batch_written_in_chunks_reports_the_positions_the_log_gave(
     # relay reads it (a checkpoint nobody saved: from the start).
     pg = await asyncpg.connect(jobs_dsn)
     try:
-        stored = [r for r in await read_after_checkpoint(pg, "never-saved", 1000) if r.position > 1]
+        events, _ = await save_and_read_after(pg, "never-saved", None, 1000)
+        stored = [r for r in events if r.position > 1]
     finally:
         await pg.close()
     assert [(r.position, r.envelope) for r in stored] == [
@@ -284,6 +285,53 @@ async def _consume_all(kafka: TansuBroker, expected: int) -> list[str]:
     finally:
         await consumer.stop()
     return seen
+
+
+async def _relay_checkpoint(pg: asyncpg.Connection) -> tuple[int, int] | None:
+    """The relay's saved position and its row version (xmin), None if never saved."""
+    row = await pg.fetchrow(
+        "SELECT position, xmin::text::bigint FROM checkpoints WHERE name = 'relay'"
+    )
+    return None if row is None else (row[0], row[1])
+
+
+async def test_the_relay_saves_what_it_published_with_its_next_read(
+    new_service: ServiceFactory, jobs_dsn: str
+) -> None:
+    published: list[int] = []
+
+    async def publish(batch: list[RecordedEvent]) -> None:
+        published.extend(r.position for r in batch)
+
+    await new_service(LIMITS).handle_batch([request(f"relay-{n}") for n in range(3)])
+    pg: asyncpg.Connection = await asyncpg.connect(jobs_dsn)
+    try:
+        relay = Relay(jobs_dsn, publish, batch_size=2)
+        assert await relay.step(pg) == 2
+        assert await _relay_checkpoint(pg) is None  # saved by the next step
+        assert await relay.step(pg) == 1
+        assert (await _relay_checkpoint(pg) or (0, 0))[0] == 2
+        assert await relay.step(pg) == 0  # at the head: saves the last step's
+        saved = await _relay_checkpoint(pg)
+        assert saved is not None and saved[0] == 3
+        assert await relay.step(pg) == 0
+        assert await _relay_checkpoint(pg) == saved  # an idle step writes nothing
+        assert published == [1, 2, 3]
+
+        # Another relay (a new leader) resumes from the saved checkpoint...
+        await new_service(LIMITS).handle(request("relay-late"))
+        assert await Relay(jobs_dsn, publish).step(pg) == 1
+        assert published == [1, 2, 3, 4]
+    finally:
+        await pg.close()
+    # ... and publishes again a step that no later step saved (at least once).
+    pg = await asyncpg.connect(jobs_dsn)
+    try:
+        assert (await _relay_checkpoint(pg) or (0, 0))[0] == 3
+        assert await Relay(jobs_dsn, publish).step(pg) == 1
+        assert published == [1, 2, 3, 4, 4]
+    finally:
+        await pg.close()
 
 
 async def test_relay_never_skips_an_event_whose_lower_position_commits_last(

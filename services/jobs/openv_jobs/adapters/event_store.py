@@ -148,41 +148,41 @@ def _stored(
     return RecordedEvent(position=position, appended=env, recorded_at=recorded_at)
 
 
-# The batch after a checkpoint (none yet: from the start), in one round trip; JSON as text,
-# which pydantic parses faster than asyncpg's default json codec would.
-_AFTER_CHECKPOINT = """
-    SELECT position, event_id, stream_id, stream_version, event_type, schema_version,
-           data::text, metadata::text, occurred_at, recorded_at
-    FROM events
-    WHERE position > coalesce((SELECT position FROM checkpoints WHERE name = $1), 0)
-    ORDER BY position LIMIT $2
-"""
-# A checkpoint moved, and the log's head then (for the lag metric), in one round trip.
-_SAVE_CHECKPOINT = """
+# In one round trip: the checkpoint moved to $2 (the position published so far, unless
+# NULL), and up to $3 events after it; with NULL, after the saved checkpoint (none yet: from
+# the start). JSON as text, which pydantic parses faster than asyncpg's json codec would.
+# Every row also carries the log's head, for the lag metric. An unchanged checkpoint is not
+# written again (an idle follower polls).
+_SAVE_AND_READ = """
     WITH saved AS (
-        INSERT INTO checkpoints (name, position) VALUES ($1, $2)
+        INSERT INTO checkpoints (name, position) SELECT $1, $2::bigint WHERE $2 IS NOT NULL
         ON CONFLICT (name) DO UPDATE SET position = excluded.position
+        WHERE checkpoints.position IS DISTINCT FROM excluded.position
     )
-    SELECT coalesce(max(position), 0) FROM events
+    SELECT position, event_id, stream_id, stream_version, event_type, schema_version,
+           data::text, metadata::text, occurred_at, recorded_at,
+           (SELECT max(position) FROM events) AS head
+    FROM events
+    WHERE position > coalesce(
+        $2::bigint, (SELECT position FROM checkpoints WHERE name = $1), 0
+    )
+    ORDER BY position LIMIT $3
 """
 
 
-async def read_after_checkpoint(
-    pg: asyncpg.Connection, checkpoint: str, limit: int
-) -> list[RecordedEvent]:
-    """Up to `limit` events after the named checkpoint, in position order."""
+async def save_and_read_after(
+    pg: asyncpg.Connection, checkpoint: str, position: int | None, limit: int
+) -> tuple[list[RecordedEvent], int]:
+    """Move the named checkpoint to `position` (None: leave it) and read up to `limit`
+    events after it (None: after the saved checkpoint), in position order. Returns them and
+    the log's head (0 when nothing follows: the reader is at the head)."""
     from_json = pydantic_core.from_json
-    return [
+    rows = await pg.fetch(_SAVE_AND_READ, checkpoint, position, limit)
+    events = [
         _stored(p, e, s, v, t, sv, from_json(data), from_json(meta), at, rec)
-        for p, e, s, v, t, sv, data, meta, at, rec in await pg.fetch(
-            _AFTER_CHECKPOINT, checkpoint, limit
-        )
+        for p, e, s, v, t, sv, data, meta, at, rec, _ in rows
     ]
-
-
-async def save_checkpoint_at(pg: asyncpg.Connection, checkpoint: str, position: int) -> int:
-    """Move the named checkpoint to `position`; returns the log's last position."""
-    return int(await pg.fetchval(_SAVE_CHECKPOINT, checkpoint, position))
+    return events, (int(rows[0][-1]) if rows else 0)
 
 
 _COLUMNS = (

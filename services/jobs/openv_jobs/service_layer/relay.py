@@ -8,11 +8,7 @@ from typing import Final
 import asyncpg
 
 from openv_jobs.adapters import metrics
-from openv_jobs.adapters.event_store import (
-    RecordedEvent,
-    read_after_checkpoint,
-    save_checkpoint_at,
-)
+from openv_jobs.adapters.event_store import RecordedEvent, save_and_read_after
 from openv_jobs.service_layer.follower import LogFollower
 
 log = logging.getLogger(__name__)
@@ -32,15 +28,25 @@ class Relay(LogFollower):
     ) -> None:
         super().__init__(dsn, batch_size, idle_poll_s)
         self.publish = publish
+        #: The connection this relay leads on, and what it published there so far (None:
+        #: not known yet, the checkpoint says).
+        self._conn: asyncpg.Connection | None = None
+        self._published: int | None = None
 
     async def step(self, conn: asyncpg.Connection) -> int:
-        # Two round trips on the leader's own connection: a create waits for this step, and a
-        # pool checkout (pre-ping) and SQLAlchemy's transaction layers cost it several more.
-        batch = await read_after_checkpoint(conn, RELAY_CHECKPOINT, self.batch_size)
+        # One round trip on the leader's own connection (a create waits for this step): save
+        # what the previous step published, read what follows. So the checkpoint trails the
+        # broker by one step; a new leader may publish that step again, which every consumer
+        # tolerates (at least once, as after any crash between publish and save).
+        if conn is not self._conn:
+            self._conn, self._published = conn, None
+        batch, head = await save_and_read_after(
+            conn, RELAY_CHECKPOINT, self._published, self.batch_size
+        )
         if not batch:
             metrics.RELAY_LAG.set(0)
             return 0
         await self.publish(batch)
-        head = await save_checkpoint_at(conn, RELAY_CHECKPOINT, batch[-1].position)
+        self._published = batch[-1].position
         metrics.RELAY_LAG.set(max(0, head - batch[-1].position))
         return len(batch)
