@@ -272,38 +272,41 @@ async def test_keep_alive_keeps_at_most_max_keepalive_connections() -> None:
             assert srv.connections == 4  # the kept one was reused
 
 
+def single_connection(srv: Server, pool_timeout: float) -> httpx.AsyncClient:
+    """A client that may open one connection and waits `pool_timeout` for it when taken."""
+    return async_client(
+        base_url=srv.url,
+        limits=httpx.Limits(max_connections=1),
+        timeout=httpx.Timeout(10.0, pool=pool_timeout),
+    )
+
+
 @on_each_loop
 async def test_waiting_longer_than_the_pool_timeout_is_httpx_pool_timeout() -> None:
-    async with serving() as srv:
-        limits = httpx.Limits(max_connections=1)
-        timeout = httpx.Timeout(10.0, pool=0.05)
-        async with async_client(base_url=srv.url, limits=limits, timeout=timeout) as client:
-            busy = asyncio.create_task(client.get("/pause"))
-            await asyncio.sleep(0.05)
-            with pytest.raises(httpx.PoolTimeout):
-                await client.get("/")
-            assert (await busy).status_code == 200
-            assert (await client.get("/")).status_code == 200  # the slot came back
+    async with serving() as srv, single_connection(srv, pool_timeout=0.05) as client:
+        busy = asyncio.create_task(client.get("/pause"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get("/")
+        assert (await busy).status_code == 200
+        assert (await client.get("/")).status_code == 200  # the slot came back
 
 
 @on_each_loop
 async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
-    async with serving() as srv:
-        limits = httpx.Limits(max_connections=1)
-        timeout = httpx.Timeout(10.0, pool=1.0)
-        async with async_client(base_url=srv.url, limits=limits, timeout=timeout) as client:
-            stuck = asyncio.create_task(client.get("/slow"))
-            waiting = asyncio.create_task(client.get("/"))  # queued behind it
-            await asyncio.sleep(0.1)
-            waiting.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await waiting
-            assert pool_of(client)._waiters == collections.deque()  # no longer queued
-            stuck.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await stuck
-            assert (await client.get("/")).status_code == 200
-            assert pool_of(client).open_connections == 1
+    async with serving() as srv, single_connection(srv, pool_timeout=1.0) as client:
+        stuck = asyncio.create_task(client.get("/slow"))
+        waiting = asyncio.create_task(client.get("/"))  # queued behind it
+        await asyncio.sleep(0.1)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert pool_of(client)._waiters == collections.deque()  # no longer queued
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        assert (await client.get("/")).status_code == 200
+        assert pool_of(client).open_connections == 1
 
 
 @on_each_loop
