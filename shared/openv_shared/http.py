@@ -302,7 +302,7 @@ class ConnectionPool:
         if request.url.scheme not in (b"http", b"https"):
             raise httpcore.UnsupportedProtocol(f"unsupported URL scheme {request.url.scheme!r}")
         origin = request.url.origin
-        key: Key = (origin.scheme, origin.host, origin.port)
+        key: Key = (origin.scheme, origin.host, origin.port)  # Origin is not hashable
         timeouts = request.extensions.get("timeout", {})
         while True:
             connection = await self._acquire(key, origin, timeouts.get("pool"))
@@ -310,15 +310,15 @@ class ConnectionPool:
                 response = await connection.handle_async_request(request)
             except httpcore.ConnectionNotAvailable:
                 # An idle connection that could not take the request after all: another.
-                await self._release(connection)
+                await self._release(connection, key)
                 continue
             except BaseException:
-                await self._release(connection)
+                await self._release(connection, key)
                 raise
             return httpcore.Response(
                 status=response.status,
                 headers=response.headers,
-                content=_Released(response.stream, self, connection),
+                content=_Released(response.stream, self, connection, key),
                 extensions=response.extensions,
             )
 
@@ -399,8 +399,9 @@ class ConnectionPool:
                 waiter.set_result(None)
                 return
 
-    async def _release(self, connection: httpcore.AsyncHTTPConnection) -> None:
-        """The request is done with `connection`: keep it idle for reuse, or close it."""
+    async def _release(self, connection: httpcore.AsyncHTTPConnection, key: Key) -> None:
+        """The request is done with `connection` (to `key`'s origin): keep it idle for
+        reuse, or close it."""
         self._in_use -= 1
         if (
             not self._closed
@@ -408,8 +409,6 @@ class ConnectionPool:
             and not connection.has_expired()
             and self._idle_count < self._max_idle
         ):
-            origin = connection._origin
-            key: Key = (origin.scheme, origin.host, origin.port)
             self._idle.setdefault(key, deque()).append(connection)
             self._idle_count += 1
             self._wake_one()
@@ -448,10 +447,12 @@ class _Released(AsyncIterable[bytes]):
         stream: Iterable[bytes] | AsyncIterable[bytes],
         pool: ConnectionPool,
         connection: httpcore.AsyncHTTPConnection,
+        key: Key,
     ) -> None:
         self._stream = cast(AsyncIterable[bytes], stream)
         self._pool = pool
         self._connection = connection
+        self._key = key
         self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -471,7 +472,7 @@ class _Released(AsyncIterable[bytes]):
             if closer is not None:
                 await closer()
         finally:
-            await self._pool._release(self._connection)
+            await self._pool._release(self._connection, self._key)
 
 
 class AsyncioTransport(httpx.AsyncHTTPTransport):
