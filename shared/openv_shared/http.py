@@ -295,7 +295,7 @@ class ConnectionPool:
 
     @property
     def open_connections(self) -> int:
-        """Connections in use or idle (for tests)."""
+        """Connections in use or idle: what `max_connections` bounds."""
         return self._in_use + self._idle_count
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
