@@ -1,16 +1,20 @@
 """Small Kafka helpers on top of FastStream: one way to build a broker and publish envelopes."""
 
 import asyncio
+import itertools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from prometheus_client import Counter
 from pydantic import ValidationError, WithJsonSchema
 
 from openv_shared import metrics, telemetry, topics
@@ -30,7 +34,8 @@ def make_broker(
     """A broker whose every publish and consume is traced and counted.
 
     `publishes` names the topics this service writes, declared so the AsyncAPI document shows
-    them (messages are sent with `publish`/`publish_many`, always as an `Envelope`).
+    them (messages are sent with `publish`/`publish_many`, always as an `Envelope`, past the
+    broker's publish middlewares: see `_producer`).
     """
     broker = KafkaBroker(
         settings.kafka_bootstrap,
@@ -57,6 +62,7 @@ def make_broker(
     for topic in publishes:
         broker.publisher(topic, title=f"{client_id}:{topic}", schema=Envelope)
     CREATED_BROKERS.append(broker)
+    _CLIENT_IDS[broker] = client_id
     return broker
 
 
@@ -100,14 +106,46 @@ def batch_options(settings: KafkaSettings, max_records: int) -> dict[str, Any]:
     }
 
 
-def kafka_headers(envelope: Envelope) -> dict[str, str]:
-    # Trace headers are added by the telemetry middleware from the current context. The
-    # value is published as JSON bytes (publish_many), so its content type is ours to set.
-    return {
-        "event-type": envelope.type,
-        "event-id": str(envelope.event_id),
-        "content-type": "application/json",
-    }
+def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    """A published envelope's record headers: consumers skip types they do not act on by
+    `event-type` unread. Trace headers are added by `publish_many`."""
+    return [
+        ("event-type", envelope.type.encode()),
+        ("event-id", str(envelope.event_id).encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+PUBLISHED = Counter(
+    "openv_kafka_published_messages_total",
+    "Messages the broker acknowledged, by producing service and topic",
+    ["service", "topic"],
+)
+PUBLISH_ERRORS = Counter(
+    "openv_kafka_publish_errors_total",
+    "Messages the broker did not take, by producing service and topic",
+    ["service", "topic"],
+)
+_tracer = trace.get_tracer("openv.kafka")
+#: The client id each broker was made with (`make_broker`), for the metrics' service label.
+_CLIENT_IDS: "weakref.WeakKeyDictionary[KafkaBroker, str]" = weakref.WeakKeyDictionary()
+
+
+def _producer(broker: KafkaBroker) -> AIOKafkaProducer:
+    """The broker's aiokafka producer, once the broker is connected.
+
+    Envelopes go to it directly: FastStream's publish path (its command object, codec and the
+    telemetry and Prometheus middlewares, two spans a message) cost about 125 us of CPU per
+    message over aiokafka's own 165 us, and a create publishes four messages across the
+    services. `publish_many` does the tracing and counting itself.
+    """
+    producer = broker.config.producer
+    # FastStream keeps the aiokafka producer in a state object (raises until connected).
+    state = getattr(producer, "_producer", None)
+    real = getattr(state, "producer", None)
+    if not isinstance(real, AIOKafkaProducer):
+        raise RuntimeError(f"the broker has no connected aiokafka producer ({producer!r})")
+    return real
 
 
 async def publish(broker: KafkaBroker, topic: str, envelope: Envelope, key: str) -> None:
@@ -121,24 +159,62 @@ async def publish_many(
     """Publish in order without waiting for each acknowledgement, then wait for all of them.
 
     One producer sends a partition's records in the order given, so per-key order holds.
+    Each message gets a PRODUCER span in its envelope's trace (an event relayed later from
+    the log continues its request's trace), and the span's context in its headers.
     """
-    pending = []
-    for envelope, key in messages:
-        # Under the envelope's own trace: an event relayed later continues its request's trace.
-        with telemetry.continued(envelope.trace_context):
-            pending.append(
-                await broker.publish(
-                    # Serialized by pydantic in one step, not dumped to a dict for FastStream
-                    # to serialize again.
-                    envelope.model_dump_json().encode(),
-                    topic,
-                    key=key.encode(),
-                    headers=kafka_headers(envelope),
-                    no_confirm=True,
-                )
+    if not messages:
+        return
+    producer = _producer(broker)
+    service = _CLIENT_IDS.get(broker, "")
+    spans: list[trace.Span] = []
+    pending: list[asyncio.Future[Any]] = []
+    refused: Exception | None = None
+    results: list[Any] = []
+    try:
+        for envelope, key in messages:
+            span = _tracer.start_span(
+                f"{topic} publish",
+                context=propagate.extract(envelope.trace_context),
+                kind=trace.SpanKind.PRODUCER,
+                attributes={"messaging.system": "kafka", "messaging.destination.name": topic},
             )
-    if pending:
-        await asyncio.gather(*pending)
+            spans.append(span)
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=trace.set_span_in_context(span))
+            headers = kafka_headers(envelope)
+            headers.extend((name, value.encode()) for name, value in carrier.items())
+            try:
+                pending.append(
+                    await producer.send(
+                        topic,
+                        # Serialized by pydantic in one step.
+                        envelope.model_dump_json().encode(),
+                        key=key.encode(),
+                        headers=headers,
+                    )
+                )
+            except Exception as exc:  # refused before sending (too large, closed, ...)
+                span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
+                refused = exc
+                break  # the rest stay unsent, so a retry keeps their order
+        # What was handed to the producer is sent: count each by its outcome.
+        results = await asyncio.gather(*pending, return_exceptions=True)
+    finally:
+        # Every span ends, a cancelled publish's too (its outcome unknown, so not counted).
+        for span, result in itertools.zip_longest(spans, results):
+            if isinstance(result, BaseException):
+                span.set_status(trace.StatusCode.ERROR, type(result).__name__)
+            span.end()
+    failures = [result for result in results if isinstance(result, BaseException)]
+    delivered = len(results) - len(failures)
+    if delivered:
+        PUBLISHED.labels(service, topic).inc(delivered)
+    if len(messages) > delivered:
+        PUBLISH_ERRORS.labels(service, topic).inc(len(messages) - delivered)
+    if refused is not None:
+        raise refused
+    if failures:
+        raise failures[0]
 
 
 class PermanentError(Exception):

@@ -1,7 +1,8 @@
 """Prometheus metrics: one registry per process, `/metrics` on every service's HTTP port.
 
-Every service gets HTTP request counts and latencies by route and status here, and Kafka
-message metrics from FastStream's Prometheus middleware (see `kafka.make_broker`); services
+Every service gets HTTP request counts and latencies by route and status here, consumed
+Kafka messages from FastStream's Prometheus middleware (see `kafka.make_broker`) and published
+ones from `kafka.publish_many`; services
 add their own (decisions, webhook outcomes, relay lag, RunPod latency) next to their code.
 """
 

@@ -11,7 +11,7 @@ from openv_localstack.stack import SERVICES, LocalStack
 pytestmark = pytest.mark.e2e
 
 EXPECTED = {
-    "gateway": ["openv_http_requests_total", "faststream_published_messages_total"],
+    "gateway": ["openv_http_requests_total", "openv_kafka_published_messages_total"],
     "jobs": [
         "openv_jobs_decisions_total",
         "openv_jobs_events_recorded_total",

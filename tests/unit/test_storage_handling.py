@@ -244,9 +244,7 @@ async def test_a_consumer_for_some_types_skips_the_others_unread() -> None:
         if envelope is None:  # a submitted event's header on an unreadable value
             return SimpleNamespace(headers=[("event-type", b"VideoSubmitted")], value=b"{")
         return SimpleNamespace(
-            headers=[(k, v.encode()) for k, v in kafka_headers(envelope).items()]
-            if headers
-            else [],
+            headers=kafka_headers(envelope) if headers else [],
             value=envelope.model_dump_json().encode(),
         )
 
