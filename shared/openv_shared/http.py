@@ -31,6 +31,8 @@ from typing import Any, cast
 import httpcore
 import httpx
 
+from openv_shared import telemetry
+
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 )
@@ -505,11 +507,16 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
             )
 
 
-def async_client(*, limits: httpx.Limits | None = None, **kwargs: Any) -> httpx.AsyncClient:
+def async_client(
+    *, internal: bool, limits: httpx.Limits | None = None, **kwargs: Any
+) -> httpx.AsyncClient:
     """An httpx.AsyncClient on `AsyncioTransport` (unless a `transport` is given, as tests
-    do); other arguments as for httpx.AsyncClient."""
+    do), traced as `telemetry.instrument_http_client` says: `internal` for calls to another
+    OpenV service. Other arguments as for httpx.AsyncClient."""
     if kwargs.get("transport") is None:
         kwargs["transport"] = AsyncioTransport(
             limits=limits or httpx.Limits(), trust_env=kwargs.get("trust_env", True)
         )
-    return httpx.AsyncClient(**kwargs)
+    client = httpx.AsyncClient(**kwargs)
+    telemetry.instrument_http_client(client, internal=internal)
+    return client

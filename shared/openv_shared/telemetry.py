@@ -7,10 +7,11 @@
 - `OPENV_TRACE_DIR`: also write finished spans as JSON lines to `<dir>/<service>.jsonl` (the
   local stack's default is `.stack/traces`; the trace test reads them; off when unset).
 
-FastAPI, httpx and asyncpg are instrumented; Kafka hops are traced by FastStream's telemetry
-middleware (trace context in message headers), and envelopes carry the context of the request
-that caused them (`Envelope.trace_context`), so events relayed later from the log continue the
-same trace.
+FastAPI, httpx (see `instrument_http_client`) and asyncpg are instrumented. Kafka hops are
+traced by `kafka.publish_many` (a PRODUCER span, its context in the message headers) and
+FastStream's telemetry middleware on the consuming side; envelopes carry the context of the
+request that caused them (`Envelope.trace_context`), so events relayed later from the log
+continue the same trace.
 """
 
 import json
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import httpx
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -38,6 +40,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 log = logging.getLogger(__name__)
 
 _provider: TracerProvider | None = None
+#: Whether this process records spans (an exporter, or a sampler chosen): see setup_tracing.
+_recording = False
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -74,7 +78,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
 def setup_tracing(service: str) -> TracerProvider:
     """Install the process-wide tracer provider once and instrument the client libraries."""
-    global _provider
+    global _provider, _recording
     if _provider is not None:
         return _provider
     exporters: list[SpanExporter] = []
@@ -100,13 +104,25 @@ def setup_tracing(service: str) -> TracerProvider:
     for span_exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)  # also propagates context
-    if sampler is not ALWAYS_OFF:
+    _recording = sampler is not ALWAYS_OFF
+    if _recording:
         # A statement's span carries no context onward: unrecorded, wrapping every statement
         # was pure cost (a seventh of the bridge's busy time under create load, by py-spy).
         AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     _provider = provider
     return provider
+
+
+def instrument_http_client(client: httpx.AsyncClient, *, internal: bool) -> None:
+    """Trace a client's calls (a CLIENT span each, and the context in its headers).
+
+    Calls between the services always are: the callee's spans and log lines join the
+    caller's trace, recorded or not. Calls to third parties (RunPod, a JWKS URL, a result's
+    download) only when spans are recorded: unrecorded, the wrapper propagated nothing we
+    read and cost 7 % of the bridge's CPU under create load.
+    """
+    if internal or _recording:
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=_provider)
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider) -> None:

@@ -119,13 +119,13 @@ def test_the_client_pool_runs_on_the_asyncio_backend() -> None:
     proxied = AsyncioTransport(proxy="http://127.0.0.1:1")
     assert isinstance(proxied._pool, httpcore.AsyncHTTPProxy)
     assert isinstance(proxied._pool._network_backend, AsyncioBackend)
-    client = async_client()
+    client = async_client(internal=False)
     assert isinstance(client._transport, AsyncioTransport)
 
 
 @on_each_loop
 async def test_keep_alive_reuses_one_connection() -> None:
-    async with serving() as server, async_client(base_url=server.url) as client:
+    async with serving() as server, async_client(internal=False, base_url=server.url) as client:
         for _ in range(5):
             response = await client.get("/hello")
             assert response.status_code == 200
@@ -138,7 +138,7 @@ async def test_keep_alive_reuses_one_connection() -> None:
 @pytest.mark.parametrize("stale", [b"", b"HTTP/1.1 408 Request Timeout\r\n\r\n"])
 @on_each_loop
 async def test_a_connection_the_server_closed_while_idle_is_not_reused(stale: bytes) -> None:
-    async with serving() as server, async_client(base_url=server.url) as client:
+    async with serving() as server, async_client(internal=False, base_url=server.url) as client:
         assert (await client.get("/hello")).text == "hi"
         server.close_idle(stale)
         await asyncio.sleep(0.05)  # the event loop reads the EOF meanwhile
@@ -150,7 +150,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(stale: by
 
 @on_each_loop
 async def test_a_large_body_arrives_whole_through_the_flow_control() -> None:
-    async with serving() as server, async_client(base_url=server.url) as client:
+    async with serving() as server, async_client(internal=False, base_url=server.url) as client:
         async with client.stream("GET", "/big") as response:
             chunks = []
             async for chunk in response.aiter_bytes():
@@ -163,7 +163,10 @@ async def test_a_large_body_arrives_whole_through_the_flow_control() -> None:
 
 @on_each_loop
 async def test_a_read_timeout_is_httpx_read_timeout() -> None:
-    async with serving() as server, async_client(base_url=server.url, timeout=0.2) as client:
+    async with (
+        serving() as server,
+        async_client(internal=False, base_url=server.url, timeout=0.2) as client,
+    ):
         with pytest.raises(httpx.ReadTimeout):
             await client.get("/slow")
 
@@ -174,7 +177,7 @@ async def test_a_refused_connection_is_httpx_connect_error() -> None:
     port = probe.sockets[0].getsockname()[1]
     probe.close()
     await probe.wait_closed()
-    async with async_client(timeout=2) as client:
+    async with async_client(internal=False, timeout=2) as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"http://127.0.0.1:{port}/")
 
@@ -219,13 +222,13 @@ async def test_https_through_start_tls(tmp_path: Path) -> None:
     client_context = ssl.create_default_context(cafile=str(cert))
     try:
         async with async_client(
-            transport=AsyncioTransport(verify=client_context), timeout=5
+            internal=False, transport=AsyncioTransport(verify=client_context), timeout=5
         ) as client:
             response = await client.get(f"https://localhost:{port}/hello")
             assert response.text == "hi"
             assert (await client.get(f"https://localhost:{port}/big")).content == BIG
         with contextlib.suppress(httpx.ConnectError):  # an untrusted certificate: refused
-            async with async_client(timeout=5) as untrusting:
+            async with async_client(internal=False, timeout=5) as untrusting:
                 await untrusting.get(f"https://localhost:{port}/hello")
             pytest.fail("a certificate no CA vouches for was accepted")
     finally:
@@ -244,7 +247,7 @@ def pool_of(client: httpx.AsyncClient) -> ConnectionPool:
 async def test_the_pool_opens_at_most_max_connections_and_queues_the_rest() -> None:
     async with serving() as srv:
         limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-        async with async_client(base_url=srv.url, limits=limits) as client:
+        async with async_client(internal=False, base_url=srv.url, limits=limits) as client:
             pool = pool_of(client)
             seen: list[int] = []
 
@@ -264,7 +267,7 @@ async def test_the_pool_opens_at_most_max_connections_and_queues_the_rest() -> N
 async def test_keep_alive_keeps_at_most_max_keepalive_connections() -> None:
     async with serving() as srv:
         limits = httpx.Limits(max_connections=4, max_keepalive_connections=1)
-        async with async_client(base_url=srv.url, limits=limits) as client:
+        async with async_client(internal=False, base_url=srv.url, limits=limits) as client:
             await asyncio.gather(*(client.get("/pause") for _ in range(4)))
             assert srv.connections == 4
             assert pool_of(client).open_connections == 1
@@ -275,6 +278,7 @@ async def test_keep_alive_keeps_at_most_max_keepalive_connections() -> None:
 def single_connection(srv: Server, pool_timeout: float) -> httpx.AsyncClient:
     """A client that may open one connection and waits `pool_timeout` for it when taken."""
     return async_client(
+        internal=False,
         base_url=srv.url,
         limits=httpx.Limits(max_connections=1),
         timeout=httpx.Timeout(10.0, pool=pool_timeout),
@@ -311,7 +315,7 @@ async def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
 
 @on_each_loop
 async def test_a_response_closed_unread_closes_its_connection() -> None:
-    async with serving() as srv, async_client(base_url=srv.url) as client:
+    async with serving() as srv, async_client(internal=False, base_url=srv.url) as client:
         async with client.stream("GET", "/big") as response:
             assert response.status_code == 200
             first = await anext(response.aiter_raw())
@@ -326,7 +330,7 @@ async def test_a_response_closed_unread_closes_its_connection() -> None:
 async def test_a_connection_idle_past_keepalive_expiry_is_replaced() -> None:
     async with serving() as srv:
         limits = httpx.Limits(keepalive_expiry=0.05)
-        async with async_client(base_url=srv.url, limits=limits) as client:
+        async with async_client(internal=False, base_url=srv.url, limits=limits) as client:
             assert (await client.get("/")).status_code == 200
             await asyncio.sleep(0.15)
             assert (await client.get("/")).status_code == 200

@@ -15,7 +15,7 @@ class JobsUnavailable(Exception):
 
 class JobsClient:
     def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._http = async_client(base_url=base_url, timeout=timeout_s)
+        self._http = async_client(internal=True, base_url=base_url, timeout=timeout_s)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -36,7 +36,7 @@ class JwksKeys:
         self.url = url
         self.cache_s = cache_s
         self.min_refresh_s = min_refresh_s
-        self._http = client or async_client(timeout=timeout_s)
+        self._http = client or async_client(internal=False, timeout=timeout_s)
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()

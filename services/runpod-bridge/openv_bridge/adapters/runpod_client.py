@@ -62,6 +62,7 @@ class RunPodClient:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = async_client(
+            internal=False,
             base_url=f"{base_url.rstrip('/')}/{endpoint_id}",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,

@@ -20,7 +20,9 @@ class JobsUnavailable(Exception):
 class JobsApi:
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.base_url = base_url
-        self._http = async_client(base_url=base_url, timeout=timeout_s, trust_env=False)
+        self._http = async_client(
+            internal=True, base_url=base_url, timeout=timeout_s, trust_env=False
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

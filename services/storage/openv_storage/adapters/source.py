@@ -128,6 +128,7 @@ class UrlSource:
     ) -> None:
         self.max_redirects = max_redirects
         self._client = async_client(
+            internal=False,
             transport=AsyncioTransport(
                 GuardedBackend(policy, resolver),
                 verify=httpx.create_ssl_context(trust_env=False),
