@@ -1,0 +1,164 @@
+"""What the local broker alone costs per create (a script, not a test): the Kafka traffic of
+the whole stack at a fixed create rate, with no service running.
+
+Per create the stack writes four records (a command; the accepted and the submitted video
+events; the bridge's RunPod fact), read by six consumer groups as the services configure
+them: the jobs service's commands and the gateway's live feed with the request path's 10 ms
+fetch wait, the bridge, storage (twice) and the jobs service's facts with 100 ms; each group
+commits after every batch. One process (uvloop) plays every producer and consumer; the
+figure is the broker's CPU per create, at each rate against the first rate, in a fresh
+broker each time, and against the 2 ms per create that 1,000 creates/s on two cores allows
+the whole stack.
+
+    .venv/bin/python benchmarks/broker_floor.py [--rates 200,1000] [--duration 10]
+
+The load generator shares the machine's cores with the broker; it prints the rate it kept.
+"""
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import uvloop
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from openv_localstack.ports import free_port
+from openv_localstack.servers import TansuBroker
+
+COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS = "commands", "video-events", "runpod-events"
+PARTITIONS = 4  # as openv_shared.topics.DEFAULT_PARTITIONS
+VALUE = b"x" * 700  # about an envelope's size
+HEADERS = [("event-type", b"VideoAccepted"), ("event-id", b"0" * 36)]
+#: (group, topic, fetch wait ms); None: the gateway's live feed (no group, assigned).
+CONSUMERS: list[tuple[str | None, str, int]] = [
+    ("jobs", COMMANDS, 10),
+    (None, VIDEO_EVENTS, 10),
+    ("bridge", VIDEO_EVENTS, 100),
+    ("storage-deletions", VIDEO_EVENTS, 100),
+    ("jobs-facts", RUNPOD_EVENTS, 100),
+    ("storage-imports", RUNPOD_EVENTS, 100),
+]
+BUDGET_MS = 2.0  # 1,000 creates/s on two cores, the whole stack
+IDLE_S = 3.0
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def consume(consumer: AIOKafkaConsumer, group: str | None, stop: asyncio.Event) -> int:
+    read = 0
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=100, max_records=500)
+        if batches:
+            read += sum(len(records) for records in batches.values())
+            if group is not None:
+                await consumer.commit()
+    return read
+
+
+async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> dict[str, Any]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    consumers: list[tuple[AIOKafkaConsumer, str | None]] = []
+    for group, topic, wait_ms in CONSUMERS:
+        consumer = AIOKafkaConsumer(
+            *([topic] if group else []),
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=wait_ms,
+        )
+        await consumer.start()
+        if group is None:
+            consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        consumers.append((consumer, group))
+    # Groups joined and positions set before the clock starts.
+    await asyncio.sleep(3.0)
+    broker = psutil.Process(pid)
+    stop = asyncio.Event()
+    readers = [asyncio.create_task(consume(c, g, stop)) for c, g in consumers]
+    await asyncio.sleep(1.0)
+    # What the consumers' fetches cost with nothing produced, for the figure net of it.
+    idle_before = cpu_seconds(broker)
+    await asyncio.sleep(IDLE_S)
+    idle_cores = (cpu_seconds(broker) - idle_before) / IDLE_S
+    cpu_before, started = cpu_seconds(broker), time.monotonic()
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Future[Any]] = set()
+    total = int(rate * duration_s)
+    for i in range(total):
+        await asyncio.sleep(max(0.0, started + i / rate - loop.time()))
+        key = str(i).encode()
+        for topic in (COMMANDS, VIDEO_EVENTS, VIDEO_EVENTS, RUNPOD_EVENTS):
+            sent = await producer.send(topic, VALUE, key=key, headers=HEADERS)
+            pending.add(sent)
+            sent.add_done_callback(pending.discard)
+    kept = total / (time.monotonic() - started)
+    await asyncio.gather(*pending)
+    await asyncio.sleep(1.0)  # the consumers read the last records
+    elapsed = time.monotonic() - started
+    cpu = cpu_seconds(broker) - cpu_before
+    stop.set()
+    read = sum(await asyncio.gather(*readers))
+    for consumer, _ in consumers:
+        await consumer.stop()
+    await producer.stop()
+    return {
+        "rate": rate,
+        "kept": kept,
+        "read_per_create": read / total,
+        "cpu_ms_per_create": 1000 * cpu / total,
+        "net_ms_per_create": 1000 * (cpu - idle_cores * elapsed) / total,
+        "idle_cores": idle_cores,
+        "cores": cpu / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="200,1000")
+    parser.add_argument("--duration", type=float, default=10.0)
+    args = parser.parse_args()
+    results = []
+    for rate in [float(r) for r in args.rates.split(",")]:
+        with tempfile.TemporaryDirectory(prefix="openv-bench-floor-") as tmp:
+            kafka = TansuBroker(free_port(), Path(tmp))
+            kafka.start()
+            try:
+                kafka.create_topics(
+                    {t: PARTITIONS for t in (COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS)}
+                )
+                assert kafka.pid is not None
+                result = uvloop.run(one_rate(kafka.bootstrap, kafka.pid, rate, args.duration))
+            finally:
+                kafka.stop()
+        results.append(result)
+        print(
+            f"{rate:>6,.0f} creates/s (kept {result['kept']:,.0f}/s, "
+            f"{result['read_per_create']:.1f} records read per create): broker "
+            f"{result['cpu_ms_per_create']:.2f} ms of CPU per create "
+            f"({result['net_ms_per_create']:.2f} net of the {result['idle_cores']:.2f} cores "
+            f"its idle fetches cost), {result['cores']:.2f} cores",
+            flush=True,
+        )
+    base = results[0]
+    print("\n=== broker floor ===")
+    for result in results:
+        print(
+            f"{result['rate']:>6,.0f} creates/s: broker {result['cpu_ms_per_create']:.2f} ms "
+            f"per create (x{result['cpu_ms_per_create'] / base['cpu_ms_per_create']:.2f} "
+            f"against {base['rate']:,.0f}/s; {result['cpu_ms_per_create'] / BUDGET_MS:.0%} "
+            f"of the whole stack's {BUDGET_MS:g} ms budget at 1,000/s; net of idle "
+            f"{result['net_ms_per_create']:.2f} ms), {result['cores']:.2f} cores"
+        )
+
+
+if __name__ == "__main__":
+    main()
