@@ -77,6 +77,7 @@ def consumer_options(settings: KafkaSettings, *, request_path: bool) -> dict[str
     """Subscriber keyword arguments every consumer group uses."""
     return {
         "fetch_max_wait_ms": fetch_max_wait_ms(settings, request_path),
+        "fetch_min_bytes": 1 if request_path else settings.kafka_fetch_min_bytes,
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "auto_offset_reset": "earliest",

@@ -19,12 +19,16 @@ from openv_shared.settings import KafkaSettings
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.entrypoints import consumers as storage_consumers
 
-SHORT, LONG = 7, 700
+SHORT, LONG, MIN_BYTES = 7, 700, 12345
 _S = TypeVar("_S", bound=KafkaSettings)
 
 
 def _settings(cls: type[_S]) -> _S:
-    return cls(kafka_request_path_fetch_max_wait_ms=SHORT, kafka_fetch_max_wait_ms=LONG)
+    return cls(
+        kafka_request_path_fetch_max_wait_ms=SHORT,
+        kafka_fetch_max_wait_ms=LONG,
+        kafka_fetch_min_bytes=MIN_BYTES,
+    )
 
 
 async def _ignore(*_: Any) -> None:
@@ -45,11 +49,16 @@ def _fetch_wait(subscriber: Any) -> int:
     return cast(int, subscriber._connection_args["fetch_max_wait_ms"])
 
 
+def _fetch_min_bytes(subscriber: Any) -> int:
+    return cast(int, subscriber._connection_args["fetch_min_bytes"])
+
+
 def test_the_jobs_service_decides_with_the_short_wait() -> None:
     broker = KafkaBroker()
     jobs_consumers.register(broker, _handlers("handle_batch"), _settings(JobsSettings), 100)
     (subscriber,) = cast(list[Any], broker.subscribers)
     assert _fetch_wait(subscriber) == SHORT
+    assert _fetch_min_bytes(subscriber) == 1  # what there is, at once
     assert set(subscriber.topic_names) >= {topics.COMMANDS, topics.RUNPOD_EVENTS}
 
 
@@ -67,6 +76,8 @@ def test_storage_reads_with_the_long_wait_in_batches() -> None:
     # No create waits on either; DELETE ?wait=N answers up to a long wait later.
     assert _fetch_wait(deletions) == LONG
     assert _fetch_wait(imports) == LONG
+    # Larger batches: the broker gathers data until the long wait is up.
+    assert _fetch_min_bytes(deletions) == _fetch_min_bytes(imports) == MIN_BYTES
     assert deletions.max_records == storage_consumers.DELETIONS_BATCH
     assert imports.max_records == storage_consumers.IMPORTS_BATCH
 
@@ -76,6 +87,7 @@ def test_the_bridge_submits_with_the_long_wait() -> None:
     bridge_consumers.register(broker, _handlers("on_video_event"), _settings(BridgeSettings))
     (subscriber,) = broker.subscribers
     assert _fetch_wait(subscriber) == LONG
+    assert _fetch_min_bytes(subscriber) == MIN_BYTES
 
 
 async def test_the_gateways_live_feed_reads_with_the_short_wait() -> None:
