@@ -2,13 +2,13 @@
 the whole stack at a fixed create rate, with no service running.
 
 Per create the stack writes four records (a command; the accepted and the submitted video
-events; the bridge's RunPod fact), read by six consumer groups as the services configure
-them: the jobs service's commands and the gateway's live feed with the request path's 10 ms
-fetch wait, the bridge, storage (twice) and the jobs service's facts with 100 ms; each group
-commits after every batch. One process (uvloop) plays every producer and consumer; the
-figure is the broker's CPU per create, at each rate against the first rate, in a fresh
-broker each time, and against the 2 ms per create that 1,000 creates/s on two cores allows
-the whole stack.
+events; the bridge's RunPod fact), read by five consumers with the fetch options the
+services use (`openv_shared.kafka.consumer_options`): the jobs service (commands and facts
+in one group) and the gateway's live feed on the request path, the bridge and storage
+(twice) off it; each group commits after every batch. One process (uvloop) plays every
+producer and consumer. The figure is the broker's CPU per create, at each rate against the
+first rate, in a fresh broker each time, and against the 2 ms per create that 1,000
+creates/s on two cores allows the whole stack.
 
     .venv/bin/python benchmarks/broker_floor.py [--rates 200,1000] [--duration 10]
 
@@ -28,19 +28,20 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from openv_localstack.ports import free_port
 from openv_localstack.servers import TansuBroker
+from openv_shared.kafka import consumer_options
+from openv_shared.settings import KafkaSettings
+from openv_shared.topics import COMMANDS, DEFAULT_PARTITIONS, RUNPOD_EVENTS, VIDEO_EVENTS
 
-COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS = "commands", "video-events", "runpod-events"
-PARTITIONS = 4  # as openv_shared.topics.DEFAULT_PARTITIONS
+TOPICS = (COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS)
 VALUE = b"x" * 700  # about an envelope's size
 HEADERS = [("event-type", b"VideoAccepted"), ("event-id", b"0" * 36)]
-#: (group, topic, fetch wait ms); None: the gateway's live feed (no group, assigned).
-CONSUMERS: list[tuple[str | None, str, int]] = [
-    ("jobs", COMMANDS, 10),
-    (None, VIDEO_EVENTS, 10),
-    ("bridge", VIDEO_EVENTS, 100),
-    ("storage-deletions", VIDEO_EVENTS, 100),
-    ("jobs-facts", RUNPOD_EVENTS, 100),
-    ("storage-imports", RUNPOD_EVENTS, 100),
+#: (group, topics, on a request's path); None: the gateway's live feed (no group, assigned).
+CONSUMERS: list[tuple[str | None, tuple[str, ...], bool]] = [
+    ("jobs", (COMMANDS, RUNPOD_EVENTS), True),
+    (None, (VIDEO_EVENTS,), True),
+    ("bridge", (VIDEO_EVENTS,), False),
+    ("storage-deletions", (VIDEO_EVENTS,), False),
+    ("storage-imports", (RUNPOD_EVENTS,), False),
 ]
 BUDGET_MS = 2.0  # 1,000 creates/s on two cores, the whole stack
 IDLE_S = 3.0
@@ -66,18 +67,24 @@ async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     consumers: list[tuple[AIOKafkaConsumer, str | None]] = []
-    for group, topic, wait_ms in CONSUMERS:
+    settings = KafkaSettings()
+    for group, names, request_path in CONSUMERS:
+        # The fetch waits and sizes the services' consumers use.
+        options = consumer_options(settings, request_path=request_path)
         consumer = AIOKafkaConsumer(
-            *([topic] if group else []),
+            *(names if group else ()),
             bootstrap_servers=bootstrap,
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=wait_ms,
+            fetch_max_wait_ms=options["fetch_max_wait_ms"],
+            fetch_min_bytes=options["fetch_min_bytes"],
         )
         await consumer.start()
         if group is None:
-            consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+            consumer.assign(
+                [TopicPartition(t, p) for t in names for p in range(DEFAULT_PARTITIONS[t])]
+            )
         consumers.append((consumer, group))
     # Groups joined and positions set before the clock starts.
     await asyncio.sleep(3.0)
@@ -96,7 +103,7 @@ async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> 
     for i in range(total):
         await asyncio.sleep(max(0.0, started + i / rate - loop.time()))
         key = str(i).encode()
-        for topic in (COMMANDS, VIDEO_EVENTS, VIDEO_EVENTS, RUNPOD_EVENTS):
+        for topic in (COMMANDS, VIDEO_EVENTS, VIDEO_EVENTS, RUNPOD_EVENTS):  # four a create
             sent = await producer.send(topic, VALUE, key=key, headers=HEADERS)
             pending.add(sent)
             sent.add_done_callback(pending.discard)
@@ -132,9 +139,7 @@ def main() -> None:
             kafka = TansuBroker(free_port(), Path(tmp))
             kafka.start()
             try:
-                kafka.create_topics(
-                    {t: PARTITIONS for t in (COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS)}
-                )
+                kafka.create_topics({topic: DEFAULT_PARTITIONS[topic] for topic in TOPICS})
                 assert kafka.pid is not None
                 result = uvloop.run(one_rate(kafka.bootstrap, kafka.pid, rate, args.duration))
             finally:

@@ -3,7 +3,6 @@
 import asyncio
 import itertools
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -62,7 +61,6 @@ def make_broker(
     for topic in publishes:
         broker.publisher(topic, title=f"{client_id}:{topic}", schema=Envelope)
     CREATED_BROKERS.append(broker)
-    _CLIENT_IDS[broker] = client_id
     return broker
 
 
@@ -128,8 +126,6 @@ PUBLISH_ERRORS = Counter(
     ["service", "topic"],
 )
 _tracer = trace.get_tracer("openv.kafka")
-#: The client id each broker was made with (`make_broker`), for the metrics' service label.
-_CLIENT_IDS: "weakref.WeakKeyDictionary[KafkaBroker, str]" = weakref.WeakKeyDictionary()
 
 
 def _producer(broker: KafkaBroker) -> AIOKafkaProducer:
@@ -166,7 +162,8 @@ async def publish_many(
     if not messages:
         return
     producer = _producer(broker)
-    service = _CLIENT_IDS.get(broker, "")
+    # The metrics' service label: the client id `make_broker` gave the broker.
+    service = str(broker.config.broker_config.client_id or "")
     spans: list[trace.Span] = []
     pending: list[asyncio.Future[Any]] = []
     refused: Exception | None = None

@@ -2,8 +2,8 @@
 
 Every service gets HTTP request counts and latencies by route and status here, consumed
 Kafka messages from FastStream's Prometheus middleware (see `kafka.make_broker`) and published
-ones from `kafka.publish_many`; services
-add their own (decisions, webhook outcomes, relay lag, RunPod latency) next to their code.
+ones from `kafka.publish_many`; services add their own (decisions, webhook outcomes, relay
+lag, RunPod latency) next to their code.
 """
 
 import asyncio
