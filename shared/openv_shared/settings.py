@@ -33,7 +33,7 @@ class KafkaSettings(BaseSettings):
     kafka_request_path_fetch_max_wait_ms: int = 10
     #: How much data a fetch of the consumers no create waits on asks the broker to gather
     #: (or until their fetch wait is up): fewer, larger batches, each a claim, a produce and
-    #: an offset commit. On Tansu that halved the bridge's and storage's fetches and took
+    #: an offset commit. On Tansu that halved the bridge's and storage's fetches or better, took
     #: p99 at 200 creates/s from 68-72 to 50-58 ms (docs/performance.md). The consumers
     #: every create waits on take what there is (1 byte).
     kafka_fetch_min_bytes: int = Field(default=16384, ge=1)
