@@ -87,8 +87,9 @@ def register(
         max_poll_interval_ms=_max_poll_interval_ms(deletion_budget),
         **batch_options(settings, DELETIONS_BATCH),
         # `DELETE ?wait=N` waits on this consumer, but a deletion is rare and its answer may
-        # take 50 ms more: on Tansu a 10 ms fetch wait cost ~0.04 cores at rest (it and the
-        # broker), which every create competed with.
+        # take up to the long fetch wait more (a lone deletion does not fill a fetch's
+        # minimum): on Tansu a 10 ms fetch wait cost ~0.04 cores at rest (it and the broker),
+        # which every create competed with.
         **consumer_options(settings, request_path=False),
     )(
         envelope_consumer(
