@@ -23,13 +23,19 @@ from openv_shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "openv.test-publish"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.fixture
+def topic(kafka: TansuBroker) -> str:
+    """A topic of the test's own: what it reads back and counts is only its own."""
+    name = f"openv.test-publish-{uuid.uuid4().hex[:8]}"
+    kafka.create_topics({name: 3})
+    return name
+
+
+@pytest.fixture
 async def broker(kafka: TansuBroker) -> AsyncIterator[KafkaBroker]:
-    kafka.create_topics({TOPIC: 3})
     broker = shared_kafka.make_broker(
         KafkaSettings(kafka_bootstrap=kafka.bootstrap), "openv-publish-test"
     )
@@ -57,16 +63,16 @@ def envelope(trace_context: dict[str, str] | None = None) -> Envelope:
     )
 
 
-def counted(metric: str) -> float:
-    value = REGISTRY.get_sample_value(metric, {"service": "openv-publish-test", "topic": TOPIC})
+def counted(metric: str, topic: str) -> float:
+    value = REGISTRY.get_sample_value(metric, {"service": "openv-publish-test", "topic": topic})
     return value or 0.0
 
 
-async def read_all(bootstrap: str, expected: int) -> list[object]:
+async def read_all(bootstrap: str, topic: str, expected: int) -> list[object]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        consumer.assign([TopicPartition(TOPIC, p) for p in range(3)])
+        consumer.assign([TopicPartition(topic, p) for p in range(3)])
         records: list[object] = []
         async with asyncio.timeout(15):
             while len(records) < expected:
@@ -78,19 +84,19 @@ async def read_all(bootstrap: str, expected: int) -> list[object]:
 
 
 async def test_published_records_carry_the_envelope_its_headers_and_the_span_context(
-    broker: KafkaBroker, kafka: TansuBroker, spans: InMemorySpanExporter
+    broker: KafkaBroker, kafka: TansuBroker, topic: str, spans: InMemorySpanExporter
 ) -> None:
-    before = counted("openv_kafka_published_messages_total")
+    before = counted("openv_kafka_published_messages_total", topic)
     sent = [envelope() for _ in range(5)]
     # One key: one partition, so the broker's order is the order given.
-    await shared_kafka.publish_many(broker, TOPIC, [(e, "one-key") for e in sent])
+    await shared_kafka.publish_many(broker, topic, [(e, "one-key") for e in sent])
 
-    records = await read_all(kafka.bootstrap, 5)
+    records = await read_all(kafka.bootstrap, topic, 5)
     assert [Envelope.model_validate_json(r.value).event_id for r in records] == [  # type: ignore[attr-defined]
         e.event_id for e in sent
     ]
     finished = spans.get_finished_spans()
-    assert [s.name for s in finished] == [f"{TOPIC} publish"] * 5
+    assert [s.name for s in finished] == [f"{topic} publish"] * 5
     assert all(s.kind == trace.SpanKind.PRODUCER for s in finished)
     # Each span continues its envelope's trace, and its record's traceparent names it.
     for record, sent_envelope, span in zip(records, sent, finished, strict=True):
@@ -102,21 +108,21 @@ async def test_published_records_carry_the_envelope_its_headers_and_the_span_con
         assert span.context is not None
         assert f"{span.context.trace_id:032x}" == TRACE_ID
         assert headers["traceparent"].decode() == (f"00-{TRACE_ID}-{span.context.span_id:016x}-01")
-    assert counted("openv_kafka_published_messages_total") == before + 5
+    assert counted("openv_kafka_published_messages_total", topic) == before + 5
 
 
 async def test_a_message_the_producer_refuses_is_raised_counted_and_its_span_failed(
-    broker: KafkaBroker, spans: InMemorySpanExporter
+    broker: KafkaBroker, topic: str, spans: InMemorySpanExporter
 ) -> None:
-    errors_before = counted("openv_kafka_publish_errors_total")
-    published_before = counted("openv_kafka_published_messages_total")
+    errors_before = counted("openv_kafka_publish_errors_total", topic)
+    published_before = counted("openv_kafka_published_messages_total", topic)
     # Over the producer's max_request_size (1 MiB): refused before anything is sent.
     too_big = envelope({"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "x": "a" * 2**21})
     with pytest.raises(MessageSizeTooLargeError):
-        await shared_kafka.publish_many(broker, TOPIC, [(envelope(), "k"), (too_big, "k")])
+        await shared_kafka.publish_many(broker, topic, [(envelope(), "k"), (too_big, "k")])
     # The first was handed to the producer and delivered; the refused one is the error.
-    assert counted("openv_kafka_publish_errors_total") == errors_before + 1
-    assert counted("openv_kafka_published_messages_total") == published_before + 1
+    assert counted("openv_kafka_publish_errors_total", topic) == errors_before + 1
+    assert counted("openv_kafka_published_messages_total", topic) == published_before + 1
     finished = spans.get_finished_spans()
     assert [s.status.status_code for s in finished] == [
         trace.StatusCode.UNSET,
@@ -124,10 +130,10 @@ async def test_a_message_the_producer_refuses_is_raised_counted_and_its_span_fai
     ]
 
 
-async def test_an_unconnected_broker_is_a_clear_error(kafka: TansuBroker) -> None:
+async def test_an_unconnected_broker_is_a_clear_error(kafka: TansuBroker, topic: str) -> None:
     broker = shared_kafka.make_broker(
         KafkaSettings(kafka_bootstrap=kafka.bootstrap), "openv-publish-test"
     )
     # FastStream's own error, as broker.publish gave before the broker connects.
     with pytest.raises(IncorrectState, match="connect broker first"):
-        await shared_kafka.publish(broker, TOPIC, envelope(), "k")
+        await shared_kafka.publish(broker, topic, envelope(), "k")
