@@ -18,6 +18,7 @@ from pydantic import ValidationError, WithJsonSchema
 
 from openv_shared import metrics, telemetry, topics
 from openv_shared.contracts import Envelope, UnknownMessageType
+from openv_shared.failures import is_transient
 from openv_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -215,10 +216,6 @@ async def publish_many(
         raise failures[0]
 
 
-class PermanentError(Exception):
-    """A message that can never be handled (bad shape, impossible content): dead-letter it."""
-
-
 EnvelopeHandler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 
@@ -285,22 +282,59 @@ def per_key_concurrently(
     return handle_batch
 
 
+class Backoff:
+    """Exponential pauses between redeliveries of a failing batch, reset by a success."""
+
+    def __init__(self, base_s: float, max_s: float) -> None:
+        self.base_s = base_s
+        self.max_s = max_s
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.max_s, self.base_s * 2.0 ** min(self.failures, 30))
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 def envelope_consumer(
     broker: KafkaBroker,
     service: str,
     handle: BatchHandler,
     retry_delay_s: float = 0.5,
     types: frozenset[str] | None = None,
+    transient: tuple[type[BaseException], ...] = (),
+    retry_delay_max_s: float = 30.0,
 ) -> Callable[[_Consumed], Awaitable[None]]:
     """Wrap `handle` for a FastStream subscriber (single or batch) with at-least-once semantics.
 
-    Undecodable or permanently failing messages go to the dead-letter topic with the reason
-    (and are then acknowledged); any other error is raised after a pause so the batch is
-    redelivered (subscribers use AckPolicy.NACK_ON_ERROR). Handlers must be idempotent.
+    No message can hold up its partition for ever:
+    - undecodable messages are dead-lettered with the reason (and acknowledged);
+    - a transient failure (`openv_shared.failures.is_transient`, plus this service's
+      `transient` types) is raised after a pause growing from `retry_delay_s` to
+      `retry_delay_max_s`, so the batch is redelivered (subscribers use
+      AckPolicy.NACK_ON_ERROR) once the dependency is back;
+    - any other failure is about some message of the batch: each is handled again on its
+      own, and the ones that still fail for good are dead-lettered with the reason (topic,
+      partition, offset, error); the rest go on. Handlers must be idempotent.
 
     With `types`, only envelopes of those types reach `handle`; the others are acknowledged
     without being decoded when their `event-type` header already tells them apart.
     """
+    backoff = Backoff(retry_delay_s, retry_delay_max_s)
+
+    async def retry_later(exc: BaseException, count: int) -> None:
+        delay = backoff.next_delay()
+        log.warning(
+            "handling %d messages failed (%s); retrying in %.1f s", count, _reason(exc), delay
+        )
+        await asyncio.sleep(delay)
 
     async def on_message(raw: _Consumed) -> None:
         # What `raw_records` decoded: one record, or a batch's tuple of them.
@@ -312,7 +346,7 @@ def envelope_consumer(
             try:
                 envelope = Envelope.model_validate_json(record.value or b"")
                 envelope.message()  # fail fast on unknown types and invalid data
-            except (ValidationError, UnknownMessageType, ValueError) as exc:
+            except (ValidationError, UnknownMessageType, ValueError, RecursionError) as exc:
                 await dead_letter(broker, service, record, f"undecodable: {exc}")
                 continue
             if types is None or envelope.type in types:
@@ -320,28 +354,48 @@ def envelope_consumer(
         if not decoded:
             return
         try:
-            try:
-                await handle([envelope for envelope, _ in decoded])
-            except PermanentError:
-                # Isolate the poison message(s); the others are handled (idempotently) again.
-                for envelope, record in decoded:
-                    try:
-                        await handle([envelope])
-                    except PermanentError as exc:
-                        await dead_letter(broker, service, record, str(exc))
-        except Exception:
-            log.exception("handling %d messages failed; will retry", len(decoded))
-            await asyncio.sleep(retry_delay_s)
-            raise
+            await handle([envelope for envelope, _ in decoded])
+        except Exception as exc:
+            if is_transient(exc, transient):
+                await retry_later(exc, len(decoded))
+                raise
+            log.warning(
+                "a batch of %d failed (%s); handling its messages one by one",
+                len(decoded),
+                _reason(exc),
+            )
+            for envelope, record in decoded:
+                try:
+                    await handle([envelope])
+                except Exception as one:
+                    if is_transient(one, transient):
+                        await retry_later(one, 1)
+                        raise
+                    await dead_letter(broker, service, record, _reason(one))
+        backoff.reset()
 
     # The AsyncAPI document names a subscriber's channel after its function: one per service.
     on_message.__name__ = on_message.__qualname__ = f"{service.replace('-', '_')}_on_message"
     return on_message
 
 
+DEAD_LETTERS = Counter(
+    "openv_kafka_dead_letters_total",
+    "Messages a consumer could never handle and sent to the dead-letter topic, by consuming "
+    "service and the message's topic",
+    ["service", "topic"],
+)
+
+
 async def dead_letter(broker: KafkaBroker, service: str, record: Any, reason: str) -> None:
     """Publish a message no handler can process to the dead-letter topic, with the reason."""
-    log.error("dead-lettering a message from %s: %s", record.topic, reason)
+    log.error(
+        "dead-lettering the message at %s[%s]@%s: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        reason[:500],
+    )
     value: bytes = record.value or b""
     await broker.publish(
         {
@@ -355,3 +409,4 @@ async def dead_letter(broker: KafkaBroker, service: str, record: Any, reason: st
         topics.DEAD_LETTER,
         key=record.key,
     )
+    DEAD_LETTERS.labels(service, str(record.topic)).inc()

@@ -272,3 +272,29 @@ def test_the_feed_hands_on_a_decision_whole_and_other_events_as_hints() -> None:
         "alice",
         1,
     )
+
+
+def test_a_record_the_feed_cannot_use_is_skipped_and_the_rest_still_wake_waiters() -> None:
+    from types import SimpleNamespace
+
+    from openv_gateway.adapters.video_feed import VideoFeed
+    from openv_shared.settings import KafkaSettings
+
+    bad, good = uuid4(), uuid4()
+    woken: list[UUID] = []
+
+    def notify(video_id: UUID, version: int | None, view: VideoView | None) -> None:
+        if video_id == bad:
+            raise RuntimeError("a release bug this record triggers")
+        woken.append(video_id)
+
+    feed = VideoFeed(KafkaSettings(), "test", lambda _: True, notify)
+    value = b'{"stream_version": 3}'
+    feed.handle(
+        [
+            SimpleNamespace(key=str(bad).encode(), value=value, topic="t", partition=0, offset=1),
+            SimpleNamespace(key=str(good).encode(), value=value, topic="t", partition=0, offset=2),
+        ]
+    )
+    assert woken == [good]
+    assert feed.skipped == 1

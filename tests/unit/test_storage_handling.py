@@ -11,7 +11,7 @@ import pytest
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.video import VideoStatus
-from openv_shared.kafka import PermanentError
+from openv_shared.failures import PermanentError
 from openv_shared.storage_keys import video_prefix
 from openv_storage.adapters.bucket import StorageUnavailable
 from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver

@@ -77,6 +77,7 @@ class VideoFeed:
         self.retry_s = retry_s
         self.connected = False
         self.records = 0
+        self.skipped = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -129,5 +130,18 @@ class VideoFeed:
         self.records += len(records)
         for record in records:
             video_id = _video_id(record.key)
-            if video_id is not None and self.is_watched(video_id):
+            if video_id is None or not self.is_watched(video_id):
+                continue
+            try:
                 self.notify(video_id, *_read(record.value))
+            except Exception:
+                # A record this release cannot read is only a hint lost (the waiters' slow
+                # re-read covers it); raising would restart the feed at the topic's end and
+                # lose every hint after it, again on every instance, for ever.
+                self.skipped += 1
+                log.exception(
+                    "live video feed skipped the record at %s[%s]@%s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )

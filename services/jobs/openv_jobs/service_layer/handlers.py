@@ -36,7 +36,7 @@ from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.commands import RequestVideo
 from openv_shared.contracts.envelope import derived_event_id
 from openv_shared.contracts.events import video_stream_id
-from openv_shared.kafka import PermanentError
+from openv_shared.failures import PermanentError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,9 +18,9 @@ from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.facts import RunPodJobOutputAtUrl
+from openv_shared.failures import PermanentError
 from openv_shared.kafka import (
     EnvelopeHandler,
-    PermanentError,
     batch_options,
     consumer_options,
     envelope_consumer,

@@ -11,7 +11,7 @@ from uuid import uuid5
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.facts import StorageObjectsDeleted
-from openv_shared.kafka import PermanentError
+from openv_shared.failures import PermanentError
 from openv_shared.storage_keys import video_prefix
 from openv_storage.adapters.bucket import StorageUnavailable
 from openv_storage.domain.keys import is_video_prefix
