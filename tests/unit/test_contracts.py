@@ -161,3 +161,38 @@ def test_a_decided_event_is_stored_as_the_row_of_its_envelope() -> None:
     event = VideoSubmitted(video_id=video_id, runpod_job_id="job-1")
     decided = NewEvent(cause, event, uuid4(), "alice", video_stream_id(video_id), 2, now)
     assert _row(decided, now) == _row(decided.envelope(), now)
+
+
+@pytest.mark.parametrize(
+    "message_type",
+    ["RequestVideo", "VideoAccepted", "VideoRejected", "RunPodJobCompleted", "VideoDeleted"],
+)
+def test_messages_from_a_newer_release_with_unknown_fields_are_understood(
+    message_type: str,
+) -> None:
+    """A rolling deploy: the new release adds a field (top level and inside `params`); the
+    old release must still handle the message, not dead-letter it."""
+    params = {**VideoParams(seed=3).model_dump(), "motion_strength": 0.7}
+    data: dict[str, Any] = {
+        "video_id": str(uuid4()),
+        "prompt": "a dog",
+        "params": params,
+        "duration_seconds": 31 / 24,
+        "charged_seconds": 31 / 24,
+        "object_prefix": "videos/u/v/",
+        "code": "x",
+        "message": "y",
+        "runpod_job_id": "job-1",
+        "object_key": "videos/u/v/video.mp4",
+        "size_bytes": 10,
+        "previous_status": "completed",
+        "added_in_a_later_release": {"nested": True},
+    }
+    raw = Envelope.wrap(
+        RequestVideo(video_id=uuid4(), prompt="p", params=VideoParams(seed=1)), user_id="bob"
+    ).model_dump(mode="json")
+    raw.update(type=message_type, schema_version=2 if message_type == "VideoAccepted" else 1)
+    raw["data"] = data
+    raw["a_new_envelope_field"] = 1
+    message = Envelope.model_validate(raw).message()
+    assert message_type == message.TYPE

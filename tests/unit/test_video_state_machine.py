@@ -252,3 +252,21 @@ def test_an_imported_result_completes_and_a_failed_import_fails_the_video() -> N
     assert [type(e) for e in events] == [VideoFailed]
     assert failed.error_code == "import_failed"
     assert failed.error_message == "not an MP4"
+
+
+def test_a_video_queued_too_long_times_out_and_only_while_queued() -> None:
+    from openv_jobs.domain.timers import QueuedTooLong, queued_too_long_id
+    from openv_shared.contracts.events import VideoTimedOut
+
+    state = accepted_state()
+    timer = QueuedTooLong(video_id=state.video_id, queued_since=state.created_at, limit_s=3600)
+    [timed_out] = decide(state, timer)
+    assert isinstance(timed_out, VideoTimedOut)
+    assert "within 3600 s" in timed_out.reason
+    submitted, _ = run(state, RunPodJobSubmitted(video_id=state.video_id, runpod_job_id="j"))
+    assert decide(submitted, timer) == []  # RunPod has it: the bridge's timeouts apply
+    ended = evolve(state, timed_out, state.created_at)
+    assert decide(ended, timer) == []
+    # Every sweep and instance names the same message: its effect is appended once.
+    assert queued_too_long_id(state.video_id) == queued_too_long_id(state.video_id)
+    assert queued_too_long_id(state.video_id) != queued_too_long_id(uuid4())

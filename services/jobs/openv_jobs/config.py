@@ -16,6 +16,13 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):
     projector_interval_ms: int = Field(default=50, ge=0, le=10_000)
     #: Messages decided in one transaction (at most; a batch is what one poll returns).
     consumer_batch_size: int = 500
+    #: A video still `queued` this long after it was accepted is timed out (slot and quota
+    #: given back): its request never became a RunPod job. Longer than the bridge's
+    #: submission retries last, so a RunPod that refuses jobs for a while delays videos
+    #: without ending them.
+    queued_timeout_s: float = Field(default=3600.0, gt=0)
+    #: How often each instance looks for such videos.
+    queued_timeout_check_s: float = Field(default=60.0, gt=0)
 
     @property
     def limits(self) -> Limits:

@@ -64,9 +64,13 @@ NegativePrompt = Annotated[str, Field(max_length=500)]
 
 
 class VideoParams(BaseModel):
-    """Model parameters (bounds of the reference Mochi-1 worker); the seed is always resolved."""
+    """Model parameters (bounds of the reference Mochi-1 worker); the seed is always resolved.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Carried by commands and events, so unknown fields are ignored like every message's: a
+    newer release's parameter must not make an older consumer dead-letter the event during a
+    rolling deploy (the public API's request body stays strict)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     negative_prompt: NegativePrompt = ""
     width: Side = 848

@@ -56,7 +56,13 @@ class VideoRow(SQLModel, table=True):
     """The `videos` projection: one row per video, the state folded from its stream."""
 
     __tablename__ = "videos"
-    __table_args__ = (sa.Index("videos_user_created", "user_id", "created_at", "video_id"),)
+    __table_args__ = (
+        sa.Index("videos_user_created", "user_id", "created_at", "video_id"),
+        # The queued-too-long timer's look-up: few rows, whatever the table's size.
+        sa.Index(
+            "videos_queued_since", "updated_at", postgresql_where=sa.text("status = 'queued'")
+        ),
+    )
 
     video_id: UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
     user_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False))

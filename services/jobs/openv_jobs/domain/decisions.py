@@ -1,5 +1,6 @@
 """Deciders: (state, message) -> new events. Pure; duplicates and late facts decide nothing."""
 
+from openv_jobs.domain.timers import QueuedTooLong, queued_too_long_reason
 from openv_jobs.domain.usage import Limits, Usage
 from openv_jobs.domain.video import VideoState, can_move
 from openv_shared.contracts.base import Message
@@ -151,6 +152,11 @@ def decide(state: VideoState, message: Message) -> list[Message]:
                         code=ErrorCode.IMPORT_FAILED.value,
                         message=message.reason,
                     )
+                ]
+        case QueuedTooLong():
+            if status is VideoStatus.QUEUED:
+                return [
+                    VideoTimedOut(video_id=state.video_id, reason=queued_too_long_reason(message))
                 ]
         case StorageObjectsDeleted():
             if status is VideoStatus.DELETED and not state.file_deleted:

@@ -1,0 +1,84 @@
+"""A video that stays `queued` (its request never became a RunPod job) is timed out by the
+jobs service, and its concurrency slot and quota are given back: over a real Postgres."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openv_jobs.adapters.queries import Queries
+from openv_jobs.domain.usage import Limits
+from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.projector import Projector
+from openv_jobs.service_layer.queued_timer import QueuedTimer
+from openv_shared.contracts import Envelope
+from openv_shared.contracts.commands import RequestVideo
+from openv_shared.contracts.facts import RunPodJobSubmitted
+from openv_shared.contracts.video import VideoParams, VideoStatus
+
+pytestmark = pytest.mark.integration
+
+LIMITS = Limits(max_active_jobs=2, quota_seconds=600.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def service(jobs_engine: AsyncEngine) -> AsyncIterator[JobsService]:
+    made = JobsService(jobs_engine, LIMITS, clock=Clock())
+    yield made
+    await made.close()
+
+
+async def _request(service: JobsService, user: str) -> UUID:
+    video_id = uuid4()
+    command = RequestVideo(video_id=video_id, prompt="a cat", params=VideoParams(seed=1))
+    await service.handle(Envelope.wrap(command, user_id=user))
+    return video_id
+
+
+async def test_a_video_queued_too_long_is_timed_out_and_its_slot_and_quota_given_back(
+    jobs_engine: AsyncEngine, jobs_dsn: str, service: JobsService
+) -> None:
+    clock = Clock()
+    service.clock = clock
+    stuck, moving = await _request(service, "alice"), await _request(service, "alice")
+    # The bridge took `moving` to RunPod; `stuck` never got there.
+    submitted = RunPodJobSubmitted(video_id=moving, runpod_job_id="job-1")
+    await service.handle(Envelope.wrap(submitted, user_id="alice"))
+    queries = Queries(jobs_engine, LIMITS)
+    full = await queries.usage("alice", clock.now)
+    assert full.active_jobs == 2
+    await Projector(jobs_dsn).catch_up()
+
+    timer = QueuedTimer(jobs_engine, service, limit_s=600, interval_s=60, clock=clock)
+    clock.now += timedelta(seconds=599)
+    assert await timer.sweep() == 0  # not yet
+
+    clock.now += timedelta(seconds=2)
+    assert await timer.sweep() == 1
+    video = await queries.video(stuck)
+    assert video is not None and video.status is VideoStatus.TIMED_OUT
+    assert video.error is not None and "not submitted to RunPod within 600 s" in video.error.message
+    other = await queries.video(moving)
+    assert other is not None and other.status is VideoStatus.SUBMITTED
+    usage = await queries.usage("alice", clock.now)
+    assert usage.active_jobs == 1
+    assert usage.used_seconds == pytest.approx(full.used_seconds - 31 / 24, abs=0.002)
+
+    # The projection still says `queued` until the projector runs: a second sweep (or
+    # another instance's) decides nothing new for it.
+    assert await timer.sweep() == 0
+    await Projector(jobs_dsn).catch_up()
+    assert await timer.sweep() == 0
+    # The slot it held is free again.
+    again = await queries.video(await _request(service, "alice"))
+    assert again is not None and again.status is VideoStatus.QUEUED
