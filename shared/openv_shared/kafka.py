@@ -3,7 +3,9 @@
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
@@ -18,7 +20,7 @@ from pydantic import ValidationError, WithJsonSchema
 
 from openv_shared import metrics, telemetry, topics
 from openv_shared.contracts import Envelope, UnknownMessageType
-from openv_shared.failures import is_transient
+from openv_shared.failures import TransientError, is_transient
 from openv_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -230,11 +232,27 @@ def _traced(handle: EnvelopeHandler) -> EnvelopeHandler:
     return handle_one
 
 
+#: (deadline, worst case of one message) of the delivery being handled, when its consumer
+#: must answer its poll within a time (see envelope_consumer's `time_budget_s`).
+_DELIVERY_TIME: ContextVar[tuple[float, float] | None] = ContextVar("delivery_time", default=None)
+_clock = time.monotonic
+
+
+def _fits_in_delivery(left: int) -> None:
+    """Raise TransientError when one more message might outlast the delivery's time: the
+    batch is then redelivered (what was handled is handled again, idempotently) instead of
+    the consumer being evicted from its group mid-batch."""
+    bound = _DELIVERY_TIME.get()
+    if bound is not None and _clock() + bound[1] > bound[0]:
+        raise TransientError(f"{left} messages left for a redelivery: out of the poll interval")
+
+
 def one_at_a_time(handle: EnvelopeHandler) -> BatchHandler:
     traced = _traced(handle)
 
     async def handle_batch(envelopes: list[Envelope]) -> None:
-        for envelope in envelopes:
+        for index, envelope in enumerate(envelopes):
+            _fits_in_delivery(len(envelopes) - index)
             await traced(envelope)
 
     return handle_batch
@@ -311,6 +329,8 @@ def envelope_consumer(
     types: frozenset[str] | None = None,
     transient: tuple[type[BaseException], ...] = (),
     retry_delay_max_s: float = 30.0,
+    time_budget_s: float | None = None,
+    message_time_s: float = 0.0,
 ) -> Callable[[_Consumed], Awaitable[None]]:
     """Wrap `handle` for a FastStream subscriber (single or batch) with at-least-once semantics.
 
@@ -326,8 +346,15 @@ def envelope_consumer(
 
     With `types`, only envelopes of those types reach `handle`; the others are acknowledged
     without being decoded when their `event-type` header already tells them apart.
+
+    With `time_budget_s` (below the subscriber's `max_poll_interval_ms`), a delivery starts a
+    message (in `one_at_a_time`, and while isolating) only if `message_time_s`, the worst
+    case of one, still fits: the rest are redelivered. The budget is at least two messages'
+    worth, so a delivery always gets through its batch attempt's first message and the
+    first it isolates.
     """
     backoff = Backoff(retry_delay_s, retry_delay_max_s)
+    budget_s = None if time_budget_s is None else max(time_budget_s, 2 * message_time_s)
 
     async def retry_later(exc: BaseException, count: int) -> None:
         delay = backoff.next_delay()
@@ -353,6 +380,15 @@ def envelope_consumer(
                 decoded.append((envelope, record))
         if not decoded:
             return
+        bound = None if budget_s is None else (_clock() + budget_s, message_time_s)
+        token = _DELIVERY_TIME.set(bound)
+        try:
+            await _handle_or_isolate(decoded)
+        finally:
+            _DELIVERY_TIME.reset(token)
+        backoff.reset()
+
+    async def _handle_or_isolate(decoded: list[tuple[Envelope, Any]]) -> None:
         try:
             await handle([envelope for envelope, _ in decoded])
         except Exception as exc:
@@ -364,15 +400,15 @@ def envelope_consumer(
                 len(decoded),
                 _reason(exc),
             )
-            for envelope, record in decoded:
+            for index, (envelope, record) in enumerate(decoded):
                 try:
+                    _fits_in_delivery(len(decoded) - index)
                     await handle([envelope])
                 except Exception as one:
                     if is_transient(one, transient):
-                        await retry_later(one, 1)
+                        await retry_later(one, len(decoded) - index)
                         raise
                     await dead_letter(broker, service, record, _reason(one))
-        backoff.reset()
 
     # The AsyncAPI document names a subscriber's channel after its function: one per service.
     on_message.__name__ = on_message.__qualname__ = f"{service.replace('-', '_')}_on_message"

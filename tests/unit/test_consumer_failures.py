@@ -199,3 +199,49 @@ async def test_a_services_own_transient_failure_is_not_dead_lettered(
     with pytest.raises(RunPodDown):
         await _consumer(handle, transient=(RunPodDown,))((_record(_envelope("a"), 1),))
     assert dead == []
+
+
+async def test_a_delivery_starts_no_message_that_could_outlast_its_poll_interval(
+    dead: list[tuple[Any, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message may take up to 10 s; the delivery has 25 s: two are handled, the rest
+    wait for the redelivery (no eviction mid-batch), and nothing is dead-lettered."""
+    now = 1000.0
+    monkeypatch.setattr(kafka, "_clock", lambda: now)
+    handled: list[str] = []
+
+    async def handle_one(envelope: Envelope) -> None:
+        nonlocal now
+        now += 10.0  # a deletion that spends its whole retry budget, then succeeds
+        handled.append(envelope.data["runpod_job_id"])
+
+    consumer = _consumer(kafka.one_at_a_time(handle_one), time_budget_s=25, message_time_s=10)
+    batch = tuple(_record(_envelope(name), n) for n, name in enumerate("abcde"))
+    with pytest.raises(TransientError, match="3 messages left"):
+        await consumer(batch)
+    assert handled == ["a", "b"]
+    assert dead == []
+    # The redelivery starts afresh; quick messages all fit.
+    handled.clear()
+    monkeypatch.setattr(kafka, "_clock", lambda: 5000.0)
+    await consumer(batch)
+    assert handled == ["a", "b", "c", "d", "e"]
+
+
+async def test_isolating_a_poison_message_stays_within_the_delivery_time(
+    dead: list[tuple[Any, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = 1000.0
+    monkeypatch.setattr(kafka, "_clock", lambda: now)
+
+    async def handle_one(envelope: Envelope) -> None:
+        nonlocal now
+        now += 10.0
+        raise PermanentError("S3 down for longer than the retry budget")
+
+    consumer = _consumer(kafka.one_at_a_time(handle_one), time_budget_s=25, message_time_s=10)
+    batch = tuple(_record(_envelope(name), n) for n, name in enumerate("abcd"))
+    with pytest.raises(TransientError, match="3 messages left"):
+        await consumer(batch)
+    # The batch attempt spent 10 s on "a", isolating it 10 s more; "b" would not fit.
+    assert [record.offset for record, _ in dead] == [0]

@@ -82,6 +82,32 @@ def test_storage_reads_with_the_long_wait_in_batches() -> None:
     assert imports.max_records == storage_consumers.IMPORTS_BATCH
 
 
+def test_storage_batches_fit_their_poll_interval() -> None:
+    """Each delivery may take two messages' worst case (see envelope_consumer's time budget);
+    the poll interval Kafka enforces is that plus a margin, whatever the retry settings."""
+    for attempts, timeout_s in ((6, 10.0), (12, 60.0)):
+        settings = _settings(StorageSettings).model_copy(
+            update={"retry_attempts": attempts, "s3_timeout_s": timeout_s}
+        )
+        broker = KafkaBroker()
+        storage_consumers.register(
+            broker, _handlers("on_video_event"), _handlers("on_runpod_event"), settings
+        )
+        groups = _subscribers(broker)
+        policy = settings.retry_policy
+        worst = {
+            storage_consumers.DELETIONS_GROUP_ID: policy.budget_s(3 * timeout_s),
+            storage_consumers.IMPORTS_GROUP_ID: policy.budget_s(
+                settings.import_total_timeout_s + 3 * timeout_s
+            ),
+        }
+        for group, message_s in worst.items():
+            interval_s = groups[group]._connection_args["max_poll_interval_ms"] / 1000
+            delivery_s = storage_consumers.delivery_time_s(message_s)
+            assert delivery_s >= 2 * message_s
+            assert interval_s >= delivery_s + 30, group
+
+
 def test_the_bridge_submits_with_the_long_wait() -> None:
     broker = KafkaBroker()
     bridge_consumers.register(broker, _handlers("on_video_event"), _settings(BridgeSettings))

@@ -161,7 +161,8 @@ async def test_an_exhausted_deletion_is_dead_lettered_without_spending_the_budge
         published.append(envelope)
 
     service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
-    handle = DeadLetterWhenExhausted(service.on_video_event)
+    now = 0.0
+    handle = DeadLetterWhenExhausted(service.on_video_event, remember_s=60, clock=lambda: now)
     event = deleted()
     # envelope_consumer calls the handler once, then once more to isolate the poison message.
     with pytest.raises(PermanentError, match="failed after 3 attempts") as first:
@@ -174,7 +175,14 @@ async def test_an_exhausted_deletion_is_dead_lettered_without_spending_the_budge
     assert service.stats.deletion_failures == 3
     assert service.stats.deletions_given_up == 1
     assert published == []
-    # A later redelivery (say, the dead-letter publish failed) tries again.
+    # A redelivery soon after (the dead-letter publish failed, or the batch ran out of its
+    # poll interval) does not spend the budget again either ...
+    now = 59.0
+    with pytest.raises(PermanentError):
+        await handle(event)
+    assert bucket.calls == 3
+    # ... a later one (a replay from the dead-letter topic) tries S3 again.
+    now = 61.0
     with pytest.raises(PermanentError):
         await handle(event)
     assert bucket.calls == 6

@@ -1,14 +1,21 @@
 """Kafka subscribers: video events (act on `VideoDeleted`) and RunPod facts (act on
 `RunPodJobOutputAtUrl`), each its own consumer group.
 
-The shared `envelope_consumer` redelivers a failing message forever unless the handler raises
-`PermanentError`, which it dead-letters. A deletion that spent its retry budget (S3 down too
-long) is therefore turned into a PermanentError carrying the reason. envelope_consumer then
-handles the message once more on its own to isolate the poison one; the budget is not spent a
-second time: the reason is remembered by event id and raised again at once.
+The shared `envelope_consumer` redelivers a batch whose failure is transient and dead-letters
+a message that fails for good. A deletion that spent its retry budget (S3 down too long) is
+therefore turned into a PermanentError carrying the reason. envelope_consumer then handles
+the message once more on its own to isolate it; the budget is not spent a second time (nor on
+a redelivery): the reason is remembered by event id and raised again at once.
+
+Batches fit their poll interval by construction: each delivery may take `2 x` one message's
+worst case (its retry budget) plus a margin, the subscriber's `max_poll_interval_ms` is set
+from that, and a delivery starts a message only if its worst case still fits (the rest are
+redelivered): the group never evicts a consumer that is working through a batch.
 """
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Final
 from uuid import UUID
 
@@ -45,30 +52,52 @@ _DEFAULT_MAX_POLL_S: Final = 300.0
 
 
 class DeadLetterWhenExhausted:
-    """Wraps a handler: RetriesExhausted becomes PermanentError (so it is dead-lettered)."""
+    """Wraps a handler: RetriesExhausted becomes PermanentError (so it is dead-lettered).
 
-    def __init__(self, handle: EnvelopeHandler) -> None:
+    The reason is remembered for `remember_s`, so neither the isolation nor a redelivery of
+    the batch (see delivery_time_s) spends the retry budget on that message again: each
+    delivery gets further. Later, say a replay from the dead-letter topic once S3 is back,
+    the message is tried again.
+    """
+
+    def __init__(
+        self,
+        handle: EnvelopeHandler,
+        remember_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.handle = handle
-        self._exhausted: OrderedDict[UUID, str] = OrderedDict()
+        self.remember_s = remember_s
+        self.clock = clock
+        self._exhausted: OrderedDict[UUID, tuple[str, float]] = OrderedDict()
 
     async def __call__(self, envelope: Envelope) -> None:
-        reason = self._exhausted.pop(envelope.event_id, None)
-        if reason is not None:
-            raise PermanentError(reason)
+        remembered = self._exhausted.get(envelope.event_id)
+        if remembered is not None:
+            reason, until = remembered
+            if self.clock() < until:
+                raise PermanentError(reason)
+            del self._exhausted[envelope.event_id]
         try:
             await self.handle(envelope)
         except RetriesExhausted as exc:
             reason = f"{SERVICE}: {exc}"
-            self._exhausted[envelope.event_id] = reason
+            self._exhausted[envelope.event_id] = (reason, self.clock() + self.remember_s)
             while len(self._exhausted) > _REMEMBERED:
                 self._exhausted.popitem(last=False)
             raise PermanentError(reason) from exc
 
 
-def _max_poll_interval_ms(handler_worst_case_s: float) -> int:
+def delivery_time_s(message_worst_case_s: float) -> float:
+    """How long one delivery (batch) may take: two messages' worst case, or what Kafka's
+    default poll interval of 5 minutes leaves after the margin."""
+    return max(2 * message_worst_case_s, _DEFAULT_MAX_POLL_S - _POLL_MARGIN_S)
+
+
+def _max_poll_interval_ms(delivery_s: float) -> int:
     """Kafka's limit between two polls: a consumer slower than this is evicted from its group
-    (and the message redelivered elsewhere). Never below Kafka's default of 5 minutes."""
-    return int(max(handler_worst_case_s + _POLL_MARGIN_S, _DEFAULT_MAX_POLL_S) * 1000)
+    (and the batch redelivered elsewhere). A delivery's time plus the margin."""
+    return int((delivery_s + _POLL_MARGIN_S) * 1000)
 
 
 def register(
@@ -79,12 +108,11 @@ def register(
     deletion_budget = policy.budget_s(3 * settings.s3_timeout_s)
     # Of every video event only `VideoDeleted` matters here: read the topic in batches and
     # skip the rest by their header, instead of a decode and an offset commit per event.
-    # (A batch with several deletions while S3 is down can outlast the poll interval; the
-    # group then hands the partition on and the deletions are redone: they are idempotent.)
+    deletion_delivery_s = delivery_time_s(deletion_budget)
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=DELETIONS_GROUP_ID,
-        max_poll_interval_ms=_max_poll_interval_ms(deletion_budget),
+        max_poll_interval_ms=_max_poll_interval_ms(deletion_delivery_s),
         **batch_options(settings, DELETIONS_BATCH),
         # `DELETE ?wait=N` waits on this consumer, but a deletion is rare and its answer may
         # take up to the long fetch wait more (a lone deletion does not fill a fetch's
@@ -97,15 +125,18 @@ def register(
             SERVICE,
             one_at_a_time(DeadLetterWhenExhausted(deletions.on_video_event)),
             types=frozenset({VideoDeleted.TYPE}),
+            time_budget_s=deletion_delivery_s,
+            message_time_s=deletion_budget,
         )
     )
     import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
     # Of the RunPod facts only `RunPodJobOutputAtUrl` matters here (a worker that kept its
     # output); the rest are skipped by their header, as above, and redone the same way.
+    import_delivery_s = delivery_time_s(import_budget)
     broker.subscriber(
         topics.RUNPOD_EVENTS,
         group_id=IMPORTS_GROUP_ID,
-        max_poll_interval_ms=_max_poll_interval_ms(import_budget),
+        max_poll_interval_ms=_max_poll_interval_ms(import_delivery_s),
         **batch_options(settings, IMPORTS_BATCH),
         # An import follows a render of seconds to minutes: a longer fetch wait is noise there.
         **consumer_options(settings, request_path=False),
@@ -115,5 +146,7 @@ def register(
             SERVICE,
             one_at_a_time(imports.on_runpod_event),
             types=frozenset({RunPodJobOutputAtUrl.TYPE}),
+            time_budget_s=import_delivery_s,
+            message_time_s=import_budget,
         )
     )
