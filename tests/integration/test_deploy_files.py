@@ -16,6 +16,7 @@ The names the code reads come from the pydantic Settings classes: env name = pre
 name upper-cased; plus `OPENV_*` names the services read directly from the environment.
 """
 
+import json
 import os
 import re
 import shutil
@@ -532,3 +533,77 @@ def test_flow_checks_catch_a_too_open_policy(tmp_path: Path) -> None:
     assert "ingress controller -> jobs API: allowed" in problems
     assert "ingress -> gateway admin: allowed" in problems
     assert "Prometheus -> gateway admin: denied" in problems
+
+
+# ---------------------------------------------------------------------------- the gateway's S3 key
+GATEWAY_POLICY = DEPLOY / "minio" / "gateway-readonly-policy.json"
+
+
+def test_gateway_policy_allows_only_getting_videos() -> None:
+    policy = json.loads(GATEWAY_POLICY.read_text())
+    statements = policy["Statement"]
+    assert [s["Effect"] for s in statements] == ["Allow"]
+    assert statements[0]["Action"] == ["s3:GetObject"]
+    assert statements[0]["Resource"] == ["arn:aws:s3:::openv-videos/videos/*"]
+
+
+def test_gateway_gets_its_own_s3_key_everywhere() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    keys = {name: compose_environment(compose[name]) for name in ("gateway", "storage")}
+    assert "GATEWAY_S3_ACCESS_KEY" in keys["gateway"]["OPENV_S3_ACCESS_KEY"]
+    assert "GATEWAY_S3_SECRET_KEY" in keys["gateway"]["OPENV_S3_SECRET_KEY"]
+    assert keys["storage"]["OPENV_S3_ACCESS_KEY"] != keys["gateway"]["OPENV_S3_ACCESS_KEY"]
+    init = compose_environment(compose["minio-init"])
+    assert init["GATEWAY_ACCESS_KEY"] == keys["gateway"]["OPENV_S3_ACCESS_KEY"]
+    for directory in kustomizations():
+        rendered = kustomize(directory)
+        gateway = next(
+            r
+            for r in rendered
+            if r["kind"] == "Deployment" and r["metadata"]["name"] == "openv-gateway"
+        )
+        (container,) = gateway["spec"]["template"]["spec"]["containers"]
+        secrets = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
+        # (The dev overlay's generated Secrets carry a hash suffix.)
+        assert len(secrets) == 1 and secrets[0].startswith("openv-gateway"), (directory, secrets)
+    template = {s["metadata"]["name"]: data_keys(s) for s in secret_template()}
+    assert {"OPENV_S3_ACCESS_KEY", "OPENV_S3_SECRET_KEY"} <= template["openv-gateway"]
+
+
+def test_init_bucket_creates_the_read_only_gateway_user(tmp_path: Path) -> None:
+    """deploy/minio/init-bucket.sh against a stand-in `mc` that records what it is asked (no
+    MinIO here: the local stack runs SeaweedFS)."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "mc"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        # Keep each created policy document to check it.
+        f'if [ "$1 $2 $3" = "admin policy create" ]; then cp "$6" {tmp_path}/"$5".json; fi\n'
+    )
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        "MINIO_ROOT_USER": "admin",
+        "MINIO_ROOT_PASSWORD": "admin-password",
+        "BUCKET": "my-videos",
+        "SERVICE_ACCESS_KEY": "openv-services",
+        "SERVICE_SECRET_KEY": "services-secret",
+        "GATEWAY_ACCESS_KEY": "openv-gateway-readonly",
+        "GATEWAY_SECRET_KEY": "gateway-secret",
+        "GATEWAY_POLICY_FILE": str(GATEWAY_POLICY),
+    }
+    script = str(DEPLOY / "minio" / "init-bucket.sh")
+    result = subprocess.run(["sh", script], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text()
+    assert "admin user add openv openv-gateway-readonly gateway-secret" in log
+    assert "admin policy attach openv openv-gateway-readonly --user openv-gateway-readonly" in log
+    created = json.loads((tmp_path / "openv-gateway-readonly.json").read_text())
+    assert created["Statement"][0]["Resource"] == ["arn:aws:s3:::my-videos/videos/*"]
+    assert created["Statement"][0]["Action"] == ["s3:GetObject"]
+    # The gateway may not share the services' user.
+    same = {**env, "GATEWAY_ACCESS_KEY": "openv-services"}
+    refused = subprocess.run(["sh", script], env=same, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "must differ" in refused.stderr
