@@ -426,7 +426,7 @@ def main() -> None:
                 print(f"  CPU per create: {fmt_cpu(per_create)}", flush=True)
             wrk_run("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA)
             wrk_run("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA)
-            ready = httpx.get(f"{gateway}/readyz", timeout=10).json()
+            ready = httpx.get(f"{stack.admin_url_of('gateway')}/readyz", timeout=10).json()
         finally:
             hello.stop()
             stack.stop()

@@ -28,9 +28,11 @@ def up(args: argparse.Namespace) -> None:
     print(f"starting the OpenV stack; data and logs under {stack.root}", flush=True)
     try:
         stack.start()
+        admin_ports = ", ".join(f"{name} {port}" for name, port in stack.admin_ports.items())
         print(
             f"\nOpenV is up.\n"
             f"  gateway:   {stack.gateway_url}  (OpenAPI: {stack.gateway_url}/docs)\n"
+            f"  admin:     {admin_ports}  (/readyz, /metrics, internal /docs)\n"
             f"  token:     python -m openv_localstack token <user-id>\n"
             f"             (or: python3 dev.py token <user-id>)\n"
             f"  S3:        http://{stack.s3.endpoint}  bucket openv-videos\n"

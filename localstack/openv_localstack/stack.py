@@ -51,6 +51,8 @@ class LocalStack:
         self.ports = {name: free_port() for name in SERVICES}
         if options.gateway_port:
             self.ports["gateway"] = options.gateway_port
+        #: Each service's admin port (/readyz, /metrics, internal docs).
+        self.admin_ports = {name: free_port() for name in SERVICES}
         self.sim_port = free_port()
         self.processes: dict[str, ManagedProcess] = {}
         self.jwt_secret = LOCAL_JWT_SECRET
@@ -66,11 +68,15 @@ class LocalStack:
     def url_of(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    def admin_url_of(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.admin_ports[service]}"
+
     def service_env(self, service: str) -> dict[str, str]:
         db = {"jobs": "openv_jobs", "runpod-bridge": "openv_bridge"}.get(service, "postgres")
         env = {
             "OPENV_HOST": "127.0.0.1",
             "OPENV_PORT": str(self.ports[service]),
+            "OPENV_ADMIN_PORT": str(self.admin_ports[service]),
             "OPENV_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "OPENV_DATABASE_URL": self.postgres.dsn_for(db),
             "OPENV_S3_ENDPOINT": self.s3.endpoint,
@@ -111,7 +117,7 @@ class LocalStack:
         for service in SERVICES:
             self._start_service(service)
         for service in SERVICES:
-            self._wait_healthy(service, self.url_of(service))
+            self._wait_ready(service)
 
     def _start_simulator(self) -> None:
         env = {
@@ -176,6 +182,20 @@ class LocalStack:
 
         wait_until(healthy, 60, f"{name} at {base_url}", proc)
 
+    def _wait_ready(self, service: str) -> None:
+        """Alive on its port, then ready (its dependencies answer) on its admin port."""
+        self._wait_healthy(service, self.url_of(service))
+        proc = self.processes[service]
+        admin = self.admin_url_of(service)
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{admin}/readyz", timeout=3.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 60, f"{service} ready at {admin}/readyz", proc)
+
     def stop(self) -> None:
         """Stop everything this stack started, services first, by their own pids."""
         for name in [*reversed(SERVICES), "runpod-sim"]:
@@ -190,4 +210,4 @@ class LocalStack:
         proc.stop()
         time.sleep(0.1)
         self._start_service(service)
-        self._wait_healthy(service, self.url_of(service))
+        self._wait_ready(service)

@@ -1,4 +1,5 @@
-"""`/healthz` (the process is alive) and `/readyz` (its dependencies answer) for every service."""
+"""`/healthz` (the process is alive; public port) and `/readyz` (its dependencies answer; admin
+port, see `admin.py`) for every service."""
 
 import asyncio
 import logging
@@ -9,6 +10,8 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from openv_shared.admin import admin_router
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +24,13 @@ def install_health(app: FastAPI, checks: dict[str, Check]) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    install_readiness(app, checks)
+
+
+def install_readiness(app: FastAPI, checks: dict[str, Check]) -> None:
+    """`/readyz` on the admin port: 200 when every check passes, else 503 naming the failures."""
+
+    @admin_router(app).get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
         status = dict(zip(checks, results, strict=True))

@@ -1,4 +1,4 @@
-"""Prometheus metrics: one registry per process, `/metrics` on every service's HTTP port.
+"""Prometheus metrics: one registry per process, `/metrics` on every service's admin port.
 
 Every service gets HTTP request counts and latencies by route and status here, consumed
 Kafka messages from FastStream's Prometheus middleware (see `kafka.make_broker`) and published
@@ -11,16 +11,14 @@ import logging
 import time
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,10 +40,8 @@ def registry() -> CollectorRegistry:
 
 
 def install_metrics(app: FastAPI, service: str) -> None:
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
+    """Measure `app`'s requests; the registry is served on the admin port (`admin.py`), whose
+    scrapes and probes are not traffic and are not measured."""
     app.add_middleware(_Measure, service=service)
 
 
@@ -81,8 +77,6 @@ class _Measure:
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         # The route template, not the raw path: bounded label values.
         route = getattr(scope.get("route"), "path", "unmatched")
-        if route == "/metrics":
-            return
         method = scope["method"]
         HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
         HTTP_LATENCY.labels(self.service, method, route).observe(seconds)

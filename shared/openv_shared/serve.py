@@ -1,13 +1,17 @@
 """Run a service's FastAPI app under uvicorn: the one entry point every `__main__` uses."""
 
+import asyncio
+import contextlib
 import gc
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import sniffio
 import uvicorn
 from fastapi import FastAPI
 
+from openv_shared.admin import create_admin_app
 from openv_shared.logging import configure_logging
 from openv_shared.metrics import install_metrics
 from openv_shared.settings import BaseServiceSettings
@@ -37,23 +41,63 @@ def run_service(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> N
     tune_gc()
     instrument_app(app, provider)
     install_metrics(app, name)
+    admin = create_admin_app(app)
     try:
-        _serve(app, settings)
+        _serve(app, admin, settings)
     finally:
         shutdown_tracing()
 
 
-def _serve(app: FastAPI, settings: BaseServiceSettings) -> None:
+def _serve(app: FastAPI, admin: FastAPI, settings: BaseServiceSettings) -> None:
     # This thread runs nothing but the asyncio loop: say so to sniffio, which httpcore asks
     # on every lock and event of every request and which otherwise re-imports asyncio and
     # looks up the current task each time (a twentieth of the bridge's CPU under load).
     sniffio.thread_local.name = "asyncio"
-    uvicorn.run(
+    admin_server = _AdminServer(
+        _config(admin, settings.host, settings.admin_port_or_default, service=False)
+    )
+    server = _ServiceServer(_config(app, settings.host, settings.port, service=True), admin_server)
+    server.run()
+
+
+def _config(app: FastAPI, host: str, port: int, *, service: bool) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
+        # The admin app has no lifespan: the service's app starts and stops what both use.
+        lifespan="auto" if service else "off",
         # Open SSE streams would otherwise hold a shutdown (and a rolling deploy) forever.
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=5 if service else None,
     )
+
+
+class _AdminServer(uvicorn.Server):
+    """The admin port's server: the service's server owns the signals and stops this one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _ServiceServer(uvicorn.Server):
+    """The service's server, which runs its admin server beside it in the same event loop:
+    started first (a taken admin port fails the start, like a taken service port), stopped
+    last (readiness and metrics answer while the service drains)."""
+
+    def __init__(self, config: uvicorn.Config, admin: uvicorn.Server) -> None:
+        super().__init__(config)
+        self.admin = admin
+        self._admin_task: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._admin_task = asyncio.create_task(self.admin.serve(), name="admin-server")
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self.admin.should_exit = True
+        if self._admin_task is not None:
+            await self._admin_task

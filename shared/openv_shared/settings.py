@@ -14,6 +14,13 @@ class BaseServiceSettings(BaseSettings):
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
+    #: The admin port (/metrics, /readyz, internal API docs), on the same host: keep it
+    #: reachable only from monitoring and the kubelet. Unset: `port` + 1000.
+    admin_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @property
+    def admin_port_or_default(self) -> int:
+        return self.admin_port if self.admin_port is not None else self.port + 1000
 
 
 class KafkaSettings(BaseSettings):

@@ -54,9 +54,10 @@ def test_openapi_describes_every_route_error_and_header(api: httpx.Client) -> No
         ("/v1/videos/{video_id}/cancel", "post"),
         ("/v1/usage", "get"),
         ("/healthz", "get"),
-        ("/readyz", "get"),
     }
     assert expected <= {(p, m) for p, ops in paths.items() for m in ops}
+    # Readiness and metrics are on the admin port, not in the public API.
+    assert not {"/readyz", "/metrics"} & set(paths)
     for path, ops in paths.items():
         if not path.startswith("/v1"):
             continue
@@ -469,8 +470,9 @@ def test_delete_waits_for_the_files_and_is_idempotent(api: httpx.Client, auth: A
     assert api.delete(f"/v1/videos/{vid}", headers=headers).status_code == 200
 
 
-def test_health_and_readiness(api: httpx.Client) -> None:
+def test_health_and_readiness(api: httpx.Client, stack: LocalStack) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
-    ready = api.get("/readyz")
+    assert api.get("/readyz").status_code == 404  # on the admin port only
+    ready = httpx.get(f"{stack.admin_url_of('gateway')}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"jobs": True, "kafka": True, "live_feed": True}

@@ -91,6 +91,8 @@ class Side:
     undecided: str
     no_jobs: str
     keys: KeyServer
+    #: The admin port (/readyz) of the `no_jobs` gateway.
+    no_jobs_admin: str
 
 
 def _wait_healthy(proc: ManagedProcess, url: str) -> None:
@@ -132,6 +134,7 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         jobs_env = {
             **stack.service_env("jobs"),
             "OPENV_PORT": str(jobs_port),
+            "OPENV_ADMIN_PORT": str(free_port()),
             "OPENV_KAFKA_BOOTSTRAP": broker.bootstrap,
             "OPENV_DATABASE_URL": stack.postgres.dsn_for(database),
             "OPENV_MAX_ACTIVE_JOBS": "50",
@@ -145,6 +148,7 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
         gateway_env = stack.service_env("gateway")
         ports = {name: free_port() for name in ("small", "undecided", "no_jobs")}
+        admin_ports = {name: free_port() for name in ports}
         envs = {
             "small": {
                 "OPENV_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -172,7 +176,12 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             name: process(
                 f"side-gateway-{name}",
                 "openv_gateway",
-                {**gateway_env, "OPENV_PORT": str(ports[name]), **envs[name]},
+                {
+                    **gateway_env,
+                    "OPENV_PORT": str(ports[name]),
+                    "OPENV_ADMIN_PORT": str(admin_ports[name]),
+                    **envs[name],
+                },
             )
             for name in envs
         }
@@ -180,7 +189,8 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name, proc in gateways.items():
             _wait_healthy(proc, urls[name])
-        yield Side(urls["small"], urls["undecided"], urls["no_jobs"], keys)
+        no_jobs_admin = f"http://127.0.0.1:{admin_ports['no_jobs']}"
+        yield Side(urls["small"], urls["undecided"], urls["no_jobs"], keys, no_jobs_admin)
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -406,7 +416,7 @@ def test_reads_answer_503_and_readiness_fails_when_jobs_is_down(side: Side, auth
         created = api.post("/v1/videos", json={"prompt": "x", **SMALL}, headers=headers)
         assert created.status_code == 202, created.text
         assert created.json()["status"] == "pending"
-        ready = api.get("/readyz")
+        ready = httpx.get(f"{side.no_jobs_admin}/readyz", timeout=10)
         assert ready.status_code == 503
         assert ready.json()["checks"]["jobs"] is False
         assert ready.json()["checks"]["kafka"] is True

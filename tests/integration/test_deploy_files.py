@@ -6,6 +6,9 @@
   Secrets and the workloads' `env` is one the service it reaches actually reads, each Secret
   goes only to services that read all its keys, every reference resolves, and the settings
   that have local-only defaults (secrets, addresses) are set for every service.
+- The NetworkPolicies (evaluated by tests/integration/network_policy.py): every pod is denied
+  by default, and exactly the flows each service needs pass (the jobs API from the gateway and
+  storage, admin ports from the monitoring namespace, egress only to what each service calls).
 - docs/operations.md's settings table lists exactly the settings the code reads, with the
   services that read each.
 
@@ -13,6 +16,7 @@ The names the code reads come from the pydantic Settings classes: env name = pre
 name upper-cased; plus `OPENV_*` names the services read directly from the environment.
 """
 
+import json
 import os
 import re
 import shutil
@@ -32,6 +36,7 @@ from openv_gateway.config import Settings as GatewaySettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_runpod_sim.config import SimSettings
 from openv_storage.config import Settings as StorageSettings
+from tests.integration.network_policy import Endpoint, Policies, external, pods
 
 pytestmark = pytest.mark.integration
 
@@ -369,3 +374,236 @@ def test_operations_doc_lists_exactly_the_settings_the_code_reads() -> None:
         and services != {s for s, names in SETTINGS_NAMES.items() if name in names}
     }
     assert not wrong, f"docs/operations.md 'used by' (documented, actual): {wrong}"
+
+
+# ---------------------------------------------------------------------------- network policies
+#: Namespace each kustomization deploys to (the base has none: any namespace; call it `openv`).
+NAMESPACES = {"base": "openv", "dev": "openv-dev"}
+#: The placeholders of deploy/k8s/base/networkpolicies.yaml, and the dev overlay's values.
+INFRA = {
+    "base": {"kafka": "kafka", "postgres": "postgres", "s3": "minio"},
+    "dev": {"kafka": "openv-dev-infra", "postgres": "openv-dev-infra", "s3": "openv-dev-infra"},
+}
+INGRESS_CONTROLLER = Endpoint("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+PROMETHEUS = Endpoint("monitoring", {"app.kubernetes.io/name": "prometheus"})
+OTLP = Endpoint("observability", {"app": "otel-collector"})
+DNS = Endpoint("kube-system", {"k8s-app": "kube-dns"})
+INTERNET = external("93.184.215.14")
+METADATA = external("169.254.169.254")
+PRIVATE = external("10.20.30.40")
+
+
+def network(directory: Path) -> tuple[Policies, dict[str, Endpoint], dict[str, Endpoint]]:
+    """The policies, our pods by workload name, and the infrastructure pods."""
+    rendered = kustomize(directory)
+    namespace = NAMESPACES[directory.name]
+    infra = {name: Endpoint(ns, {"app": name}) for name, ns in INFRA[directory.name].items()}
+    return Policies(rendered, namespace), pods(rendered, namespace), infra
+
+
+def flows_problems(
+    policies: Policies, pod: dict[str, Endpoint], infra: dict[str, Endpoint]
+) -> list[str]:
+    """Each flow the services need must pass, and every other one checked here must not."""
+    gateway, jobs = pod["openv-gateway"], pod["openv-jobs"]
+    bridge, storage = pod["openv-runpod-bridge"], pod["openv-storage"]
+    migrate = pod["openv-migrate"]
+    services = {"gateway": gateway, "jobs": jobs, "runpod-bridge": bridge, "storage": storage}
+    stranger = Endpoint(policies.namespace, {"app.kubernetes.io/name": "debug-shell"})
+    elsewhere = Endpoint("default", {"app.kubernetes.io/name": "openv-gateway"})
+    jobs_api, kafka, postgres, s3 = (
+        jobs.ports["http"],
+        infra["kafka"],
+        infra["postgres"],
+        infra["s3"],
+    )
+    expected: list[tuple[str, Endpoint, Endpoint, int, bool]] = [
+        # Who may call the jobs API: the gateway and storage, nobody else.
+        ("gateway -> jobs API", gateway, jobs, jobs_api, True),
+        ("storage -> jobs API", storage, jobs, jobs_api, True),
+        ("bridge -> jobs API", bridge, jobs, jobs_api, False),
+        ("other pod -> jobs API", stranger, jobs, jobs_api, False),
+        ("a gateway-labelled pod elsewhere -> jobs API", elsewhere, jobs, jobs_api, False),
+        ("ingress controller -> jobs API", INGRESS_CONTROLLER, jobs, jobs_api, False),
+        # The public doors, through the ingress controller.
+        ("ingress -> gateway", INGRESS_CONTROLLER, gateway, gateway.ports["http"], True),
+        ("ingress -> bridge webhook", INGRESS_CONTROLLER, bridge, bridge.ports["http"], True),
+        ("ingress -> storage", INGRESS_CONTROLLER, storage, storage.ports["http"], False),
+        ("other pod -> gateway", stranger, gateway, gateway.ports["http"], False),
+        ("gateway -> storage", gateway, storage, storage.ports["http"], False),
+        # Databases and buckets: only who uses them.
+        ("jobs -> Postgres", jobs, postgres, 5432, True),
+        ("bridge -> Postgres", bridge, postgres, 5432, True),
+        ("migrate -> Postgres", migrate, postgres, 5432, True),
+        ("gateway -> Postgres", gateway, postgres, 5432, False),
+        ("storage -> Postgres", storage, postgres, 5432, False),
+        ("bridge -> S3", bridge, s3, 9000, True),
+        ("storage -> S3", storage, s3, 9000, True),
+        ("gateway -> S3 (presigning is offline)", gateway, s3, 9000, False),
+        ("jobs -> S3", jobs, s3, 9000, False),
+        ("migrate -> Kafka", migrate, kafka, 9092, False),
+        # The internet: RunPod and JWKS over HTTPS, result downloads over HTTP(S).
+        ("bridge -> RunPod", bridge, INTERNET, 443, True),
+        ("gateway -> JWKS", gateway, INTERNET, 443, True),
+        ("storage -> result URL https", storage, INTERNET, 443, True),
+        ("storage -> result URL http", storage, INTERNET, 80, True),
+        ("bridge -> internet http", bridge, INTERNET, 80, False),
+        ("jobs -> internet", jobs, INTERNET, 443, False),
+        ("storage -> cloud metadata", storage, METADATA, 80, False),
+        ("storage -> private address", storage, PRIVATE, 443, False),
+        ("bridge -> private address", bridge, PRIVATE, 443, False),
+    ]
+    for name, service in services.items():
+        admin = service.ports.get("admin")
+        if admin is None:
+            return [f"{name}: no container port named admin"]
+        expected += [
+            (f"Prometheus -> {name} admin", PROMETHEUS, service, admin, True),
+            (
+                f"Prometheus -> {name} public port",
+                PROMETHEUS,
+                service,
+                service.ports["http"],
+                False,
+            ),
+            (f"ingress -> {name} admin", INGRESS_CONTROLLER, service, admin, False),
+            (f"other pod -> {name} admin", stranger, service, admin, False),
+            (f"{name} -> Kafka", service, kafka, 9092, True),
+            (f"{name} -> DNS", service, DNS, 53, True),
+            (f"{name} -> OTLP collector", service, OTLP, 4318, True),
+            (f"{name} -> another namespace", service, elsewhere, 8000, False),
+        ]
+    return [
+        f"{what}: {'denied' if should else 'allowed'}"
+        for what, client, server, port, should in expected
+        if policies.allows(client, server, port) != should
+    ]
+
+
+@pytest.mark.parametrize("directory", kustomizations(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_pod_is_denied_by_default(directory: Path) -> None:
+    policies, pod, _ = network(directory)
+    assert pod, "no workload rendered"
+    for name, endpoint in pod.items():
+        for direction in ("Ingress", "Egress"):
+            deny_all = [
+                p
+                for p in policies.selecting(endpoint, direction)
+                if not p["spec"].get(direction.lower()) and p["spec"]["podSelector"] == {}
+            ]
+            assert deny_all, f"{name}: no default-deny policy for {direction}"
+
+
+@pytest.mark.parametrize("directory", kustomizations(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_network_policies_open_exactly_the_flows_the_services_need(directory: Path) -> None:
+    problems = flows_problems(*network(directory))
+    assert not problems, f"{directory}:\n" + "\n".join(problems)
+
+
+def test_dev_overlay_lets_the_simulator_work() -> None:
+    policies, pod, infra = network(DEPLOY / "k8s" / "overlays" / "dev")
+    sim, bridge, storage = pod["openv-runpod-sim"], pod["openv-runpod-bridge"], pod["openv-storage"]
+    assert policies.allows(bridge, sim, 8089)  # /run, /status, /cancel
+    assert policies.allows(sim, bridge, bridge.ports["http"])  # the webhook
+    assert policies.allows(sim, infra["s3"], 9000)  # the upload
+    assert policies.allows(storage, sim, 8089)  # results left at URLs
+    assert not policies.allows(sim, pod["openv-jobs"], pod["openv-jobs"].ports["http"])
+    assert not policies.allows(sim, INTERNET, 443)
+
+
+def test_flow_checks_catch_a_too_open_policy(tmp_path: Path) -> None:
+    broken = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, broken)
+    path = broken / "k8s" / "base" / "networkpolicies.yaml"
+    text = path.read_text()
+    # The jobs API open to every namespace; the admin ports to the ingress controller.
+    old = (
+        "              app.kubernetes.io/name: openv-storage\n      ports:\n        - port: http\n"
+    )
+    assert old in text
+    text = text.replace(old, old + "    - from:\n        - namespaceSelector: {}\n", 1)
+    text = text.replace(
+        "              kubernetes.io/metadata.name: monitoring\n",
+        "              kubernetes.io/metadata.name: ingress-nginx\n",
+        1,
+    )
+    path.write_text(text)
+    problems = "\n".join(flows_problems(*network(broken / "k8s" / "base")))
+    assert "a gateway-labelled pod elsewhere -> jobs API: allowed" in problems
+    assert "ingress controller -> jobs API: allowed" in problems
+    assert "ingress -> gateway admin: allowed" in problems
+    assert "Prometheus -> gateway admin: denied" in problems
+
+
+# ---------------------------------------------------------------------------- the gateway's S3 key
+GATEWAY_POLICY = DEPLOY / "minio" / "gateway-readonly-policy.json"
+
+
+def test_gateway_policy_allows_only_getting_videos() -> None:
+    policy = json.loads(GATEWAY_POLICY.read_text())
+    statements = policy["Statement"]
+    assert [s["Effect"] for s in statements] == ["Allow"]
+    assert statements[0]["Action"] == ["s3:GetObject"]
+    assert statements[0]["Resource"] == ["arn:aws:s3:::openv-videos/videos/*"]
+
+
+def test_gateway_gets_its_own_s3_key_everywhere() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    keys = {name: compose_environment(compose[name]) for name in ("gateway", "storage")}
+    assert "GATEWAY_S3_ACCESS_KEY" in keys["gateway"]["OPENV_S3_ACCESS_KEY"]
+    assert "GATEWAY_S3_SECRET_KEY" in keys["gateway"]["OPENV_S3_SECRET_KEY"]
+    assert keys["storage"]["OPENV_S3_ACCESS_KEY"] != keys["gateway"]["OPENV_S3_ACCESS_KEY"]
+    init = compose_environment(compose["minio-init"])
+    assert init["GATEWAY_ACCESS_KEY"] == keys["gateway"]["OPENV_S3_ACCESS_KEY"]
+    for directory in kustomizations():
+        rendered = kustomize(directory)
+        gateway = next(
+            r
+            for r in rendered
+            if r["kind"] == "Deployment" and r["metadata"]["name"] == "openv-gateway"
+        )
+        (container,) = gateway["spec"]["template"]["spec"]["containers"]
+        secrets = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
+        # (The dev overlay's generated Secrets carry a hash suffix.)
+        assert len(secrets) == 1 and secrets[0].startswith("openv-gateway"), (directory, secrets)
+    template = {s["metadata"]["name"]: data_keys(s) for s in secret_template()}
+    assert {"OPENV_S3_ACCESS_KEY", "OPENV_S3_SECRET_KEY"} <= template["openv-gateway"]
+
+
+def test_init_bucket_creates_the_read_only_gateway_user(tmp_path: Path) -> None:
+    """deploy/minio/init-bucket.sh against a stand-in `mc` that records what it is asked (no
+    MinIO here: the local stack runs SeaweedFS)."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "mc"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        # Keep each created policy document to check it.
+        f'if [ "$1 $2 $3" = "admin policy create" ]; then cp "$6" {tmp_path}/"$5".json; fi\n'
+    )
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+        "MINIO_ROOT_USER": "admin",
+        "MINIO_ROOT_PASSWORD": "admin-password",
+        "BUCKET": "my-videos",
+        "SERVICE_ACCESS_KEY": "openv-services",
+        "SERVICE_SECRET_KEY": "services-secret",
+        "GATEWAY_ACCESS_KEY": "openv-gateway-readonly",
+        "GATEWAY_SECRET_KEY": "gateway-secret",
+        "GATEWAY_POLICY_FILE": str(GATEWAY_POLICY),
+    }
+    script = str(DEPLOY / "minio" / "init-bucket.sh")
+    result = subprocess.run(["sh", script], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    log = calls.read_text()
+    assert "admin user add openv openv-gateway-readonly gateway-secret" in log
+    assert "admin policy attach openv openv-gateway-readonly --user openv-gateway-readonly" in log
+    created = json.loads((tmp_path / "openv-gateway-readonly.json").read_text())
+    assert created["Statement"][0]["Resource"] == ["arn:aws:s3:::my-videos/videos/*"]
+    assert created["Statement"][0]["Action"] == ["s3:GetObject"]
+    # The gateway may not share the services' user.
+    same = {**env, "GATEWAY_ACCESS_KEY": "openv-services"}
+    refused = subprocess.run(["sh", script], env=same, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "must differ" in refused.stderr

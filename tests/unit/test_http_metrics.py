@@ -5,6 +5,7 @@ from uuid import uuid4
 import httpx
 from fastapi import FastAPI
 
+from openv_shared.admin import create_admin_app
 from openv_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics
 
 
@@ -31,10 +32,13 @@ async def test_requests_are_counted_by_route_template_and_status() -> None:
         assert (await client.get("/things/b")).status_code == 200
         assert (await client.get("/nowhere")).status_code == 404
         assert (await client.get("/boom")).status_code == 500
+        assert (await client.get("/metrics")).status_code == 404  # on the admin port only
+    admin = httpx.ASGITransport(create_admin_app(app))
+    async with httpx.AsyncClient(transport=admin, base_url="http://test") as client:
         assert "openv_http_requests_total" in (await client.get("/metrics")).text
 
     assert count(service, "/things/{thing_id}", "200") == 2
-    assert count(service, "unmatched", "404") == 1
+    assert count(service, "unmatched", "404") == 2  # /nowhere and /metrics on the service's port
     assert count(service, "/boom", "500") == 1
     assert count(service, "/metrics", "200") == 0  # scrapes are not traffic
     latency = HTTP_LATENCY.labels(service, "GET", "/things/{thing_id}")

@@ -1,6 +1,5 @@
 """Composition root of the gateway: the public REST API."""
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -8,7 +7,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jobs_client import JobsClient
@@ -24,12 +22,11 @@ from openv_gateway.entrypoints.schemas import Health
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
 from openv_shared import topics
+from openv_shared.health import broker_check, install_readiness
 from openv_shared.kafka import make_broker
 from openv_shared.s3 import make_minio
 
 log = logging.getLogger(__name__)
-
-READY_CHECK_TIMEOUT_S = 2.0
 
 DESCRIPTION = """\
 Generate videos from prompts on RunPod Serverless; watch them, play them, delete them.
@@ -144,33 +141,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> Health:
         return Health(status="ok")
 
-    async def kafka_ok() -> bool:
-        return await broker.ping(READY_CHECK_TIMEOUT_S)
-
     async def feed_ok() -> bool:
         return feed.running
 
-    async def check(name: str, probe: Any) -> bool:
-        try:
-            return bool(await asyncio.wait_for(probe(), READY_CHECK_TIMEOUT_S + 0.5))
-        except Exception as exc:  # any failure means "not ready"
-            log.warning("readiness check %s failed: %s", name, exc)
-            return False
-
-    @app.get(
-        "/readyz",
-        tags=["health"],
-        response_model=Health,
-        responses={503: {"model": Health, "description": "A dependency is unreachable."}},
-        summary="Readiness: the jobs API and Kafka answer",
+    # On the admin port; the public OpenAPI document and /docs stay on the public port: they
+    # describe the public API (docs/operations.md, "Admin port").
+    install_readiness(
+        app,
+        {"jobs": app.state.videos.ready, "kafka": broker_check(broker), "live_feed": feed_ok},
     )
-    async def readyz() -> JSONResponse:
-        probes = {"jobs": app.state.videos.ready, "kafka": kafka_ok, "live_feed": feed_ok}
-        results = await asyncio.gather(*(check(n, p) for n, p in probes.items()))
-        checks = dict(zip(probes, results, strict=True))
-        ok = all(results)
-        body = Health(status="ok" if ok else "unavailable", checks=checks)
-        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -17,6 +17,7 @@ from openv_jobs.service_layer.queued_timer import QueuedTimer
 from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
 from openv_jobs.service_layer.relay import Relay
 from openv_shared import topics
+from openv_shared.admin import INTERNAL_DOCS
 from openv_shared.db import asyncpg_dsn, make_engine
 from openv_shared.health import broker_check, database_check, install_health
 from openv_shared.kafka import make_broker, publish_many
@@ -74,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
             await service.close()
             await engine.dispose()
 
-    app = FastAPI(title="OpenV jobs (internal)", lifespan=lifespan)
+    app = FastAPI(title="OpenV jobs (internal)", lifespan=lifespan, **INTERNAL_DOCS)
     app.state.queries = Queries(engine, settings.limits)
     app.state.service = service
     app.include_router(api.router)

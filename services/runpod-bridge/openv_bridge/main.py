@@ -14,6 +14,7 @@ from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler
 from openv_shared import topics
+from openv_shared.admin import INTERNAL_DOCS
 from openv_shared.contracts import Envelope
 from openv_shared.db import make_engine
 from openv_shared.health import broker_check, database_check, install_health
@@ -70,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
             await runpod.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="OpenV RunPod bridge", lifespan=lifespan)
+    app = FastAPI(title="OpenV RunPod bridge", lifespan=lifespan, **INTERNAL_DOCS)
     app.state.bridge = bridge
     app.state.reconciler = reconciler
     app.include_router(webhooks.router)

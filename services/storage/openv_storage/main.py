@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from openv_shared import topics
+from openv_shared.admin import INTERNAL_DOCS, admin_router
 from openv_shared.contracts import Envelope
 from openv_shared.health import broker_check, install_health
 from openv_shared.kafka import make_broker, publish
@@ -122,7 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
             await storage.broker.stop()
             await storage.aclose()
 
-    app = FastAPI(title="OpenV storage", lifespan=lifespan)
+    app = FastAPI(title="OpenV storage", lifespan=lifespan, **INTERNAL_DOCS)
     app.state.storage = storage
 
     async def s3_ready() -> bool:
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     install_health(app, {"kafka": broker_check(storage.broker), "s3": s3_ready})
 
-    @app.get("/stats", tags=["health"])
+    @admin_router(app).get("/stats", tags=["health"])
     async def stats() -> dict[str, int]:
         return storage.stats.as_dict()
 
