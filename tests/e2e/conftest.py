@@ -24,6 +24,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
                 "OPENV_SUBMIT_RETRY_BASE_S": "1",
                 # storage: the simulator serves result URLs on loopback.
                 "OPENV_IMPORT_ALLOW_PRIVATE_HOSTS": "true",
+                # gateway: the suite sends many requests without a valid token from one
+                # address (schemathesis probes every operation's auth); the address limit is
+                # tested on a gateway of its own (test_gateway_isolated.py).
+                "OPENV_ANONYMOUS_RATE_LIMIT_PER_S": "1000",
+                "OPENV_ANONYMOUS_RATE_LIMIT_BURST": "10000",
             },
             sim_env={"RUNPOD_SIM_WEBHOOK_RETRY_INTERVAL_S": "0.5"},
         )

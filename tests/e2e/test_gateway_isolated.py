@@ -7,9 +7,12 @@
   requests stay `pending` (its reads go to the stack's jobs service, which never hears of
   them);
 * `no_jobs`: a gateway pointed at a jobs URL where nothing listens (and at the broker
-  nobody decides from).
+  nobody decides from);
+* `door`: like `undecided` (its videos stay `pending`, so their streams stay open), with at
+  most 2 long-lived requests per user and a small limit for requests without a valid token.
 """
 
+import contextlib
 import json
 import sys
 import threading
@@ -38,6 +41,8 @@ Auth = Callable[[str], dict[str, str]]
 SMALL = {"width": 384, "height": 384, "num_frames": 13}  # 13/24 s each
 QUOTA_S = 2.0  # three small videos fit, a fourth does not
 RATE_BURST = 6
+OPEN_PER_USER = 2
+ANONYMOUS_BURST = 3
 
 
 class KeyServer:
@@ -90,6 +95,7 @@ class Side:
     small: str
     undecided: str
     no_jobs: str
+    door: str
     keys: KeyServer
     #: The admin port (/readyz) of the `no_jobs` gateway.
     no_jobs_admin: str
@@ -147,7 +153,7 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         jobs_url = f"http://127.0.0.1:{jobs_port}"
 
         gateway_env = stack.service_env("gateway")
-        ports = {name: free_port() for name in ("small", "undecided", "no_jobs")}
+        ports = {name: free_port() for name in ("small", "undecided", "no_jobs", "door")}
         admin_ports = {name: free_port() for name in ports}
         envs = {
             "small": {
@@ -171,6 +177,15 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 "OPENV_JOBS_URL": f"http://127.0.0.1:{free_port()}",
                 "OPENV_DECISION_WAIT_S": "0.5",
             },
+            "door": {
+                "OPENV_KAFKA_BOOTSTRAP": silent_broker.bootstrap,
+                "OPENV_DECISION_WAIT_S": "0.3",
+                "OPENV_SSE_KEEPALIVE_S": "0.3",
+                "OPENV_MAX_OPEN_PER_USER": str(OPEN_PER_USER),
+                "OPENV_OPEN_RETRY_AFTER_S": "3",
+                "OPENV_ANONYMOUS_RATE_LIMIT_PER_S": "0.1",
+                "OPENV_ANONYMOUS_RATE_LIMIT_BURST": str(ANONYMOUS_BURST),
+            },
         }
         gateways = {
             name: process(
@@ -190,7 +205,9 @@ def side(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for name, proc in gateways.items():
             _wait_healthy(proc, urls[name])
         no_jobs_admin = f"http://127.0.0.1:{admin_ports['no_jobs']}"
-        yield Side(urls["small"], urls["undecided"], urls["no_jobs"], keys, no_jobs_admin)
+        yield Side(
+            urls["small"], urls["undecided"], urls["no_jobs"], urls["door"], keys, no_jobs_admin
+        )
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -252,6 +269,62 @@ def test_the_per_user_rate_limit_answers_rate_limited_with_retry_after(
         problem(refused, 429, "rate_limited")
         assert int(refused.headers["Retry-After"]) >= 1  # 0.5/s: about 2 s
         assert api.get("/v1/usage", headers=other).status_code == 200
+
+
+def test_a_user_holds_at_most_n_streams_and_waits_open_at_once(side: Side, auth: Auth) -> None:
+    headers = auth(user())
+    with httpx.Client(base_url=side.door, timeout=30) as api:
+        created = api.post("/v1/videos", json={"prompt": "held", **SMALL}, headers=headers)
+        assert created.json()["status"] == "pending", created.text  # its stream stays open
+        vid = created.json()["id"]
+        stream = f"/v1/videos/{vid}/stream"
+        with contextlib.ExitStack() as streams:
+            for _ in range(OPEN_PER_USER):
+                assert streams.enter_context(api.stream("GET", stream, headers=headers)).is_success
+            with api.stream("GET", stream, headers=headers) as third:
+                assert third.status_code == 429  # (a 200 stream would never end)
+                third.read()
+                problem(third, 429, "rate_limited")
+                assert third.headers["Retry-After"] == "3"
+            waits = [
+                api.post(
+                    "/v1/videos",
+                    json={"prompt": "waits", **SMALL},
+                    headers={**headers, "Prefer": "wait=5"},
+                ),
+                api.delete(f"/v1/videos/{vid}", params={"wait": 5}, headers=headers),
+            ]
+            for refused in waits:
+                assert "streams and waits" in problem(refused, 429, "rate_limited")["detail"]
+                assert refused.headers["Retry-After"] == "3"
+            # Short requests, and other users, are not held back.
+            assert api.get(f"/v1/videos/{vid}", headers=headers).status_code == 200
+            other = auth(user())
+            theirs = api.post("/v1/videos", json={"prompt": "other", **SMALL}, headers=other)
+            with api.stream("GET", f"/v1/videos/{theirs.json()['id']}/stream", headers=other) as ok:
+                assert ok.status_code == 200
+        # Closed streams give their slots back (the server notices the disconnect).
+        deadline = time.monotonic() + 10
+        while True:
+            with api.stream("GET", stream, headers=headers) as again:
+                if again.status_code == 200 or time.monotonic() > deadline:
+                    break
+            time.sleep(0.2)
+        assert again.status_code == 200
+
+
+def test_requests_without_a_valid_token_are_limited_per_client_address(
+    side: Side, auth: Auth
+) -> None:
+    with httpx.Client(base_url=side.door, timeout=30) as api:
+        answers = [api.get("/v1/usage") for _ in range(ANONYMOUS_BURST)]
+        assert [a.status_code for a in answers] == [401] * ANONYMOUS_BURST
+        refused = api.get("/v1/videos", headers=bearer("not-a-token"))
+        problem(refused, 429, "rate_limited")
+        assert int(refused.headers["Retry-After"]) >= 1  # 0.1/s: about 10 s
+        # A valid token from the same address, and the public routes, are not limited.
+        assert api.get("/v1/usage", headers=auth(user())).status_code == 200
+        assert api.get("/healthz").status_code == 200
 
 
 # --- JWKS -----------------------------------------------------------------------------------

@@ -41,3 +41,23 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     pending_memory_s: float = Field(default=600.0, ge=0)
     #: Retry-After of a 429 `concurrency_limit`.
     concurrency_retry_after_s: int = Field(default=10, ge=1)
+
+    # --- the door: bodies, long-lived requests, requests without a valid token (issue #18) --
+    #: The most body bytes of a create (POST /v1/videos): two 500-character texts even fully
+    #: \u-escaped (12 bytes per astral character) and the parameters fit in 16 KiB.
+    max_body_bytes_create: int = Field(default=16384, ge=1024)
+    #: The most body bytes of any other request (none of them takes a body).
+    max_body_bytes_other: int = Field(default=1024, ge=0)
+    #: JSON bodies nested deeper than this are refused (422) before they are parsed.
+    max_json_depth: int = Field(default=32, ge=2)
+    #: Per user and instance: SSE streams, `Prefer: wait` creates and `DELETE ?wait` open at
+    #: once; beyond, 429 `rate_limited`.
+    max_open_per_user: int = Field(default=8, ge=1)
+    #: Retry-After of a 429 for too many open long-lived requests.
+    open_retry_after_s: int = Field(default=5, ge=1)
+    #: Per client address and instance: requests without a valid token (the 401s), sustained
+    #: requests/s ... (the address is the ASGI client host: behind a proxy, uvicorn's
+    #: FORWARDED_ALLOW_IPS must name the proxy, or every client shares the proxy's address)
+    anonymous_rate_limit_per_s: float = Field(default=5.0, gt=0)
+    #: ... and burst size.
+    anonymous_rate_limit_burst: int = Field(default=50, ge=1)

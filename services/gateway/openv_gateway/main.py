@@ -15,9 +15,12 @@ from openv_gateway.adapters.jwt_verifier import JwtVerifier
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.adapters.video_feed import VideoFeed
 from openv_gateway.config import Settings
+from openv_gateway.domain.body_limit import BodyLimits
+from openv_gateway.domain.long_lived import OpenRequests
 from openv_gateway.domain.pending import PendingRequests
 from openv_gateway.domain.rate_limit import RateLimiter
 from openv_gateway.entrypoints import problems, routes, stream
+from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.schemas import Health
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
@@ -37,11 +40,18 @@ Generate videos from prompts on RunPod Serverless; watch them, play them, delete
 `invalid_parameter` (422, with `errors`), `unauthorized` (401, with `WWW-Authenticate: Bearer`),
 `not_found` (404; another user's video is answered exactly like a missing one), `conflict` (409),
 `concurrency_limit`, `quota_exceeded`, `rate_limited` (429, always with `Retry-After`),
-`unavailable` (503, with `Retry-After`).
+`payload_too_large` (413), `unavailable` (503, with `Retry-After`).
+
+**Text**: free text (prompts, cursors) may not hold control characters (tab, line feed and
+carriage return excepted), lone surrogates or Unicode non-characters: 422 naming the field.
 
 **Limits**: a few videos in progress per user at once (3 by default) and a monthly quota of video
 seconds, decided by the jobs service. Besides, each gateway instance allows every user
-{rate:g} requests/s with bursts of {burst} (`rate_limited`); the limit is per instance.
+{rate:g} requests/s with bursts of {burst} (`rate_limited`), and {open} long-lived requests
+open at once (streams, `Prefer: wait`, `DELETE ?wait`; `rate_limited`); requests without a
+valid token are limited per client address. A create's body may hold {create_bytes} bytes,
+other requests' {other_bytes} (`payload_too_large`); JSON nested deeper than {depth} levels is
+`invalid_parameter`. The limits are per instance.
 
 **Live status**: `GET /v1/videos/{{id}}` suggests a poll interval in `Retry-After` while the
 video is not terminal; `GET /v1/videos/{{id}}/stream` pushes every change (SSE);
@@ -107,12 +117,22 @@ def create_app(settings: Settings) -> FastAPI:
         title="OpenV API",
         version="1.0.0",
         description=DESCRIPTION.format(
-            rate=settings.rate_limit_per_s, burst=settings.rate_limit_burst
+            rate=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+            open=settings.max_open_per_user,
+            create_bytes=settings.max_body_bytes_create,
+            other_bytes=settings.max_body_bytes_other,
+            depth=settings.max_json_depth,
         ),
         lifespan=lifespan,
     )
     app.state.jwt = JwtVerifier(settings.jwt_secret.get_secret_value(), settings.jwt_audience, jwks)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
+    app.state.anonymous_rate_limiter = RateLimiter(
+        settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst
+    )
+    app.state.open_requests = OpenRequests(settings.max_open_per_user)
+    app.state.open_retry_after_s = settings.open_retry_after_s
     app.state.live = live
     app.state.videos = VideosService(
         jobs,
@@ -128,6 +148,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sse_keepalive_s = settings.sse_keepalive_s
     app.state.concurrency_retry_after_s = settings.concurrency_retry_after_s
     problems.install(app)
+    # Before everything that reads the body: routing, authentication, parsing.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=BodyLimits(settings.max_body_bytes_create, settings.max_body_bytes_other),
+        max_json_depth=settings.max_json_depth,
+    )
     app.include_router(routes.router)
     app.include_router(stream.router)
 

@@ -38,6 +38,10 @@ class RateLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def __len__(self) -> int:
+        """Keys remembered (at most `max_users`)."""
+        return len(self._buckets)
+
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled completely: forgetting them changes nothing."""
         full_after = self.burst / self.rate

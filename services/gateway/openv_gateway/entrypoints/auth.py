@@ -24,11 +24,13 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
+        _limit_anonymous(request)
         raise ApiError(401, "unauthorized", "a bearer token is required", CHALLENGE)
     verifier: JwtVerifier = request.app.state.jwt
     try:
         principal = await verifier.verify_any(credentials.credentials)
     except InvalidToken:
+        _limit_anonymous(request)
         raise ApiError(401, "unauthorized", "the token is invalid or expired", CHALLENGE) from None
     limiter: RateLimiter = request.app.state.rate_limiter
     wait_s = limiter.take(principal.user_id, time.monotonic())
@@ -40,6 +42,22 @@ async def authenticate(
             {"Retry-After": retry_after_header(wait_s)},
         )
     return principal
+
+
+def _limit_anonymous(request: Request) -> None:
+    """Requests without a valid token count against their client address (the ASGI client:
+    behind a proxy, uvicorn's FORWARDED_ALLOW_IPS decides whether X-Forwarded-For is believed).
+    Routes without authentication (/healthz, /readyz, the docs) are not counted."""
+    limiter: RateLimiter = request.app.state.anonymous_rate_limiter
+    address = request.client.host if request.client else "unknown"
+    wait_s = limiter.take(address, time.monotonic())
+    if wait_s > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests without a valid token from this address; slow down",
+            {"Retry-After": retry_after_header(wait_s)},
+        )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

@@ -27,6 +27,7 @@ _TITLES = {
     "conflict": "Conflict",
     "unavailable": "Service unavailable",
     "method_not_allowed": "Method not allowed",
+    "payload_too_large": "Request body too large",
 }
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "conflict"}
 
@@ -180,11 +181,19 @@ NOT_FOUND = problem_response(
     "`not_found`: no such video, or another user's (answered exactly alike)."
 )
 INVALID = problem_response(
-    "`invalid_parameter`: `errors` lists each invalid field (body, query or header)."
+    "`invalid_parameter`: `errors` lists each invalid field (body, query or header), e.g. text "
+    "with control characters, or a body nested too deep (field `body`)."
 )
 RATE_LIMITED = problem_response(
-    "`rate_limited`: too many requests from this user (a per-instance token bucket).",
+    "`rate_limited`: too many requests from this user (a per-instance token bucket), too many "
+    "long-lived requests of this user open at once (streams, `Prefer: wait`, `DELETE ?wait`), "
+    "or too many requests without a valid token from this client address.",
     {"Retry-After": RETRY_AFTER},
+)
+PAYLOAD_TOO_LARGE = problem_response(
+    "`payload_too_large`: the body is larger than the route's limit (a create's is a few KB; "
+    "routes without a body allow almost none), answered before authentication and before "
+    "the body is read; the connection is then closed."
 )
 UNAVAILABLE = problem_response(
     "`unavailable`: a backend service did not answer; try again.", {"Retry-After": RETRY_AFTER}
@@ -194,6 +203,7 @@ CONFLICT = problem_response("`conflict`")
 #: What every authenticated route may answer besides its own successes.
 COMMON: dict[int | str, dict[str, Any]] = {
     401: UNAUTHORIZED,
+    413: PAYLOAD_TOO_LARGE,
     422: INVALID,
     429: RATE_LIMITED,
     503: UNAVAILABLE,

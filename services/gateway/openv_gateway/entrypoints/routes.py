@@ -1,5 +1,7 @@
 """The public v1 REST API."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
@@ -11,6 +13,7 @@ from openv_gateway.adapters.command_bus import CommandUnavailable
 from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import idempotency
+from openv_gateway.domain.long_lived import OpenRequests, TooManyOpen
 from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.domain.prefer import MAX_WAIT_S, InvalidPreference, parse_wait
 from openv_gateway.entrypoints.auth import CurrentPrincipal
@@ -33,6 +36,7 @@ from openv_gateway.entrypoints.problems import (
 )
 from openv_gateway.entrypoints.schemas import (
     CreateVideoRequest,
+    SafeText,
     Usage,
     Video,
     VideoEventList,
@@ -119,6 +123,32 @@ def _not_decided() -> ApiError:
     )
 
 
+def acquire_open(request: Request, user_id: str) -> Callable[[], None]:
+    """Counts one long-lived request (stream, wait) of the user on this instance; returns its
+    release. 429 `rate_limited` when the user already holds the limit open."""
+    opened: OpenRequests = request.app.state.open_requests
+    try:
+        opened.acquire(user_id)
+    except TooManyOpen:
+        retry: int = request.app.state.open_retry_after_s
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many streams and waits open at once (at most {opened.limit}); close one",
+            {"Retry-After": str(retry)},
+        ) from None
+    return lambda: opened.release(user_id)
+
+
+@contextmanager
+def held_open(request: Request, user_id: str) -> Iterator[None]:
+    release = acquire_open(request, user_id)
+    try:
+        yield
+    finally:
+        release()
+
+
 def poll_headers(video: Video, interval: int) -> dict[str, str]:
     if video.status is VideoStatus.PENDING:
         return {"Retry-After": str(PENDING_RETRY_AFTER_S)}
@@ -202,8 +232,11 @@ async def create_video(
         steps=body.steps,
         cfg=body.cfg,
     )
+    # Only a create that waits for more than the decision is long-lived.
+    holding = held_open(request, principal.user_id) if wait else nullcontext()
     try:
-        created = await service.create(principal, video_request, idempotency_key, wait)
+        with holding:
+            created = await service.create(principal, video_request, idempotency_key, wait)
     except IdempotencyConflict:
         raise ApiError(
             409,
@@ -241,7 +274,8 @@ async def list_videos(
     playback: PlaybackDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+        SafeText | None,
+        Query(max_length=512, description="`next_cursor` of the previous page."),
     ] = None,
     status: Annotated[VideoStatus | None, Query(description="Only videos in this status.")] = None,
 ) -> VideoList:
@@ -364,12 +398,15 @@ async def delete_video(
     principal: CurrentPrincipal,
     service: Service,
     playback: PlaybackDep,
+    request: Request,
     wait: Annotated[
         int, Query(ge=0, le=30, description="Seconds to wait for the files' removal.")
     ] = 0,
 ) -> JSONResponse:
+    vid = parse_video_id(video_id)
     try:
-        view = await service.delete(principal, parse_video_id(video_id), wait)
+        with held_open(request, principal.user_id) if wait else nullcontext():
+            view = await service.delete(principal, vid, wait)
     except VideoNotFound:
         raise _not_found() from None
     except NotDecidedYet:

@@ -1,11 +1,12 @@
 """Public request and response bodies of the v1 API (../shared/api-contract.md)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from openv_gateway.domain import text
 from openv_shared.contracts.video import (
     Cfg,
     NegativePrompt,
@@ -17,6 +18,15 @@ from openv_shared.contracts.video import (
     VideoStatus,
 )
 
+#: Free text a client sends is refused at the door if it holds characters no human writes
+#: (NUL and other controls, lone surrogates; see domain/text.py). Only here, in the public
+#: API: the shared contracts stay tolerant so that events already written are always read.
+_SAFE_TEXT = AfterValidator(text.checked)
+_SAFE_TEXT_DOC = Field(json_schema_extra={"pattern": text.CONTROL_FREE_PATTERN})
+SafeText = Annotated[str, _SAFE_TEXT, _SAFE_TEXT_DOC]
+SafePrompt = Annotated[Prompt, _SAFE_TEXT, _SAFE_TEXT_DOC]
+SafeNegativePrompt = Annotated[NegativePrompt, _SAFE_TEXT, _SAFE_TEXT_DOC]
+
 
 class CreateVideoRequest(BaseModel):
     model_config = ConfigDict(
@@ -27,8 +37,10 @@ class CreateVideoRequest(BaseModel):
         },
     )
 
-    prompt: Prompt = Field(description="What the video shows (1-500 characters).")
-    negative_prompt: NegativePrompt = Field(default="", description="What to avoid.")
+    prompt: SafePrompt = Field(description=f"What the video shows (1-500 characters). {text.RULE}")
+    negative_prompt: SafeNegativePrompt = Field(
+        default="", description=f"What to avoid. {text.RULE}"
+    )
     width: Side = Field(default=848, description="384-848, a multiple of 16.")
     height: Side = Field(default=480, description="384-848, a multiple of 16.")
     num_frames: NumFrames = Field(
@@ -129,7 +141,7 @@ class Problem(BaseModel):
     detail: str
     code: str = Field(
         description="invalid_parameter, unauthorized, not_found, concurrency_limit, "
-        "quota_exceeded, rate_limited, conflict, unavailable"
+        "quota_exceeded, rate_limited, conflict, payload_too_large, unavailable"
     )
     errors: list[FieldError] | None = Field(
         default=None, description="With `invalid_parameter`: what is wrong with which field."

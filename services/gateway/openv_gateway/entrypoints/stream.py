@@ -1,10 +1,11 @@
 """`GET /v1/videos/{id}/stream`: the video's status as Server-Sent Events."""
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.adapters.playback import Playback
@@ -13,7 +14,13 @@ from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.entrypoints.auth import CurrentPrincipal
 from openv_gateway.entrypoints.presenter import present, present_pending
 from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, ApiError, unavailable
-from openv_gateway.entrypoints.routes import PlaybackDep, Service, VideoId, parse_video_id
+from openv_gateway.entrypoints.routes import (
+    PlaybackDep,
+    Service,
+    VideoId,
+    acquire_open,
+    parse_video_id,
+)
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideoNotFound
 from openv_shared.contracts.queries import VideoView
@@ -97,11 +104,30 @@ async def stream_video(
     ):
         return Response(status_code=204)
     keepalive_s: float = request.app.state.sse_keepalive_s
-    return StreamingResponse(
+    release = acquire_open(request, principal.user_id)
+    return _HeldStream(
+        release,
         _events(_live(request), found, after, playback, keepalive_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class _HeldStream(StreamingResponse):
+    """Gives the user's long-lived slot back however the stream ends (also when the client
+    is gone before the first byte, when the events generator never even starts)."""
+
+    def __init__(
+        self, release: Callable[[], None], content: AsyncIterator[bytes], **kwargs: Any
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _events(
