@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import (
@@ -157,6 +158,21 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+class _ApiRequestLog:
+    """Plain ASGI middleware (it must not change how requests run or get cancelled): notes
+    every RunPod API call, with its path as the client sent it, in `JobTable.api_requests`."""
+
+    def __init__(self, app: ASGIApp, table: JobTable) -> None:
+        self.app = app
+        self.table = table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v2/"):
+            raw = scope.get("raw_path") or scope["path"].encode()
+            self.table.api_requests.append(f"{scope['method']} {raw.decode('latin-1')}")
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: SimSettings | None = None) -> FastAPI:
     settings = settings or SimSettings()
     sim = Simulator(settings)
@@ -181,6 +197,8 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="OpenV RunPod simulator", lifespan=lifespan)
     app.state.sim = sim
+
+    app.add_middleware(_ApiRequestLog, table=sim.table)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -289,6 +307,7 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
                 "runs_accepted": sim.table.runs_accepted,
                 "retried": sim.table.retried,
                 "cancel_requests": list(sim.table.cancel_requests),
+                "api_requests": list(sim.table.api_requests),
                 "faults": sim.faults.model_dump(),
                 "jobs": [job.admin_view() for job in sim.table.all()],
             }

@@ -27,6 +27,9 @@ class JobKnobs(BaseModel):
     output_error: str | None = None
     # The worker returns {"result": "FAILED: msg"} without `error` -> RunPod says COMPLETED.
     failed_result: str | None = None
+    # The worker returns {"result": this, "status": "DONE"} verbatim and uploads nothing: a
+    # broken or hostile worker's result (an endless URL, control characters, another scheme).
+    result: str | None = None
     drop_webhook: bool = False
     duplicate_webhook: NonNegativeInt = 0
     webhook_delay_s: NonNegativeFloat = 0.0

@@ -179,6 +179,9 @@ class JobTable:
         self.retried = 0
         #: Every /cancel call's job id, in order, including ids the simulator never had.
         self.cancel_requests: list[str] = []
+        #: Every RunPod API call as "METHOD /path" (the path as it arrived), in order: tests
+        #: check what a client sent, e.g. that nothing was sent at all.
+        self.api_requests: list[str] = []
 
     def add(self, job: Job) -> None:
         self._jobs[job.id] = job
@@ -212,6 +215,7 @@ class JobTable:
             self.remove(job)
         self.run_calls = self.runs_accepted = self.retried = 0
         self.cancel_requests.clear()
+        self.api_requests.clear()
 
     def count(self, status: JobStatus, endpoint_id: str | None = None) -> int:
         return sum(

@@ -201,6 +201,8 @@ class Runner:
             return {"error": knobs.output_error}
         if knobs.failed_result is not None:
             return {"result": f"FAILED: {knobs.failed_result}"}
+        if knobs.result is not None:
+            return {"result": knobs.result, "status": "DONE"}
 
         spec = render_spec(job.input, self._settings.render_scale)
         video = await asyncio.to_thread(render_mp4, spec)

@@ -410,13 +410,15 @@ def test_forged_webhooks_change_nothing(
     assert unknown_video.status_code == bad_token.status_code == no_token.status_code == 404
     assert unknown_video.json() == bad_token.json() == no_token.json()
 
-    # The right token, but not this video's job: refused; a job nobody owns is cancelled (it
-    # does not exist here), the bystander's job is left alone.
+    # The right token, but not this video's job: refused, and nothing is cancelled, since
+    # RunPod does not show either job is this video's (the fake one does not exist at all).
+    # A job id that is not a RunPod id is refused before any RunPod call.
     fake_job = f"{uuid.uuid4()}-u1"
     assert post(hook, {**completed, "id": fake_job}).status_code == 409
     assert post(hook, {**completed, "id": other["id"]}).status_code == 409
+    assert post(hook, {**completed, "id": "../purge-queue"}).status_code == 400
     cancels = sim.admin()["cancel_requests"]
-    assert fake_job in cancels
+    assert fake_job not in cancels
     assert other["id"] not in cancels and job["id"] not in cancels
 
     # Bodies that are not a RunPod report.

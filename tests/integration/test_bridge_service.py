@@ -8,12 +8,15 @@ RunPod's answer and the record.
 """
 
 import asyncio
+import json
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI, Request, Response
@@ -24,6 +27,7 @@ from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.runpod_client import RunPodClient
 from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
+from openv_bridge.domain import reports
 from openv_bridge.domain.submissions import SubmissionState
 from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
@@ -585,3 +589,206 @@ async def test_a_stalled_submission_without_its_request_is_failed_not_left(
         assert (failed.type, failed.data["code"]) == ("RunPodJobFailed", "runpod_failed")
         assert (await h.row(video_id)).state is SubmissionState.FINISHED
         assert h.sim.table.run_calls == 0
+
+
+# --------------------------------------------------------------------------- hostile webhooks
+
+
+async def post_webhook(
+    h: Harness, video_id: UUID, body: object, token: str | None = None
+) -> httpx.Response:
+    """POST to the bridge's real webhook route, with the video's valid token unless given."""
+    url = f"{h.settings.webhook_base_url}/webhooks/runpod/{video_id}"
+    if token is None:
+        token = h.bridge.webhook_url(video_id).split("token=", 1)[1]
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.post(
+            url,
+            params={"token": token},
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
+
+
+async def run_on_sim(h: Harness, job_input: dict[str, Any]) -> str:
+    """A job on the endpoint the bridge did not submit (or has not recorded yet)."""
+    url = f"{h.settings.runpod_base_url}/{h.settings.runpod_endpoint_id}/run"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+        answer = await client.post(url, json={"input": job_input})
+    answer.raise_for_status()
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+async def test_a_webhook_job_id_that_is_a_path_is_refused_before_any_runpod_call(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(submit_lease_s=30.0) as h:
+        # One video whose record knows its job, one still waiting for a lost /run answer, and
+        # someone's job in the queue, which a purge would remove.
+        h.runpod.next_knobs = [{"hang": True}, {"hang": True}]
+        known, waiting = accepted(), accepted(prompt="lost answer")
+        await h.bridge.on_video_event(known)
+        h.runpod.crash_after_run = 1
+        with pytest.raises(Crash):
+            await h.bridge.on_video_event(waiting)
+        queued = await run_on_sim(h, {"positive_prompt": "x", "sim": {"queue_s": 60}})
+        h.sim.table.api_requests.clear()
+
+        for env in (known, waiting):
+            for job_id in ("../purge-queue", "x/../../purge-queue", "..", "a%2F..%2Fpurge-queue"):
+                answer = await post_webhook(h, vid(env), {"id": job_id, "status": "COMPLETED"})
+                assert answer.status_code == 400, (job_id, answer.text)
+                assert answer.json()["code"] == "invalid_body"
+
+        assert h.sim.table.api_requests == []  # no RunPod call at all
+        assert h.job(queued).status == "IN_QUEUE"
+        assert h.facts.published == h.facts.of(vid(known), "RunPodJobSubmitted")
+        assert (await h.row(vid(waiting))).runpod_job_id is None
+
+
+async def test_a_job_id_the_bridge_did_not_get_from_run_is_adopted_only_with_runpods_evidence(
+    harness: HarnessFactory,
+) -> None:
+    async with harness(submit_lease_s=30.0) as h:
+        env = accepted()
+        video_id = vid(env)
+        key = video_output_key("u1", video_id)
+        # Another video's job in flight, not recorded anywhere (its /run answer is on its way).
+        bystander = await run_on_sim(
+            h,
+            {"positive_prompt": "y", "output_key": "videos/u2/x/video.mp4", "sim": {"hang": True}},
+        )
+        # This video's /run answer is lost: its record waits, its job runs.
+        h.runpod.next_knobs = [{"duration_s": 2.0}]
+        h.runpod.crash_after_run = 1
+        with pytest.raises(Crash) as crash:
+            await h.bridge.on_video_event(env)
+        real_job = str(crash.value)
+
+        # The valid token naming the bystander's job (it exists at RunPod), claiming our key.
+        forged = {"id": bystander, "status": "COMPLETED", "output": {"key": key}}
+        answer = await post_webhook(h, video_id, forged)
+        assert answer.status_code == 409, answer.text
+        row = await h.row(video_id)
+        assert (row.state, row.runpod_job_id) == (SubmissionState.SUBMITTING, None)
+        assert h.facts.published == []
+
+        # The real job reports at its end: RunPod's answer names our key, so it is adopted.
+        await eventually(lambda: h.facts.of(video_id, "RunPodJobCompleted"), "adoption")
+        assert {e.data["runpod_job_id"] for e in h.facts.of(video_id)} == {real_job}
+
+        # Now the record knows its job: the forgery is refused again and adopts nothing.
+        assert (await post_webhook(h, video_id, forged)).status_code == 409
+        assert (await h.row(video_id)).runpod_job_id == real_job
+        # Neither job was cancelled: the bystander's runs on, ours finished on its own.
+        assert h.sim.table.cancel_requests == []
+        assert h.job(bystander).status in {"IN_QUEUE", "IN_PROGRESS"}
+        assert h.job(real_job).status == "COMPLETED"
+
+
+@pytest.mark.parametrize(
+    ("knobs", "code", "detail"),
+    [
+        ({"result": "https://cdn.example/" + "v" * 5000}, "invalid_output", "characters long"),
+        ({"result": "https://cdn.example/v\u0000.mp4"}, "invalid_output", "control characters"),
+        ({"result": "ftp://cdn.example/v.mp4"}, "invalid_output", "not an http(s) URL"),
+        ({"output_error": "CUDA\u0000 out of memory\u0085"}, "worker_failed", "out of memory"),
+    ],
+)
+async def test_an_unusable_worker_result_fails_the_video_and_the_webhook_answers_200(
+    harness: HarnessFactory, knobs: dict[str, Any], code: str, detail: str
+) -> None:
+    async with harness() as h:
+        h.runpod.next_knobs = [knobs]
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        job_id = h.facts.of(vid(env), "RunPodJobSubmitted")[0].data["runpod_job_id"]
+
+        [failed] = await eventually(lambda: h.facts.of(vid(env), "RunPodJobFailed"), "failure")
+        assert (failed.data["code"], failed.data["runpod_job_id"]) == (code, job_id)
+        assert detail in failed.data["message"]
+        # Nothing Postgres' jsonb would refuse (a NUL, a lone surrogate) is left in the fact.
+        texts = [v for v in failed.data.values() if isinstance(v, str)]
+        assert all("\x00" not in text for text in texts)
+        assert all(text.encode() for text in texts)
+        await eventually(lambda: h.job(job_id).webhook_log, "the webhook's answer")
+        assert [r.http_status for r in h.job(job_id).webhook_log] == [200]
+        assert (await h.row(vid(env))).state is SubmissionState.FINISHED
+
+
+def hostile_value(rng: random.Random, depth: int = 0) -> Any:
+    """A random JSON value of the kinds that broke or could break the webhook."""
+    kind = rng.randrange(9 if depth < 4 else 6)
+    text_pool = ["", "a\u0000b", "\ud800", "\u202e\u2603", "x" * 5000, "../purge-queue", "é"]
+    match kind:
+        case 0:
+            return rng.choice([None, True, False])
+        case 1:
+            return rng.choice([0, -1, 10**400, 2**63, 1e308, 1.5, -0.0])
+        case 2:
+            return rng.choice(text_pool)
+        case 3:
+            return "".join(chr(rng.randrange(0x110000)) for _ in range(rng.randrange(1, 40)))
+        case 4:
+            return rng.choice([*sorted(reports.KNOWN_STATUSES), "DONE", ""])
+        case 5:
+            return rng.choice(["https://cdn.example/" + "v" * 5000, "https://x/\u0000", "ftp://x"])
+        case 6:
+            return [hostile_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    keys = ["id", "status", "output", "error", "result", "key", "progress", "input", "é\u0000"]
+    return {rng.choice(keys): hostile_value(rng, depth + 1) for _ in range(rng.randrange(5))}
+
+
+def hostile_body(rng: random.Random, job_id: str, key: str) -> bytes:
+    shape = rng.randrange(8)
+    if shape == 0:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))  # not UTF-8
+    if shape == 1:
+        depth = rng.choice([100, 5000, 200_000])
+        return b"[" * depth + b"]" * depth
+    if shape == 2:
+        return (
+            b'{"id": "'
+            + job_id.encode()
+            + b'", "status": "IN_PROGRESS", "output": '
+            + (
+                b"9" * 5000 + b"}"  # beyond Python's int digit limit
+            )
+        )
+    if shape == 3:
+        return json.dumps(hostile_value(rng)).encode()
+    body: dict[str, Any] = {
+        "id": rng.choice([job_id, job_id, hostile_value(rng)]),
+        "status": rng.choice(sorted(reports.KNOWN_STATUSES)),
+        "output": rng.choice([{"key": key}, {"result": hostile_value(rng)}, hostile_value(rng)]),
+        "error": hostile_value(rng),
+    }
+    text = json.dumps(body, allow_nan=True)  # NaN and Infinity are not JSON; Python reads them
+    return text.encode("utf-8", "surrogatepass")
+
+
+async def test_no_token_or_body_makes_the_webhook_answer_5xx(harness: HarnessFactory) -> None:
+    async with harness() as h:
+        h.runpod.next_knobs = [{"hang": True}]
+        env = accepted()
+        video_id = vid(env)
+        await h.bridge.on_video_event(env)
+        job_id = (await h.row(video_id)).runpod_job_id
+        assert job_id is not None
+        key = video_output_key("u1", video_id)
+        valid = h.bridge.webhook_url(video_id).split("token=", 1)[1]
+        tokens = [valid, "é" * 64, "\u2603", "%ff%fe", "0" * 64, valid + "\u00e9", "x" * 200]
+
+        rng = random.Random(18)
+        answers: list[tuple[int, bytes, str]] = []
+        for _ in range(150):
+            token = rng.choice([valid, valid, *tokens])
+            body = hostile_body(rng, job_id, key)
+            answer = await post_webhook(h, rng.choice([video_id, uuid4()]), body, token)
+            answers.append((answer.status_code, body[:80], token[:20]))
+        five_hundreds = [a for a in answers if a[0] >= 500]
+        assert five_hundreds == []
+        # The run reached the deep checks, not only the door.
+        assert {200, 400, 404} <= {status for status, _, _ in answers}

@@ -16,6 +16,7 @@ from openv_bridge.domain.submissions import (
     progress_is_news,
     retry_delay,
     route_report,
+    runpod_says_ours,
 )
 from openv_shared.contracts.events import VideoAccepted
 from openv_shared.contracts.video import VideoParams
@@ -148,3 +149,15 @@ def test_settings_refuse_a_lease_shorter_than_an_attempt_and_policies_runpod_ref
         Settings(runpod_ttl_s=8 * 24 * 3600)  # and its maximum ttl 7 days
     defaults = Settings()
     assert defaults.submit_lease_s > defaults.submit_timeout_s
+
+
+def test_only_runpods_own_answer_naming_the_videos_key_shows_a_job_is_ours() -> None:
+    says = runpod_says_ours
+    assert says({"id": "j1", "status": "IN_QUEUE", "input": {"output_key": KEY}}, "j1", KEY)
+    assert says({"id": "j1", "status": "COMPLETED", "output": {"key": KEY}}, "j1", KEY)
+    # Another job's answer, another video's key, or nothing that names a key: no evidence.
+    assert not says({"id": "j2", "status": "COMPLETED", "output": {"key": KEY}}, "j1", KEY)
+    assert not says({"id": "j1", "status": "COMPLETED", "output": {"key": "other"}}, "j1", KEY)
+    assert not says({"id": "j1", "status": "IN_PROGRESS", "output": 40}, "j1", KEY)
+    assert not says({"id": "j1", "status": "FAILED", "error": KEY}, "j1", KEY)
+    assert not says([], "j1", KEY)

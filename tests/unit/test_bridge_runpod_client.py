@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from openv_bridge.adapters.runpod_client import (
+    InvalidJobId,
     JobNotFound,
     RunPodClient,
     RunPodError,
@@ -154,3 +155,53 @@ async def test_a_run_that_may_have_reached_runpod_is_not_sent_again(error: Excep
 async def test_unusable_answers_are_errors(answer: httpx.Response) -> None:
     with pytest.raises(RunPodError):
         await Script(answer).client().run({}, "w", 1, 1)
+
+
+@pytest.mark.parametrize("job_id", ["../purge-queue", "..", "a/b", "%2e%2e", "j?x=1", "", "é"])
+async def test_a_job_id_that_is_not_a_runpod_id_is_never_sent(job_id: str) -> None:
+    script = Script(ok({"removed": 3, "status": "completed"}))
+    client = script.client()
+    with pytest.raises(InvalidJobId):
+        await client.cancel(job_id)
+    with pytest.raises(InvalidJobId):
+        await client.status(job_id)
+    assert script.requests == []
+
+
+async def test_every_path_segment_is_percent_encoded() -> None:
+    script = Script(ok({"id": "j1", "status": "IN_QUEUE"}))
+    client = RunPodClient(
+        "https://api.example/v2",
+        "ep 1/../x",
+        "k",
+        transport=httpx.MockTransport(script.handler),
+        sleep=script.sleep,
+    )
+    job = "60902e6c-08a1-426e-9cb9-9eaec90f5e2b-u1"
+    await client.status(job)
+    await client.cancel(job)
+    assert [r.url.raw_path.decode() for r in script.requests] == [
+        f"/v2/ep%201%2F..%2Fx/status/{job}",
+        f"/v2/ep%201%2F..%2Fx/cancel/{job}",
+    ]
+    with pytest.raises(ValueError, match="path segment"):
+        RunPodClient("https://api.example/v2", "..", "k")
+
+
+@pytest.mark.parametrize("job_id", ["../purge-queue", "a/b", 7, "", None])
+async def test_a_run_answer_without_a_runpod_id_is_an_error(job_id: object) -> None:
+    script = Script(ok({"id": job_id, "status": "IN_QUEUE"}))
+    with pytest.raises(RunPodError, match="valid job id"):
+        await script.client().run({"p": 1}, "https://hook", 1000, 10_000)
+
+
+async def test_runpods_refusal_text_is_cleaned_before_it_travels() -> None:
+    # As RunPod could send it: JSON escapes for a NUL and a lone surrogate.
+    body = b'{"error": "bad\\u0000input \\ud800' + b"x" * 2000 + b'"}'
+    script = Script(httpx.Response(400, content=body))
+    with pytest.raises(RunPodRefused) as refused:
+        await script.client().run({"p": 1}, "https://hook", 1000, 10_000)
+    message = refused.value.message
+    assert "\x00" not in message and "\ud800" not in message
+    assert message.startswith("bad\ufffdinput \ufffd") and len(message) == 500
+    message.encode()  # valid UTF-8

@@ -74,3 +74,98 @@ def test_webhook_tokens_are_per_video_and_per_secret() -> None:
     assert not token_valid(b"secret", other, token)
     assert not token_valid(b"other-secret", video, token)
     assert not token_valid(b"secret", video, "")
+
+
+REAL_IDS = [
+    "60902e6c-08a1-426e-9cb9-9eaec90f5e2b-u1",
+    "1f0d1d36-5c1a-4ff8-9b4e-2b1c3d4e5f60-e1",
+    "sync-60902e6c-08a1-426e-9cb9-9eaec90f5e2b-u1",
+    "j",
+]
+
+
+@pytest.mark.parametrize("job_id", REAL_IDS)
+def test_real_runpod_job_ids_are_accepted(job_id: str) -> None:
+    assert reports.parse_report({"id": job_id, "status": "IN_QUEUE"}).job_id == job_id
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["../purge-queue", "..", ".", "a/b", "a%2Fb", "-x", "j\x00", "j\n", "jé", "j" * 129, "a b"],
+)
+def test_job_ids_outside_runpods_alphabet_are_refused(job_id: str) -> None:
+    with pytest.raises(reports.InvalidReport, match="not a RunPod job id"):
+        reports.parse_report({"id": job_id, "status": "COMPLETED"})
+
+
+def test_nesting_is_measured_without_parsing_and_ignores_brackets_in_strings() -> None:
+    limit = reports.MAX_DEPTH
+    assert not reports.too_deep(b"[" * limit + b"]" * limit)
+    assert reports.too_deep(b"[" * (limit + 1) + b"]" * (limit + 1))
+    assert reports.too_deep(b'{"a":' * 100_000)  # unterminated, far too deep: still an answer
+    in_strings = b'{"x": "' + b"[{" * 1000 + b'", "y": "\\"[[[["}'
+    assert not reports.too_deep(in_strings)
+    assert not reports.too_deep(b"[1, [2], [3], [[4]]]" * 100)
+
+
+def test_text_is_cleaned_of_controls_and_lone_surrogates_and_bounded() -> None:
+    dirty = "a\x00b\x1b[31mc\x7fd\x85e\ud800f\tg\nh"
+    assert reports.clean_text(dirty, 100) == "a\ufffdb\ufffd[31mc\ufffdd\ufffde\ufffdf\tg\nh"
+    assert reports.clean_text(dirty, 100, keep_newlines=False).count("\ufffd") == 7
+    assert reports.clean_text("x" * 50, 10) == "x" * 10
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "j", "status": "FAILED", "error": "out of memory\x00\ud800"},
+        {"id": "j", "status": "FAILED", "error": '{"error_message": "OOM\\u0000"}'},
+        {"id": "j", "status": "COMPLETED", "output": {"error": {"message": "bad\x00"}}},
+        {"id": "j", "status": "COMPLETED", "output": {"result": "FAILED: \x00\udcff"}},
+        {"id": "j", "status": "TIMED_OUT", "error": "queue\x00expired"},
+    ],
+)
+def test_text_from_runpod_is_safe_before_it_becomes_a_fact(body: dict[str, Any]) -> None:
+    result = outcome(body)
+    assert isinstance(result, reports.Failed | reports.TimedOut)
+    text = result.message if isinstance(result, reports.Failed) else result.reason
+    assert "\x00" not in text and "\ufffd" in text
+    text.encode()  # valid UTF-8: no lone surrogate left
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://cdn.example/" + "v" * 4096, "characters long"),
+        ("ftp://cdn.example/v.mp4", "not an http(s) URL"),
+        ("file:///etc/passwd", "not an http(s) URL"),
+        ("javascript:alert(1)", "not an http(s) URL"),
+        ("DONE", "not an http(s) URL"),
+        ("https://cdn.example/v\x00.mp4", "control characters"),
+        ("https://cdn.example/a b.mp4", "control characters or spaces"),
+        ("https://cdn.example/\ud800.mp4", "control characters"),
+        ("https:///v.mp4", "no host"),
+        ("http://[::1/v.mp4", "cannot be parsed"),
+    ],
+)
+def test_an_unusable_result_url_fails_the_video_as_invalid_output(url: str, why: str) -> None:
+    result = outcome({"id": "j", "status": "COMPLETED", "output": {"result": url}})
+    assert isinstance(result, reports.Failed) and result.code == "invalid_output"
+    assert why in result.message
+    assert "\x00" not in result.message and len(result.message) <= reports.MAX_MESSAGE
+
+
+def test_a_result_url_up_to_the_facts_bound_is_handed_on() -> None:
+    url = "https://cdn.example/" + "v" * (4096 - len("https://cdn.example/"))
+    assert outcome({"id": "j", "status": "COMPLETED", "output": url}) == reports.ResultUrl(url)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_progress_that_is_not_a_finite_number_is_no_progress(value: float) -> None:
+    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": value}) == reports.Running(None)
+    assert reports.progress_of({"progress": value}) is None
+
+
+@pytest.mark.parametrize("token", ["é" * 64, "\u2603", "\ud800", "0" * 64 + "\x00"])
+def test_a_token_with_any_characters_is_just_wrong(token: str) -> None:
+    assert not token_valid(b"secret", uuid4(), token)

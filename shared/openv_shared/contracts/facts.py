@@ -9,6 +9,9 @@ from pydantic import Field
 
 from openv_shared.contracts.base import Message
 
+#: Longest result URL a fact carries; the bridge fails a video whose worker returned a longer one.
+MAX_URL = 4096
+
 
 class RunPodJobSubmitted(Message):
     TYPE = "RunPodJobSubmitted"
@@ -86,7 +89,7 @@ class RunPodJobOutputAtUrl(Message):
 
     video_id: UUID
     runpod_job_id: str
-    url: str = Field(max_length=4096)
+    url: str = Field(max_length=MAX_URL)
     object_key: str
 
 

@@ -43,6 +43,9 @@ class ErrorCode(StrEnum):
     RUNPOD_FAILED = "runpod_failed"
     WORKER_FAILED = "worker_failed"
     OUTPUT_MISSING = "output_missing"
+    #: The worker returned something unusable as a result (e.g. a result URL that is not
+    #: http(s), holds control characters, or is longer than a fact may carry).
+    INVALID_OUTPUT = "invalid_output"
     IMPORT_FAILED = "import_failed"
     TIMED_OUT = "timed_out"
 

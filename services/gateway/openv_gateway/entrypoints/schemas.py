@@ -76,7 +76,7 @@ class VideoFile(BaseModel):
 class VideoError(BaseModel):
     code: str = Field(
         description="concurrency_limit, quota_exceeded, runpod_rejected, runpod_failed, "
-        "worker_failed, output_missing, import_failed, timed_out"
+        "worker_failed, output_missing, invalid_output, import_failed, timed_out"
     )
     message: str
 

@@ -6,6 +6,9 @@ is a permanent refusal. `/run` is not idempotent (RunPod has no idempotency key)
 retried when RunPod cannot have created a job: the connection never opened, or RunPod answered
 429/5xx. A timeout after the request was sent is reported as `RunPodError` at once: the job may
 exist, and the bridge's submission record handles that (see `domain.submissions`).
+
+Every path segment is percent-encoded and job ids must be RunPod ids: an id such as
+`../purge-queue` from a webhook must never turn a cancel into another call.
 """
 
 import asyncio
@@ -15,10 +18,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from openv_bridge.adapters.metrics import timed_call
+from openv_bridge.domain.reports import MAX_MESSAGE, clean_text, is_job_id
 from openv_shared.http import async_client
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,23 @@ class JobNotFound(Exception):
     """RunPod no longer knows the job (retention or TTL expired), or never did."""
 
 
+class InvalidJobId(ValueError):
+    """Not a RunPod job id: never sent to RunPod."""
+
+
+def _segment(value: str) -> str:
+    """`value` as one URL path segment: percent-encoded, never a dot segment."""
+    if value in ("", ".", ".."):
+        raise ValueError(f"{value!r} cannot be a URL path segment")
+    return quote(value, safe="")
+
+
+def _job_segment(job_id: str) -> str:
+    if not is_job_id(job_id):
+        raise InvalidJobId(f"not a RunPod job id: {job_id[:100]!r}")
+    return _segment(job_id)
+
+
 # The request never reached RunPod: safe to send again even when not idempotent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -63,7 +85,7 @@ class RunPodClient:
     ) -> None:
         self._http = async_client(
             internal=False,
-            base_url=f"{base_url.rstrip('/')}/{endpoint_id}",
+            base_url=f"{base_url.rstrip('/')}/{_segment(endpoint_id)}",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout_s,
             # As many kept alive as may be open: above httpx's default of 20 kept alive, each
@@ -92,16 +114,18 @@ class RunPodClient:
         }
         answer = await self._call("POST", "/run", idempotent=False, json=body)
         job_id = answer.get("id")
-        if not isinstance(job_id, str) or not job_id:
-            raise RunPodError(f"/run answered without a job id: {answer!r}"[:500])
+        if not is_job_id(job_id):
+            # A job may exist; the record handles that (its webhook id is checked the same way).
+            raise RunPodError(f"/run answered without a valid job id: {answer!r}"[:500])
+        assert isinstance(job_id, str)
         return job_id
 
     async def status(self, job_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/status/{job_id}", job_call=True)
+        return await self._call("GET", f"/status/{_job_segment(job_id)}", job_call=True)
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         # Cancelling twice is harmless: RunPod answers with the job's (terminal) status.
-        return await self._call("POST", f"/cancel/{job_id}", job_call=True)
+        return await self._call("POST", f"/cancel/{_job_segment(job_id)}", job_call=True)
 
     async def health(self) -> dict[str, Any]:
         return await self._call("GET", "/health")
@@ -163,7 +187,7 @@ class RunPodClient:
 def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RunPodError(f"{path}: answer is not JSON") from None
     if not isinstance(data, dict):
         raise RunPodError(f"{path}: answer is not a JSON object")
@@ -171,13 +195,14 @@ def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
 
 
 def _error_message(response: httpx.Response) -> str:
-    """RunPod's own words: the `error` (or `message`) of a JSON answer, else the body."""
+    """RunPod's own words: the `error` (or `message`) of a JSON answer, else the body; cleaned,
+    since it becomes a fact's message and a column of the bridge's record."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         for key in ("error", "message", "detail"):
             if isinstance(data.get(key), str) and data[key]:
-                return str(data[key])[:500]
-    return response.text[:500] or f"HTTP {response.status_code}"
+                return clean_text(str(data[key]), MAX_MESSAGE // 2)
+    return clean_text(response.text, MAX_MESSAGE // 2) or f"HTTP {response.status_code}"

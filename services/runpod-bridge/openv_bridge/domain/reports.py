@@ -1,18 +1,80 @@
 """RunPod job reports (webhook bodies and /status answers) and what they mean for a video.
 
-Pure functions: parsing is defensive because webhooks are unsigned and may be malformed.
+Pure functions: parsing is defensive because webhooks are unsigned and may be malformed. Every
+string from RunPod that becomes a fact is cleaned and bounded here first: a NUL or a lone
+surrogate in a fact is refused by Postgres `jsonb` in the jobs service.
 """
 
 import json
+import math
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from openv_shared.contracts.facts import MAX_URL
 from openv_shared.contracts.video import ErrorCode
 
 KNOWN_STATUSES = frozenset(
     {"IN_QUEUE", "IN_PROGRESS", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 )
 MAX_MESSAGE = 1000
+#: JSON nesting a webhook body may have (RunPod's are a few levels deep); deeper ones are
+#: refused before parsing, since parsing them recurses once per level.
+MAX_DEPTH = 64
+#: RunPod job ids: a UUID with a suffix such as `-u1` or `-e1`, `sync-` + UUID for /runsync.
+#: Letters, digits, '-' and '_' only (never '/', '.', '%'), so an id is always one safe path
+#: segment; the bound is far above any real id.
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+_KEPT_CONTROLS = frozenset("\n\t")
+
+
+def is_job_id(value: object) -> bool:
+    return isinstance(value, str) and _JOB_ID.fullmatch(value) is not None
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether a JSON text nests arrays/objects deeper than `limit` (brackets inside strings
+    do not count). Cheap for ordinary bodies: it only scans when there are enough brackets."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def clean_text(value: str, limit: int, keep_newlines: bool = True) -> str:
+    """`value` safe to store anywhere: control characters (C0, DEL, C1; newline and tab kept
+    if asked) and lone surrogates replaced by U+FFFD, cut to `limit` characters."""
+    kept = _KEPT_CONTROLS if keep_newlines else frozenset()
+    return "".join(
+        "\ufffd" if (unicodedata.category(c) in ("Cc", "Cs") and c not in kept) else c
+        for c in value[:limit]
+    )
+
+
+def url_problem(url: str) -> str | None:
+    """Why a worker's result URL cannot be handed on (None if it can): storage fetches it and
+    the fact carries it, so it must be a plain absolute http(s) URL within the fact's bound."""
+    if len(url) > MAX_URL:
+        return f"the result URL is {len(url)} characters long (at most {MAX_URL})"
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zs") for c in url):
+        return "the result URL contains control characters or spaces"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the result URL cannot be parsed"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the result URL is not an http(s) URL"
+    if not parts.hostname:
+        return "the result URL has no host"
+    return None
 
 
 class InvalidReport(ValueError):
@@ -33,8 +95,10 @@ def parse_report(body: object) -> Report:
     job_id, status = body.get("id"), body.get("status")
     if not isinstance(job_id, str) or not job_id:
         raise InvalidReport("missing job id")
+    if not is_job_id(job_id):
+        raise InvalidReport("the job id is not a RunPod job id")
     if not isinstance(status, str) or status not in KNOWN_STATUSES:
-        raise InvalidReport(f"unknown status {status!r}")
+        raise InvalidReport(f"unknown status {str(status)[:100]!r}")
     return Report(job_id=job_id, status=status, output=body.get("output"), error=body.get("error"))
 
 
@@ -88,6 +152,8 @@ def progress_of(output: object) -> int | None:
         value = output.get("progress", output.get("percent"))
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    if not math.isfinite(value):
+        return None  # JSON's 1e999 is infinity: no progress to speak of
     if 0 < value <= 1 and isinstance(value, float):
         value *= 100  # a fraction such as Runway's 0..1
     return max(0, min(100, int(value)))
@@ -102,7 +168,7 @@ def _message(value: object) -> str:
         value = parsed
     if isinstance(value, dict):
         value = value.get("error_message") or value.get("message") or json.dumps(value)
-    return str(value)[:MAX_MESSAGE]
+    return clean_text(str(value), MAX_MESSAGE)
 
 
 def _output_error(output: object) -> object:
@@ -121,7 +187,7 @@ def interpret(report: Report, expected_key: str) -> Outcome:
             reason = "RunPod timed the job out (queue expiry or execution timeout)"
             if report.error:
                 reason = f"{reason}: {_message(report.error)}"
-            return TimedOut(reason[:MAX_MESSAGE])
+            return TimedOut(clean_text(reason, MAX_MESSAGE))
         case "FAILED":
             error = report.error or _output_error(report.output) or "worker failed"
             return Failed(ErrorCode.WORKER_FAILED.value, _message(error))
@@ -135,11 +201,16 @@ def interpret(report: Report, expected_key: str) -> Outcome:
             return Failed(ErrorCode.WORKER_FAILED.value, _message(output["error"]))
         result = output.get("result")
         if isinstance(result, str) and result.strip().upper().startswith("FAILED"):
-            return Failed(ErrorCode.WORKER_FAILED.value, result[:MAX_MESSAGE])
+            return Failed(ErrorCode.WORKER_FAILED.value, clean_text(result, MAX_MESSAGE))
         if output.get("key") == expected_key:
             return Uploaded(expected_key)
-        if isinstance(result, str) and result.startswith(("http://", "https://")):
-            return ResultUrl(result)
+        if isinstance(result, str) and result.strip():
+            problem = url_problem(result)
+            if problem is None:
+                return ResultUrl(result)
+            return Failed(
+                ErrorCode.INVALID_OUTPUT.value, f"the worker's output is unusable: {problem}"
+            )
     if report.error:
         return Failed(ErrorCode.WORKER_FAILED.value, _message(report.error))
     return Failed(ErrorCode.OUTPUT_MISSING.value, "the job completed without a usable output")

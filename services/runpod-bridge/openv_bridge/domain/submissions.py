@@ -13,7 +13,9 @@ may call /run; a crash leaves the lease to expire, after which the reconciler (o
 number, so of two attempts that both reached RunPod exactly one is recorded and the other job
 is cancelled. A job that reached RunPod but was never recorded (a crash in between) shows up
 when it reports: its webhook carries the video's valid token but a job id that is not the
-recorded one.
+recorded one. Webhooks are unsigned and anyone holding the token can name any job id, so such
+a job is adopted (or cancelled as extra) only when RunPod's own /status answer shows it is this
+video's job (`runpod_says_ours`).
 """
 
 from dataclasses import dataclass
@@ -40,9 +42,10 @@ class Route(Enum):
     #: The recorded job, but the record is settled (finished/cancelled): acknowledge, no fact.
     SETTLED = "settled"
     #: A job reporting while the record is still `submitting` with no job: the job of an
-    #: attempt whose answer was lost (crash, timeout). Adopt it after RunPod confirms it.
+    #: attempt whose answer was lost (crash, timeout)? Adopt it if RunPod confirms it is ours.
     ADOPT = "adopt"
-    #: Not the recorded job and nobody else's: an extra job of this video. Cancel it on RunPod.
+    #: Not the recorded job and nobody else's: an extra job of this video? Cancel it on RunPod
+    #: if RunPod confirms it is ours; never adopted.
     ORPHAN = "orphan"
     #: The recorded job of another video: refuse, and never cancel it from here.
     FOREIGN = "foreign"
@@ -64,6 +67,20 @@ def route_report(
     if state is SubmissionState.SUBMITTING and recorded_job_id is None:
         return Route.ADOPT
     return Route.ORPHAN
+
+
+def runpod_says_ours(status_answer: object, job_id: str, object_key: str) -> bool:
+    """Whether RunPod's /status answer for `job_id` shows it is the job of the video whose
+    output goes to `object_key` (unique per video): its `input` names that key (where RunPod
+    shows `input`), or its worker reports having uploaded there. A webhook body proves nothing:
+    whoever holds the token writes it."""
+    if not isinstance(status_answer, dict) or status_answer.get("id") != job_id:
+        return False
+    for part, field in (("input", "output_key"), ("output", "key")):
+        section = status_answer.get(part)
+        if isinstance(section, dict) and section.get(field) == object_key:
+            return True
+    return False
 
 
 def retry_delay(attempt: int, base_s: float, cap_s: float) -> float:

@@ -10,4 +10,6 @@ def webhook_token(secret: bytes, video_id: UUID) -> str:
 
 
 def token_valid(secret: bytes, video_id: UUID, token: str) -> bool:
-    return hmac.compare_digest(webhook_token(secret, video_id), token)
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    expected = webhook_token(secret, video_id).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", "replace"))

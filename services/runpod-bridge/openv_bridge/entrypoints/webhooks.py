@@ -2,9 +2,10 @@
 
 - A bad token (or a malformed video id) gets the same 404 whether or not the video exists, and
   is decided before any database access (constant-time compare, no timing hint either).
-- A body that is not JSON, too large, lacks fields or names an unknown status: 400. A job id
-  that is not the video's recorded job: 409 (an extra job of the video is cancelled on RunPod
-  first). Both are logged and change nothing.
+- A body that is not JSON (or nested deeper than `reports.MAX_DEPTH`), lacks fields, names an
+  unknown status or a job id outside RunPod's id alphabet: 400, before any RunPod call. Too
+  large: 413. A job id that is not the video's recorded job: 409 (an extra job RunPod confirms
+  is this video's is cancelled there first). All are logged and change nothing.
 - 200 only once the fact is durably published (Kafka acks=all); any failure on the way is a 503
   so RunPod retries. Duplicates and stale reports are answered 200 and change nothing.
 """
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from openv_bridge.adapters.metrics import WEBHOOKS
+from openv_bridge.domain import reports
 from openv_bridge.domain.reports import InvalidReport
 from openv_bridge.service_layer.bridge import BridgeService, UnknownJob
 
@@ -72,9 +74,12 @@ async def runpod_webhook(
     except _TooLarge:
         log.warning("oversized webhook body refused", extra={"video_id": vid})
         return _refuse(413, "too_large", "body too large")
+    if reports.too_deep(raw):
+        log.warning("deeply nested webhook body refused", extra={"video_id": vid})
+        return _refuse(400, "invalid_body", "body is nested too deeply")
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         log.warning("non-JSON webhook body refused: %r", raw[:200], extra={"video_id": vid})
         return _refuse(400, "invalid_body", "body is not JSON")
     try:

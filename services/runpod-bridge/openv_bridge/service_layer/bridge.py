@@ -29,6 +29,7 @@ from openv_bridge.domain.submissions import (
     progress_is_news,
     retry_delay,
     route_report,
+    runpod_says_ours,
 )
 from openv_bridge.domain.tokens import token_valid, webhook_token
 from openv_shared import telemetry
@@ -213,7 +214,7 @@ class BridgeService:
                 video_id=video_id,
                 runpod_job_id=None,
                 code=ErrorCode.RUNPOD_REJECTED.value,
-                message=(exc.message or str(exc))[: reports.MAX_MESSAGE],
+                message=reports.clean_text(exc.message or str(exc), reports.MAX_MESSAGE),
             )
             await self._publish(sub, fact, FactIds(video_id).of("rejected"))
             await self.submissions.finish(video_id, frozenset({_S.SUBMITTING}), error=str(exc))
@@ -259,7 +260,7 @@ class BridgeService:
             video_id=sub.video_id,
             runpod_job_id=None,
             code=ErrorCode.RUNPOD_FAILED.value,
-            message=message[: reports.MAX_MESSAGE],
+            message=reports.clean_text(message, reports.MAX_MESSAGE),
         )
         await self._publish(sub, fact, FactIds(sub.video_id).of("gave-up"))
         await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTING}), error=message)
@@ -336,25 +337,42 @@ class BridgeService:
                 case Route.FOREIGN:
                     raise UnknownJob(f"job {report.job_id!r} belongs to another video")
                 case Route.ORPHAN:
+                    ours = await self._runpod_says_ours(sub, report.job_id)
                     log.warning(
-                        "video %s: job %s is not its recorded job %s; cancelling it on RunPod",
+                        "video %s: job %s is not its recorded job %s; %s",
                         video_id,
                         report.job_id,
                         sub.runpod_job_id,
+                        "cancelling it on RunPod" if ours else "RunPod does not confirm it is ours",
                     )
-                    await self._cancel_quietly(report.job_id)
+                    if ours:
+                        await self._cancel_quietly(report.job_id)
                     raise UnknownJob(f"job {report.job_id!r} is not the job of video {video_id}")
                 case Route.ADOPT:
                     await self._adopt(sub, report.job_id)
         raise RuntimeError(f"video {video_id}: the record kept changing; RunPod will retry")
 
+    async def _runpod_says_ours(self, sub: Submission, job_id: str) -> bool:
+        """Whether RunPod (not the unsigned webhook) shows `job_id` is this video's job."""
+        try:
+            answer = await self.runpod.status(job_id)
+        except JobNotFound:
+            return False
+        return runpod_says_ours(answer, job_id, sub.object_key)
+
     async def _adopt(self, sub: Submission, job_id: str) -> None:
         """Record the job of an attempt whose /run answer was lost (a crash, a timeout), once
-        RunPod confirms the job exists on our endpoint. A no-op if the record changed first."""
-        try:
-            await self.runpod.status(job_id)
-        except JobNotFound:
-            raise UnknownJob(f"job {job_id!r} is unknown to RunPod") from None
+        RunPod shows the job is this video's. A no-op if the record changed first. Without that
+        evidence the job is neither adopted nor cancelled: the real job may still be running,
+        and the record's attempt goes on (its own answer, or a retry after its lease)."""
+        if not await self._runpod_says_ours(sub, job_id):
+            log.warning(
+                "video %s: job %s reported, but RunPod does not show it is this video's job; "
+                "not adopted",
+                sub.video_id,
+                job_id,
+            )
+            raise UnknownJob(f"RunPod does not confirm job {job_id!r} is this video's")
         if await self.submissions.adopt(sub.video_id, job_id):
             log.warning("video %s: adopted job %s whose /run answer was lost", sub.video_id, job_id)
             await self._publish_submitted(sub, job_id)
