@@ -74,6 +74,8 @@ class LocalStack:
     def service_env(self, service: str) -> dict[str, str]:
         db = {"jobs": "openv_jobs", "runpod-bridge": "openv_bridge"}.get(service, "postgres")
         env = {
+            # Local development credentials are allowed here and nowhere else.
+            "OPENV_ENV": "local",
             "OPENV_HOST": "127.0.0.1",
             "OPENV_PORT": str(self.ports[service]),
             "OPENV_ADMIN_PORT": str(self.admin_ports[service]),

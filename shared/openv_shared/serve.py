@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from openv_shared.admin import create_admin_app
 from openv_shared.logging import configure_logging
 from openv_shared.metrics import install_metrics
-from openv_shared.settings import BaseServiceSettings
+from openv_shared.settings import BaseServiceSettings, refuse_development_defaults
 from openv_shared.telemetry import instrument_app, setup_tracing, shutdown_tracing
 
 S = TypeVar("S", bound=BaseServiceSettings)
@@ -35,6 +35,8 @@ def tune_gc() -> None:
 
 
 def run_service(name: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
+    # Before anything connects or listens: production never runs on development credentials.
+    refuse_development_defaults(name, settings)
     configure_logging(name, settings.log_level)
     provider = setup_tracing(name)
     app = create_app(settings)

@@ -1,16 +1,46 @@
 """Settings every service shares; each service's `config.Settings` extends these.
 
 All variables use the `OPENV_` prefix so one environment (compose file, ConfigMap) feeds all.
-Defaults are safe for the local stack; production values are documented in the README.
+Defaults are safe for the local stack; production values are documented in docs/operations.md.
+Credentials are marked `Credential`: outside `OPENV_ENV=local` a service refuses to start while
+one of them holds its development default or a placeholder (`production_violations`).
 """
+
+from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Parts of the placeholder values of the example files (`REPLACE_ME`), the development
+#: defaults (`...-change-me`), deploy/dev.env (`dev-only-...`) and the local stack
+#: (`openv-local...`); compared case-insensitively, `_` as `-`.
+PLACEHOLDER_MARKERS = (
+    "replace-me",
+    "change-me",
+    "changeme",
+    "dev-only",
+    "placeholder",
+    "openv-local",
+)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Marks a setting production must set itself: not its default, not a placeholder."""
+
+    #: HMAC keys: at least this many bytes (UTF-8).
+    min_bytes: int = 0
+    #: An empty value is allowed (it turns the feature off, e.g. HS256 tokens).
+    may_be_empty: bool = False
 
 
 class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
 
+    #: `local` for the local stack, tests and development deployments. Any other value
+    #: (the default included) is production: development credentials are refused at start.
+    env: str = "production"
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -21,6 +51,68 @@ class BaseServiceSettings(BaseSettings):
     @property
     def admin_port_or_default(self) -> int:
         return self.admin_port if self.admin_port is not None else self.port + 1000
+
+    @property
+    def is_local(self) -> bool:
+        return self.env.strip().lower() == "local"
+
+    def production_violations(self) -> list[str]:
+        """What keeps this configuration from production (empty when it is fine); a service
+        adds its own rules by extending this."""
+        return credential_violations(self)
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return "" if value is None else str(value)
+
+
+def _is_placeholder(value: str) -> bool:
+    folded = value.lower().replace("_", "-")
+    return any(marker in folded for marker in PLACEHOLDER_MARKERS)
+
+
+def credential_violations(settings: BaseSettings) -> list[str]:
+    """One line per `Credential` setting holding a development value, naming the variable and
+    never the value."""
+    prefix = settings.model_config.get("env_prefix", "")
+    violations: list[str] = []
+    for name, field in type(settings).model_fields.items():
+        marker = next((m for m in field.metadata if isinstance(m, Credential)), None)
+        if marker is None:
+            continue
+        variable = f"{prefix}{name}".upper()
+        value = _plain(getattr(settings, name))
+        if not value:
+            if not marker.may_be_empty:
+                violations.append(f"{variable} is empty")
+        elif value == _plain(field.default):
+            violations.append(f"{variable} is the development default")
+        elif _is_placeholder(value):
+            violations.append(f"{variable} is a placeholder value")
+        elif len(value.encode()) < marker.min_bytes:
+            violations.append(f"{variable} is shorter than {marker.min_bytes} bytes")
+    return violations
+
+
+class DevelopmentDefaultsRefused(SystemExit):
+    """A service outside `OPENV_ENV=local` configured with development credentials."""
+
+
+def refuse_development_defaults(service: str, settings: BaseServiceSettings) -> None:
+    """Exit (status 1, the reasons on stderr) unless local or free of development values."""
+    if settings.is_local:
+        return
+    violations = settings.production_violations()
+    if violations:
+        lines = "\n".join(f"  - {violation}" for violation in violations)
+        raise DevelopmentDefaultsRefused(
+            f"{service} refuses to start: OPENV_ENV is not `local`, so this is production, "
+            f"and these settings hold development values:\n{lines}\n"
+            "Set each to its production value (docs/operations.md, 'Required in production'), "
+            "or OPENV_ENV=local for local development only."
+        )
 
 
 class KafkaSettings(BaseSettings):
@@ -56,7 +148,9 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
 
     #: asyncpg DSN, e.g. postgresql://user:pass@host:5432/openv_jobs
-    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5432/openv")
+    database_url: Annotated[SecretStr, Credential()] = SecretStr(
+        "postgresql://postgres@127.0.0.1:5432/openv"
+    )
     database_pool_size: int = 10
 
 
@@ -65,8 +159,8 @@ class S3Settings(BaseSettings):
 
     s3_endpoint: str = "127.0.0.1:8333"
     s3_secure: bool = False
-    s3_access_key: str = "openv-dev"
-    s3_secret_key: SecretStr = SecretStr("openv-dev-secret")
+    s3_access_key: Annotated[str, Credential()] = "openv-dev"
+    s3_secret_key: Annotated[SecretStr, Credential()] = SecretStr("openv-dev-secret")
     s3_region: str = "us-east-1"
     s3_bucket: str = "openv-videos"
     #: Host clients reach S3 at, for presigned URLs (defaults to the endpoint above).

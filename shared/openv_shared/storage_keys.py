@@ -2,9 +2,12 @@
 
 from uuid import UUID
 
+from openv_shared.segments import path_segment
+
 
 def video_prefix(user_id: str, video_id: UUID) -> str:
-    return f"videos/{user_id}/{video_id}/"
+    # Encoded, so no user id can escape its segment (a no-op for the ids the gateway admits).
+    return f"videos/{path_segment(user_id)}/{video_id}/"
 
 
 def video_output_key(user_id: str, video_id: UUID) -> str:

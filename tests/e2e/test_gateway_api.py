@@ -138,7 +138,8 @@ BAD_AUTH = {
     "not a jwt": {"Authorization": "Bearer not-a-token"},
     "basic scheme": {"Authorization": "Basic eA=="},
     "bare scheme": {"Authorization": "Bearer"},
-    "expired": {"Authorization": f"Bearer {make_token('alice', ttl_s=-30)}"},
+    # Beyond the 30 s clock leeway.
+    "expired": {"Authorization": f"Bearer {make_token('alice', ttl_s=-120)}"},
     "wrong audience": {"Authorization": f"Bearer {make_token('alice', audience='anon')}"},
     "wrong signature": {
         "Authorization": f"Bearer {make_token('alice', 'another-secret-another-secret-0123456')}"
@@ -146,6 +147,8 @@ BAD_AUTH = {
     "missing sub": {"Authorization": f"Bearer {_token(sub=None)}"},
     "missing exp": {"Authorization": f"Bearer {_token(exp=None)}"},
     "sub with a slash": {"Authorization": f"Bearer {_token(sub='a/b')}"},
+    "sub dot-dot": {"Authorization": f"Bearer {_token(sub='..')}"},
+    "anonymous user": {"Authorization": f"Bearer {_token(is_anonymous=True)}"},
     "alg none": {
         "Authorization": "Bearer "
         + f"{_b64({'alg': 'none', 'typ': 'JWT'})}."

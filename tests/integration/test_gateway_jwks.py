@@ -33,11 +33,17 @@ class KeyServer:
         self.keys: list[dict[str, Any]] = []
         self.hits = 0
         self.fail = False
+        #: Set: every request hangs until it is cleared (or the server closes).
+        self.hang = threading.Event()
+        self.closing = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.hits += 1
+                if server.hang.is_set():
+                    server.closing.wait(30)
+                    return
                 if server.fail or self.path != "/jwks.json":
                     self.send_response(500 if server.fail else 404)
                     self.end_headers()
@@ -61,6 +67,7 @@ class KeyServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
@@ -191,7 +198,7 @@ async def test_bad_asymmetric_tokens_are_refused(server: KeyServer) -> None:
     )
     bad = {
         "wrong signature": sign(stranger, "k", "RS256"),
-        "expired": sign(private, "k", "RS256", exp=int(time.time()) - 10),
+        "expired": sign(private, "k", "RS256", exp=int(time.time()) - 60),
         "wrong audience": sign(private, "k", "RS256", aud="anon"),
         "missing sub": sign(private, "k", "RS256", sub=None),
         "missing exp": sign(private, "k", "RS256", exp=None),
@@ -219,5 +226,88 @@ async def test_an_unreachable_jwks_refuses_tokens_instead_of_failing(server: Key
         # With JWKS only (no secret), HS256 tokens are not accepted at all.
         with pytest.raises(InvalidToken):
             await verifier.verify_any(jwt.encode(claims(), HS_SECRET, algorithm="HS256"))
+    finally:
+        await keys.aclose()
+
+
+async def test_a_hanging_jwks_costs_one_fetch_and_no_request_waits_longer(
+    server: KeyServer,
+) -> None:
+    """10 requests at once while the JWKS endpoint hangs: one fetch, all answered within
+    about one fetch timeout (one after the other, the 10th used to wait 10 timeouts)."""
+    server.hang.set()
+    timeout_s = 0.5
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=30, timeout_s=timeout_s)
+    verifier = JwtVerifier("", AUD, keys)
+    private = rsa_key()
+
+    async def attempt() -> float:
+        with pytest.raises(InvalidToken):
+            await verifier.verify_any(sign(private, "k", "RS256"))
+        return time.monotonic() - started
+
+    try:
+        started = time.monotonic()
+        waited = await asyncio.gather(*(attempt() for _ in range(10)))
+        assert max(waited) < timeout_s * 1.8, waited
+        assert server.hits == 1 and keys.fetches == 1
+        # And the failed fetch counts for the refresh limit: no new fetch for the next ones.
+        started = time.monotonic()
+        await attempt()
+        assert time.monotonic() - started < 0.2
+        assert server.hits == 1
+    finally:
+        await keys.aclose()
+
+
+async def test_after_a_failed_fetch_requests_do_not_refetch_before_the_limit(
+    server: KeyServer,
+) -> None:
+    server.fail = True
+    keys = JwksKeys(server.url, cache_s=600, min_refresh_s=60)
+    verifier = JwtVerifier("", AUD, keys)
+    private = rsa_key()
+    try:
+        for _ in range(5):
+            with pytest.raises(InvalidToken):
+                await verifier.verify_any(sign(private, "k", "RS256"))
+        assert server.hits == 1
+    finally:
+        await keys.aclose()
+
+
+async def test_stale_keys_serve_during_an_outage_and_the_limit_holds(server: KeyServer) -> None:
+    """Cached keys expire while the JWKS fails: they stay in use, and neither valid tokens
+    nor tokens with made-up key ids refetch before the limit."""
+    private = rsa_key()
+    server.keys = [jwk(private, "k")]
+    keys = JwksKeys(server.url, cache_s=0.05, min_refresh_s=1.0)
+    verifier = JwtVerifier("", AUD, keys)
+    try:
+        await verifier.verify_any(sign(private, "k", "RS256"))
+        await asyncio.sleep(1.1)  # expired, and the limit allows a fetch
+        server.fail = True
+        for i in range(5):
+            assert (await verifier.verify_any(sign(private, "k", "RS256"))).user_id == "alice"
+            with pytest.raises(InvalidToken):
+                await verifier.verify_any(sign(private, f"made-up-{i}", "RS256"))
+        assert server.hits == 2  # the first refresh, which failed; none after it
+    finally:
+        await keys.aclose()
+
+
+async def test_concurrent_requests_share_one_refresh_of_expired_keys(server: KeyServer) -> None:
+    old, new = rsa_key(), rsa_key()
+    server.keys = [jwk(old, "old")]
+    keys = JwksKeys(server.url, cache_s=0.05, min_refresh_s=0)
+    verifier = JwtVerifier("", AUD, keys)
+    try:
+        await verifier.verify_any(sign(old, "old", "RS256"))
+        await asyncio.sleep(0.1)
+        server.keys = [jwk(old, "old"), jwk(new, "new")]
+        tokens = [sign(new, "new", "RS256"), sign(old, "old", "RS256")] * 5
+        principals = await asyncio.gather(*(verifier.verify_any(t) for t in tokens))
+        assert {p.user_id for p in principals} == {"alice"}
+        assert server.hits == 2
     finally:
         await keys.aclose()

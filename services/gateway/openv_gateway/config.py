@@ -1,23 +1,52 @@
 """Gateway settings (environment variables with the `OPENV_` prefix)."""
 
-from pydantic import Field, SecretStr
+from typing import Annotated, Self
 
-from openv_shared.settings import BaseServiceSettings, KafkaSettings, S3Settings
+from pydantic import Field, SecretStr, model_validator
+
+from openv_shared.settings import BaseServiceSettings, Credential, KafkaSettings, S3Settings
 
 
 class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     port: int = 8000
     #: Supabase's JWT secret (HS256). The default is for local development only; an empty
-    #: secret turns HS256 off (e.g. when only the JWKS keys below are trusted).
-    jwt_secret: SecretStr = SecretStr("openv-local-dev-jwt-secret-change-me-0123456789")
+    #: secret turns HS256 off (e.g. when only the JWKS keys below are trusted), and so does
+    #: leaving it unset while a JWKS URL is set.
+    jwt_secret: Annotated[SecretStr, Credential(min_bytes=32, may_be_empty=True)] = SecretStr(
+        "openv-local-dev-jwt-secret-change-me-0123456789"
+    )
     jwt_audience: str = "authenticated"
+    #: Required `iss` of every token when set; Supabase's is `https://<project>.supabase.co/auth/v1`.
+    jwt_issuer: str | None = None
+    #: Supabase's anonymous sign-ins (`is_anonymous: true`) are refused unless this is on:
+    #: anyone can become one, and each could spend GPU time.
+    jwt_allow_anonymous: bool = False
+    #: Clock skew tolerated on `exp`, `iat` and `nbf` (seconds).
+    jwt_leeway_s: float = Field(default=30.0, ge=0, le=300)
     #: JWKS URL of asymmetric signing keys (RS256/ES256), e.g. Supabase's
     #: `https://<project>.supabase.co/auth/v1/.well-known/jwks.json`. Unset: HS256 only.
     jwt_jwks_url: str | None = None
     #: How long fetched JWKS keys are trusted before they are fetched again.
     jwt_jwks_cache_s: float = Field(default=600.0, gt=0)
-    #: At most one JWKS fetch per this many seconds for tokens naming an unknown key id.
+    #: At most one JWKS fetch per this many seconds beyond the cache expiry (for tokens naming
+    #: an unknown key id, and after a failed fetch, whose stale keys keep being used).
     jwt_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
+    #: The longest a JWKS fetch (and so a request waiting for it) may take.
+    jwt_jwks_timeout_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _jwks_without_explicit_secret_turns_hs256_off(self) -> Self:
+        # The development default must not stay a valid key beside real (JWKS) keys.
+        if self.jwt_jwks_url and "jwt_secret" not in self.model_fields_set:
+            self.jwt_secret = SecretStr("")
+        return self
+
+    def production_violations(self) -> list[str]:
+        violations = super().production_violations()
+        if not self.jwt_secret.get_secret_value() and not self.jwt_jwks_url:
+            violations.append("OPENV_JWT_SECRET and OPENV_JWT_JWKS_URL are both empty")
+        return violations
+
     #: The jobs service's internal query API.
     jobs_url: str = "http://127.0.0.1:8010"
     jobs_timeout_s: float = 5.0

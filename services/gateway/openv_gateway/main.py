@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings.jwt_jwks_url,
             cache_s=settings.jwt_jwks_cache_s,
             min_refresh_s=settings.jwt_jwks_min_refresh_s,
+            timeout_s=settings.jwt_jwks_timeout_s,
         )
         if settings.jwt_jwks_url
         else None
@@ -126,7 +127,14 @@ def create_app(settings: Settings) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.jwt = JwtVerifier(settings.jwt_secret.get_secret_value(), settings.jwt_audience, jwks)
+    app.state.jwt = JwtVerifier(
+        settings.jwt_secret.get_secret_value(),
+        settings.jwt_audience,
+        jwks,
+        issuer=settings.jwt_issuer,
+        allow_anonymous=settings.jwt_allow_anonymous,
+        leeway_s=settings.jwt_leeway_s,
+    )
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.anonymous_rate_limiter = RateLimiter(
         settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst

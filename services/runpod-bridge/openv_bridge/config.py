@@ -1,10 +1,16 @@
 """RunPod bridge settings (environment variables with the `OPENV_` prefix)."""
 
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings, S3Settings
+from openv_shared.settings import (
+    BaseServiceSettings,
+    Credential,
+    DatabaseSettings,
+    KafkaSettings,
+    S3Settings,
+)
 
 _SEVEN_DAYS_S = 7 * 24 * 3600
 
@@ -12,8 +18,9 @@ _SEVEN_DAYS_S = 7 * 24 * 3600
 class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings):
     port: int = 8020
     runpod_base_url: str = "https://api.runpod.ai/v2"
-    runpod_endpoint_id: str = "openv-mochi"
-    runpod_api_key: SecretStr = SecretStr("sim-key")
+    #: The RunPod Serverless endpoint; the default is the simulator's.
+    runpod_endpoint_id: Annotated[str, Credential()] = "openv-mochi"
+    runpod_api_key: Annotated[SecretStr, Credential()] = SecretStr("sim-key")
     #: Timeout for one RunPod HTTP call (seconds).
     runpod_timeout_s: float = Field(default=10.0, gt=0)
     #: Tries per RunPod call (first one included) on connection errors, 5xx and 429.
@@ -29,7 +36,9 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     #: Base URL RunPod can reach this bridge at; the webhook path and token are appended.
     webhook_base_url: str = "http://127.0.0.1:8020"
     #: Key for the per-video webhook tokens (HMAC-SHA256). Set a long random value in production.
-    webhook_secret: SecretStr = SecretStr("local-dev-webhook-secret-change-me")
+    webhook_secret: Annotated[SecretStr, Credential(min_bytes=32)] = SecretStr(
+        "local-dev-webhook-secret-change-me"
+    )
     #: Webhook bodies above this are refused (RunPod's are a few KB: status, output, input).
     webhook_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     #: How long the worker's presigned upload URL stays valid (must exceed the execution timeout).

@@ -7,6 +7,7 @@ import httpx
 from openv_shared.contracts.queries import EventPage, UsageView, VideoPage, VideoView
 from openv_shared.contracts.video import VideoStatus
 from openv_shared.http import async_client
+from openv_shared.segments import path_segment
 
 
 class JobsUnavailable(Exception):
@@ -61,7 +62,7 @@ class JobsClient:
         return EventPage.model_validate_json(response.content)
 
     async def usage(self, user_id: str) -> UsageView:
-        response = await self._get(f"/internal/users/{user_id}/usage")
+        response = await self._get(f"/internal/users/{path_segment(user_id)}/usage")
         response.raise_for_status()
         return UsageView.model_validate_json(response.content)
 

@@ -1,16 +1,12 @@
 """Supabase-compatible access tokens: HS256 with the project's secret, or RS256/ES256 with a
-key from the project's JWKS; `aud`, `exp` and `sub` required, optional `role`."""
-
-import re
+key from the project's JWKS; `aud`, `exp` and `sub` required (`iss` too when an issuer is
+configured), optional `role`; anonymous users (`is_anonymous: true`) only when allowed."""
 
 import jwt
 
 from openv_gateway.adapters.jwks import JWKS_ALGORITHMS, JwksKeys, JwksUnavailable
 from openv_gateway.domain.principal import Principal
-
-# User ids become part of object keys: no slashes, bounded length (Supabase uses UUIDs).
-_SUB = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
-_OPTIONS: jwt.types.Options = {"require": ["exp", "sub", "aud"]}
+from openv_shared.segments import is_user_id
 
 
 class InvalidToken(Exception):
@@ -18,10 +14,24 @@ class InvalidToken(Exception):
 
 
 class JwtVerifier:
-    def __init__(self, secret: str, audience: str, jwks: JwksKeys | None = None) -> None:
+    def __init__(
+        self,
+        secret: str,
+        audience: str,
+        jwks: JwksKeys | None = None,
+        *,
+        issuer: str | None = None,
+        allow_anonymous: bool = False,
+        leeway_s: float = 30.0,
+    ) -> None:
         self.secret = secret
         self.audience = audience
         self.jwks = jwks
+        self.issuer = issuer or None
+        self.allow_anonymous = allow_anonymous
+        self.leeway_s = leeway_s
+        required = ["exp", "sub", "aud", *(["iss"] if self.issuer else [])]
+        self._options: jwt.types.Options = {"require": required}
 
     def verify(self, token: str) -> Principal:
         """HS256 only (no I/O): Supabase's classic tokens."""
@@ -58,11 +68,17 @@ class JwtVerifier:
                 key,  # type: ignore[arg-type]
                 algorithms=algorithms,
                 audience=self.audience,
-                options=_OPTIONS,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options=self._options,
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not _SUB.fullmatch(sub):
+        # The user id becomes a segment of object keys and internal URLs.
+        if not isinstance(sub, str) or not is_user_id(sub):
             raise InvalidToken("invalid sub")
+        # Anyone can sign in anonymously: such users would spend GPU time without an account.
+        if claims.get("is_anonymous") is True and not self.allow_anonymous:
+            raise InvalidToken("anonymous users are not accepted")
         return Principal(user_id=sub, is_admin=claims.get("role") == "admin")

@@ -5,7 +5,8 @@ Every object of a video lives under one prefix (built by `openv_shared.storage_k
     videos/{user_id}/{video_id}/            the video's prefix (`video_prefix`)
     videos/{user_id}/{video_id}/video.mp4   the rendered or imported result (`video_output_key`)
 
-- `user_id` is the owner's id (the JWT `sub`: no `/`, at most 128 characters);
+- `user_id` is the owner's id (the JWT `sub`: a plain path segment, at most 128 characters;
+  percent-encoded by `video_prefix`, which changes none the gateway admits);
   `video_id` is the video's UUID in its canonical lowercase form.
 - Everything under a video's prefix belongs to that video and to nothing else: deleting the
   video removes the whole prefix, and an object is only ever written inside the prefix of the
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
+from openv_shared.segments import is_user_id
 from openv_shared.storage_keys import video_prefix
 
 ROOT: Final = "videos/"
@@ -47,8 +49,9 @@ def _canonical_uuid(text: str) -> UUID | None:
 def parse_video_key(key: str) -> VideoKey | None:
     """The video an object key belongs to, or None if the key does not follow the scheme.
 
-    `videos/{user_id}/{video_id}/{rest}` with a canonical UUID and no empty, `.` or `..`
-    segment.
+    `videos/{user_id}/{video_id}/{rest}` with a user id as the gateway admits them (so the
+    key's segment is the id itself, see `openv_shared.segments`), a canonical UUID and no
+    empty, `.` or `..` segment.
     """
     if not key.startswith(ROOT):
         return None
@@ -57,7 +60,11 @@ def parse_video_key(key: str) -> VideoKey | None:
         return None
     user_id, video_text, rest = parts
     video_id = _canonical_uuid(video_text)
-    if video_id is None or not _plain_segments([user_id, *rest.split("/")]):
+    if (
+        video_id is None
+        or not is_user_id(user_id)
+        or not _plain_segments([user_id, *rest.split("/")])
+    ):
         return None
     return VideoKey(user_id, video_id)
 
