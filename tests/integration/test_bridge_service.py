@@ -39,7 +39,7 @@ from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import ScenarioSpec
 from openv_runpod_sim.jobs import Job
 from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoAccepted, VideoCancelled
+from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoTimedOut
 from openv_shared.contracts.video import VideoParams, VideoStatus
 from openv_shared.db import make_engine
 from openv_shared.storage_keys import video_output_key, video_prefix
@@ -517,6 +517,37 @@ async def test_a_cancel_during_submission_cancels_the_job_once_run_answers(
         # A redelivered acceptance cannot bring it back.
         await h.bridge.on_video_event(env)
         assert h.sim.table.run_calls == 1
+
+
+async def test_a_video_the_jobs_service_timed_out_while_queued_is_never_run(
+    harness: HarnessFactory,
+) -> None:
+    """The jobs service gives up on a video whose submission kept failing (queued too long):
+    the bridge stops retrying it, and a job its last attempt got meanwhile is cancelled."""
+    async with harness(runpod_max_attempts=1, submit_max_attempts=10) as h:
+        h.sim.faults.run_500 = 1
+        env = accepted()
+        await h.bridge.on_video_event(env)  # attempt 1 fails: retried later
+        assert (await h.row(vid(env))).state is SubmissionState.SUBMITTING
+        timed_out = env.follow(VideoTimedOut(video_id=vid(env), reason="queued too long"))
+        await h.bridge.on_video_event(timed_out)
+        assert (await h.row(vid(env))).state is SubmissionState.CANCELLED
+        await h.reconciler.run_once()
+        await h.bridge.on_video_event(env)  # a redelivered acceptance cannot bring it back
+        assert h.sim.table.run_calls == 1
+        assert h.facts.published == []
+
+        # Timed out just after RunPod took its job: the job is cancelled, not rendered.
+        running = accepted()
+        h.runpod.next_knobs = [{"hang": True}]
+        await h.bridge.on_video_event(running)
+        [job] = h.jobs()
+        await h.bridge.on_video_event(
+            running.follow(VideoTimedOut(video_id=vid(running), reason="queued too long"))
+        )
+        assert (await h.row(vid(running))).state is SubmissionState.CANCELLED
+        [job] = h.jobs()
+        assert job.status == "CANCELLED"
 
 
 async def test_a_cancel_runpod_does_not_confirm_is_retried_by_the_reconciler(

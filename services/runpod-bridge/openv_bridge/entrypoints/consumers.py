@@ -1,4 +1,5 @@
-"""Kafka subscriber: the video events the bridge acts on (accepted, cancelled, deleted).
+"""Kafka subscriber: the video events the bridge acts on (accepted, cancelled, deleted, timed
+out).
 
 Read in batches; the others (most of the topic) are skipped by their header, unread. A batch's
 new submissions are claimed and recorded together; its videos are handled side by side, each
@@ -15,7 +16,12 @@ from openv_bridge.config import Settings
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_shared import topics
 from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
+from openv_shared.contracts.events import (
+    VideoAccepted,
+    VideoCancelled,
+    VideoDeleted,
+    VideoTimedOut,
+)
 from openv_shared.kafka import (
     BatchHandler,
     batch_options,
@@ -25,7 +31,9 @@ from openv_shared.kafka import (
 )
 
 GROUP_ID: Final = "openv-runpod-bridge"
-TYPES: Final = frozenset({VideoAccepted.TYPE, VideoCancelled.TYPE, VideoDeleted.TYPE})
+TYPES: Final = frozenset(
+    {VideoAccepted.TYPE, VideoCancelled.TYPE, VideoDeleted.TYPE, VideoTimedOut.TYPE}
+)
 #: Video events read per poll.
 BATCH: Final = 64
 #: Room on top of a batch's worst case before the group evicts the consumer.

@@ -34,7 +34,12 @@ from openv_bridge.domain.submissions import (
 from openv_bridge.domain.tokens import token_valid, webhook_token
 from openv_shared import telemetry
 from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoDeleted
+from openv_shared.contracts.events import (
+    VideoAccepted,
+    VideoCancelled,
+    VideoDeleted,
+    VideoTimedOut,
+)
 from openv_shared.contracts.facts import (
     RunPodJobCancelled,
     RunPodJobCompleted,
@@ -91,6 +96,11 @@ class BridgeService:
             isinstance(message, VideoCancelled | VideoDeleted)
             and message.previous_status in _IN_FLIGHT
         ):
+            await self.cancel(message.video_id, envelope.user_id or "")
+        elif isinstance(message, VideoTimedOut):
+            # Mostly RunPod's own verdict (the record is finished: nothing to do). But the jobs
+            # service also times out a video that stayed queued too long: a submission still
+            # being retried must stop, and a job it got meanwhile must not run on a paid GPU.
             await self.cancel(message.video_id, envelope.user_id or "")
 
     async def submit(self, envelope: Envelope, accepted: VideoAccepted) -> None:
