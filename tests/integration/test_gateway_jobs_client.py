@@ -1,14 +1,14 @@
 """The gateway's client of the jobs API puts a user id into a URL as exactly one segment,
 whatever the id (a real HTTP server records the path it receives)."""
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 
 import pytest
+from fastapi import FastAPI, Request
 
 from openv_gateway.adapters.jobs_client import JobsClient
+from openv_localstack.ports import free_port
+from tests.integration.support import serve
 
 pytestmark = pytest.mark.integration
 
@@ -23,31 +23,19 @@ USAGE = {
 
 
 @pytest.fixture
-def jobs() -> Iterator[tuple[str, list[str]]]:
+async def jobs() -> AsyncIterator[tuple[str, list[str]]]:
+    """A stand-in jobs API that records each request's path as it came over the wire."""
     paths: list[str] = []
+    app = FastAPI()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            paths.append(self.path)
-            body = json.dumps(USAGE).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    @app.get("/{anything:path}")
+    async def usage(request: Request) -> dict[str, object]:
+        paths.append(request.scope["raw_path"].decode())
+        return USAGE
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", paths
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    port = free_port()
+    async with serve(app, port):
+        yield f"http://127.0.0.1:{port}", paths
 
 
 async def test_a_user_id_is_one_encoded_segment_of_the_usage_url(

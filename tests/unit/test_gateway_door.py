@@ -16,13 +16,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from openv_gateway.config import Settings
 from openv_gateway.domain import text
-from openv_gateway.domain.body_limit import BodyLimits, content_length, nesting_exceeds
+from openv_gateway.domain.body_limit import BodyLimits, content_length
 from openv_gateway.domain.long_lived import OpenRequests, TooManyOpen
 from openv_gateway.domain.rate_limit import RateLimiter
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.schemas import CreateVideoRequest
 from openv_gateway.main import create_app
 from openv_localstack.tokens import make_token
+from openv_shared.json_depth import nesting_exceeds
 
 SECRET = "unit-test-door-secret-0123456789abcdef"
 

@@ -14,8 +14,9 @@ and otherwise hands the application the body it has read (at most the limit, one
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openv_gateway.domain.body_limit import BodyLimits, content_length, nesting_exceeds
+from openv_gateway.domain.body_limit import BodyLimits, content_length
 from openv_gateway.entrypoints.problems import problem
+from openv_shared.json_depth import nesting_exceeds
 
 
 class BodyLimitMiddleware:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from openv_shared.contracts.facts import MAX_URL
 from openv_shared.contracts.video import ErrorCode
+from openv_shared.json_depth import nesting_exceeds
 
 KNOWN_STATUSES = frozenset(
     {"IN_QUEUE", "IN_PROGRESS", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
@@ -27,8 +28,6 @@ MAX_DEPTH = 64
 #: Letters, digits, '-' and '_' only (never '/', '.', '%'), so an id is always one safe path
 #: segment; the bound is far above any real id.
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
 _KEPT_CONTROLS = frozenset("\n\t")
 
 
@@ -37,16 +36,8 @@ def is_job_id(value: object) -> bool:
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Whether a JSON text nests arrays/objects deeper than `limit` (brackets inside strings
-    do not count). Cheap for ordinary bodies: it only scans when there are enough brackets."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    depth = 0
-    for match in _BRACKET.finditer(_JSON_STRING.sub(b'""', raw)):
-        depth += 1 if match.group() in (b"[", b"{") else -1
-        if depth > limit:
-            return True
-    return False
+    """Whether a webhook body nests deeper than `limit` (see openv_shared.json_depth)."""
+    return nesting_exceeds(raw, limit)
 
 
 def clean_text(value: str, limit: int, keep_newlines: bool = True) -> str:
