@@ -26,6 +26,7 @@ from openv_runpod_sim.faults import (
     scenario_knobs,
 )
 from openv_runpod_sim.jobs import RETRYABLE, Job, JobStatus, JobTable, new_job_id
+from openv_runpod_sim.pool import PoolUpdate
 from openv_runpod_sim.worker import Runner
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class Simulator:
             webhook=webhook,
             execution_timeout_s=knobs.execution_timeout_s or timeout_ms / 1000,
             ttl_s=knobs.ttl_s or ttl_ms / 1000,
-            retention_s=retention,
+            retention_s=retention if knobs.retention_s is None else knobs.retention_s,
             base_url=str(request.base_url),
             policy={"executionTimeout": timeout_ms, "ttl": ttl_ms},
         )
@@ -143,7 +144,7 @@ class Simulator:
                 "inQueue": count(JobStatus.IN_QUEUE, endpoint_id),
                 "retried": self.table.retried,
             },
-            "workers": {"idle": max(0, self.settings.max_workers - running), "running": running},
+            "workers": {"idle": self.runner.idle, "running": running},
         }
 
 
@@ -152,6 +153,12 @@ def _policy_ms(policy: dict[str, Any], name: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ApiError(400, f"policy.{name} must be a positive integer of milliseconds")
     return value
+
+
+def _pool_view(sim: Simulator) -> dict[str, Any]:
+    """The worker pool's settings (`POST /admin/workers` changes them) and its state."""
+    pool = sim.runner.pool
+    return {**pool.config.model_dump(), "busy": pool.busy, "idle": pool.idle}
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -334,6 +341,15 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
     async def admin_clear_scenarios() -> JSONResponse:
         sim.scenarios.clear()
         return JSONResponse({"scenarios": []})
+
+    @app.get("/admin/workers")
+    async def admin_workers() -> JSONResponse:
+        return JSONResponse(_pool_view(sim))
+
+    @app.post("/admin/workers")
+    async def admin_set_workers(update: PoolUpdate) -> JSONResponse:
+        sim.runner.pool.update(update)
+        return JSONResponse(_pool_view(sim))
 
     @app.post("/admin/reset")
     async def admin_reset() -> JSONResponse:

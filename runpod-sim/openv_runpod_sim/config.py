@@ -26,6 +26,10 @@ class SimSettings(BaseSettings):
     render_scale: float = 4.0
     # Concurrent workers; jobs beyond this stay IN_QUEUE until a worker frees up.
     max_workers: int = 8
+    # A job that finds no warm idle worker waits this long (IN_QUEUE) for one to boot; 0 = none.
+    cold_start_s: float = 0.0
+    # A worker idle this long is scaled down (RunPod's default idle timeout is 5 s).
+    idle_timeout_s: float = 5.0
     # Progress updates per job while IN_PROGRESS.
     progress_steps: int = 5
     # RunPod's request body limit for /run and /runsync.

@@ -19,6 +19,10 @@ class JobKnobs(BaseModel):
 
     duration_s: NonNegativeFloat | None = None
     queue_s: NonNegativeFloat | None = None
+    # This job lands on a fresh worker that boots this long (IN_QUEUE, part of delayTime).
+    cold_start_s: NonNegativeFloat | None = None
+    # Keep this job's result this long after it ends instead of the endpoint's retention.
+    retention_s: NonNegativeFloat | None = None
     # The worker raises with this message -> FAILED, `error` is RunPod's JSON error string.
     fail: str | None = None
     # Only fail the first n executions, so /retry can succeed; None = every execution.

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-import secrets
 import traceback
 from collections.abc import Coroutine
 from typing import Any
@@ -13,6 +12,7 @@ import httpx
 from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import JobKnobs
 from openv_runpod_sim.jobs import TERMINAL, Job, JobStatus, JobTable
+from openv_runpod_sim.pool import PoolConfig, WorkerPool
 from openv_runpod_sim.render import RenderSpec, render_mp4, scaled_size
 from openv_runpod_sim.webhook import WebhookSender
 
@@ -72,12 +72,18 @@ def render_spec(job_input: dict[str, Any], scale: float) -> RenderSpec:
 
 
 class Runner:
-    """Runs each job as an asyncio task; at most `max_workers` are IN_PROGRESS at once."""
+    """Runs each job as an asyncio task on a worker of the pool (see pool.py)."""
 
     def __init__(self, settings: SimSettings, table: JobTable) -> None:
         self._settings = settings
         self._table = table
-        self._slots = asyncio.Semaphore(max(1, settings.max_workers))
+        self.pool = WorkerPool(
+            PoolConfig(
+                max_workers=max(1, settings.max_workers),
+                cold_start_s=settings.cold_start_s,
+                idle_timeout_s=settings.idle_timeout_s,
+            )
+        )
         self._background: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
         self._webhooks: WebhookSender | None = None
@@ -97,7 +103,7 @@ class Runner:
 
     @property
     def idle(self) -> int:
-        return max(0, self._settings.max_workers - self.running)
+        return self.pool.idle
 
     def submit(self, job: Job) -> None:
         job.task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
@@ -124,6 +130,7 @@ class Runner:
             task.cancel()
         self._background.clear()
         self._table.clear()
+        self.pool.reset()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         # Keep a reference: the loop only holds weak ones to tasks.
@@ -140,10 +147,10 @@ class Runner:
         knobs = job.knobs
         queue_s = self._settings.default_queue_s if knobs.queue_s is None else knobs.queue_s
         await asyncio.sleep(queue_s)
-        async with self._slots:
+        async with self.pool.lease(knobs.cold_start_s) as worker_id:
             job.transition(JobStatus.IN_PROGRESS)
             job.executions += 1
-            job.worker_id = secrets.token_hex(7)
+            job.worker_id = worker_id
             deadline = asyncio.timeout(job.execution_timeout_s)
             try:
                 async with deadline:

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -638,3 +639,111 @@ async def test_retention_expires_results() -> None:
         await asyncio.sleep(0.6)
         assert (await sim.get(api(f"/status/{job_id}"))).status_code == 404
         assert (await sim.get(file_url)).status_code == 404
+
+
+# --- the worker pool: cold starts, scale to zero, long queues, ttl in the queue ---------------
+
+
+def pool_sim(port: int, **settings: Any) -> SimSettings:
+    return SimSettings(
+        api_key=API_KEY,
+        port=port,
+        default_queue_s=0.02,
+        default_duration_s=0.1,
+        progress_steps=1,
+        **settings,
+    )
+
+
+@asynccontextmanager
+async def own_sim(**settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process simulator of its own, so pool settings affect no other test."""
+    port = free_port()
+    async with (
+        serve(create_app(pool_sim(port, **settings)), port),
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": API_KEY}, timeout=10
+        ) as sim,
+    ):
+        yield sim
+
+
+async def test_cold_start_warm_reuse_and_scale_to_zero() -> None:
+    async with own_sim(cold_start_s=0.6, idle_timeout_s=0.5) as sim:
+        small = model_input(num_frames=7, width=64, height=64)
+        # The first job finds no worker: it stays IN_QUEUE while one boots. The boot is queue
+        # time, not execution time: an executionTimeout shorter than the boot is not hit.
+        first_id = await submit(sim, small, policy={"executionTimeout": 500})
+        first_trace = await trace(sim, first_id)
+        first = first_trace[-1]
+        assert first["status"] == "COMPLETED", first
+        assert first["delayTime"] >= 600
+        assert first["executionTime"] < 500
+        assert {s["status"] for s in first_trace[:3]} == {"IN_QUEUE"}
+        health = (await sim.get(api("/health"))).json()
+        assert health["workers"] == {"idle": 1, "running": 0}
+
+        # Right after it, the warm worker takes the next job at once.
+        second = await final(sim, await submit(sim, small))
+        assert second["delayTime"] < 400, second
+        assert second["workerId"] == first["workerId"]
+
+        # Idle past the timeout, the endpoint scales to zero and the next job cold-starts.
+        await asyncio.sleep(0.7)
+        health = (await sim.get(api("/health"))).json()
+        assert health["workers"] == {"idle": 0, "running": 0}
+        third = await final(sim, await submit(sim, small))
+        assert third["delayTime"] >= 600, third
+        assert third["workerId"] != first["workerId"]
+
+        # A per-job knob forces a cold start even with a warm worker there.
+        forced = await final(sim, await submit(sim, model_input(sim={"cold_start_s": 0.8})))
+        assert forced["delayTime"] >= 800, forced
+
+
+async def test_limited_workers_make_a_long_queue_and_ttl_expires_in_it() -> None:
+    async with own_sim() as sim:
+        assert (await sim.post("/admin/workers", json={"bogus": 1})).status_code == 422
+        answer = await sim.post("/admin/workers", json={"max_workers": 1})
+        assert answer.json()["max_workers"] == 1
+        jobs = [await submit(sim, model_input(sim={"duration_s": 0.4})) for _ in range(3)]
+        await trace(sim, jobs[0], until={"IN_PROGRESS"})
+        health = (await sim.get(api("/health"))).json()
+        assert (health["jobs"]["inProgress"], health["jobs"]["inQueue"]) == (1, 2)
+        results = [await final(sim, job_id) for job_id in jobs]
+        assert [r["status"] for r in results] == ["COMPLETED"] * 3
+        # Each waited for the ones before it; the wait is reported as delayTime.
+        assert results[1]["delayTime"] >= 350, results
+        assert results[2]["delayTime"] >= 750, results
+        assert results[2]["delayTime"] > results[1]["delayTime"] > results[0]["delayTime"]
+
+        # Behind a job that never ends, a queued job's ttl runs out: RunPod deletes it.
+        blocker = await submit(sim, model_input(sim={"hang": True}))
+        await trace(sim, blocker, until={"IN_PROGRESS"})
+        queued = await submit(sim, model_input(), policy={"ttl": 600})
+        assert (await status(sim, queued))["status"] == "IN_QUEUE"
+        await asyncio.sleep(0.3)
+        assert (await status(sim, queued))["status"] == "IN_QUEUE"
+        await asyncio.sleep(0.5)
+        assert (await sim.get(api(f"/status/{queued}"))).status_code == 404
+        assert (await sim.post(api(f"/cancel/{blocker}"))).json()["status"] == "CANCELLED"
+
+        # More workers at run time let the queue drain in parallel.
+        await sim.post("/admin/workers", json={"max_workers": 3})
+        started = time.monotonic()
+        parallel = [await submit(sim, model_input(sim={"duration_s": 0.5})) for _ in range(3)]
+        assert [(await final(sim, j))["status"] for j in parallel] == ["COMPLETED"] * 3
+        assert time.monotonic() - started < 1.4
+        # /admin/reset restores the configured pool.
+        await sim.post("/admin/reset")
+        assert (await sim.get("/admin/workers")).json()["max_workers"] == 8
+
+
+async def test_retention_knob_forgets_one_job_result(client: httpx.AsyncClient) -> None:
+    short = await submit(client, model_input(num_frames=7, sim={"retention_s": 0.3}))
+    kept = await submit(client, model_input(num_frames=7))
+    assert (await final(client, short))["status"] == "COMPLETED"
+    assert (await final(client, kept))["status"] == "COMPLETED"
+    await asyncio.sleep(0.5)
+    assert (await client.get(api(f"/status/{short}"))).status_code == 404
+    assert (await status(client, kept))["status"] == "COMPLETED"
