@@ -23,6 +23,9 @@ class JobKnobs(BaseModel):
     cold_start_s: NonNegativeFloat | None = None
     # Keep this job's result this long after it ends instead of the endpoint's retention.
     retention_s: NonNegativeFloat | None = None
+    # Cancelled on RunPod's side this long after /run (from the console, by another client):
+    # no webhook unless webhook_on_cancel, so only polling shows it.
+    cancel_after_s: NonNegativeFloat | None = None
     # The worker raises with this message -> FAILED, `error` is RunPod's JSON error string.
     fail: str | None = None
     # Only fail the first n executions, so /retry can succeed; None = every execution.

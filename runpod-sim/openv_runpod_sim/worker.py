@@ -107,6 +107,13 @@ class Runner:
 
     def submit(self, job: Job) -> None:
         job.task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        if job.knobs.cancel_after_s is not None:
+            self._spawn(self._cancel_later(job, job.knobs.cancel_after_s))
+
+    async def _cancel_later(self, job: Job, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        if self._table.get(job.id) is job:  # not expired or forgotten meanwhile
+            self.cancel(job)
 
     def cancel(self, job: Job) -> None:
         if job.status in TERMINAL:

@@ -747,3 +747,20 @@ async def test_retention_knob_forgets_one_job_result(client: httpx.AsyncClient) 
     await asyncio.sleep(0.5)
     assert (await client.get(api(f"/status/{short}"))).status_code == 404
     assert (await status(client, kept))["status"] == "COMPLETED"
+
+
+async def test_a_job_cancelled_on_runpods_side_sends_no_webhook(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    hook = name()
+    job_id = await submit(
+        client,
+        model_input(sim={"hang": True, "cancel_after_s": 0.5}),
+        webhook=f"{receiver.url}/hook/{hook}",
+    )
+    seen = await trace(client, job_id)
+    assert seen[-1]["status"] == "CANCELLED"
+    assert "IN_PROGRESS" in {s["status"] for s in seen}
+    assert (await admin_job(client, job_id))["cancel_requests"] == 0  # nobody called /cancel
+    await asyncio.sleep(0.3)
+    assert receiver.hooks_for(hook) == []
