@@ -89,6 +89,13 @@ CASES = {
         Case("rejected", "failed", reject_run="input rejected: prompt too long for this model"),
         Case("hang", "timed_out", {"hang": True, "execution_timeout_s": 2}),
         Case("ttl_gone", "timed_out", {"hang": True, "ttl_s": 2}),
+        # RunPod's queue: a cold start the bridge waits out; a ttl that runs out before any
+        # worker takes the job (RunPod deletes it, /status 404s).
+        Case("cold_start", "completed", {"cold_start_s": 6}),
+        Case("ttl_in_queue", "timed_out", {"queue_s": 60, "ttl_s": 3}),
+        # Cancelled on RunPod's side (the console, another client): RunPod may send no
+        # webhook for it, so only the reconciler's polls can see it.
+        Case("cancelled_at_runpod", "cancelled", {"hang": True, "cancel_after_s": 4}),
         Case("upload_fail", "failed", {"upload_fail": True}),
         Case("result_url", "running", {"result_url": True}),
     ]
@@ -338,6 +345,17 @@ def test_each_fault_ends_in_the_right_terminal_state(
             assert "404" in error["message"]
         case "upload_fail":
             assert error["code"] == "output_missing"
+        case "cold_start":
+            assert jobs[0]["delayTime"] >= 6000, jobs[0]
+            assert video["progress"] == 100
+        case "ttl_in_queue":
+            assert jobs == []  # deleted at its ttl, never run
+            assert "VideoRunning" not in types, types
+            assert error["code"] == "timed_out"
+        case "cancelled_at_runpod":
+            job = jobs[0]
+            assert job["status"] == "CANCELLED"
+            assert (job["cancel_requests"], job["webhook_attempts"]) == (0, 0), job
 
 
 def test_a_result_url_is_handed_to_storage_as_a_fact(
@@ -476,3 +494,32 @@ def test_a_bridge_restart_with_a_lost_webhook_still_completes_via_the_reconciler
     job = sim.job(run.case.marker)
     assert job["webhook_attempts"] == 0
     assert len(sim.jobs(run.case.marker)) == 1
+
+
+# --------------------------------------------------------------------------- long queue
+
+
+def test_jobs_queued_behind_one_worker_all_complete(
+    api: httpx.Client, auth: Auth, sim: Sim
+) -> None:
+    """An endpoint with one worker: the videos wait IN_QUEUE behind each other (the wait shows
+    in delayTime) and every one still completes."""
+
+    def running() -> list[dict[str, Any]]:
+        return [j for j in sim.admin()["jobs"] if j["status"] == "IN_PROGRESS"]
+
+    wait_for("no RunPod job running", lambda: not running())
+    before = httpx.get(f"{sim.url}/admin/workers").json()["max_workers"]
+    assert httpx.post(f"{sim.url}/admin/workers", json={"max_workers": 1}).status_code == 200
+    try:
+        runs = [
+            launch(api, auth, sim, Case(f"long_queue_{i}", "completed", {"duration_s": 2.5}))
+            for i in range(3)
+        ]
+        for run in runs:
+            video = wait_status(api, run, TERMINAL)
+            assert video["status"] == "completed", video
+        delays = sorted(sim.job(run.case.marker)["delayTime"] for run in runs)
+        assert delays[1] >= 1500 and delays[2] >= 3000, delays
+    finally:
+        httpx.post(f"{sim.url}/admin/workers", json={"max_workers": before})
