@@ -2,6 +2,8 @@
 """Set-up and everyday commands; needs only Python >= 3.11 on the machine.
 
     python3 dev.py up              # install into .venv, start the whole system locally
+    python3 dev.py up --runpod-endpoint ID --webhook-base-url URL
+                                   # the same against a real RunPod endpoint (README)
     python3 dev.py test            # install into .venv, lint, type-check, run every test
     python3 dev.py token USER_ID   # print an access token for the local stack
 

@@ -1,5 +1,6 @@
-"""The whole local system: embedded Postgres, Tansu, SeaweedFS, the RunPod simulator and the
-four services, each a child process on 127.0.0.1, all data under one folder."""
+"""The whole local system: embedded Postgres, Tansu, SeaweedFS, the RunPod simulator (or a
+real RunPod endpoint, see realrunpod.py) and the four services, each a child process on
+127.0.0.1, all data under one folder."""
 
 import os
 import sys
@@ -11,6 +12,7 @@ import httpx
 
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.realrunpod import RealRunPod, webhook_secret
 from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
 from openv_localstack.tokens import LOCAL_JWT_SECRET
 from openv_shared import topics
@@ -38,6 +40,12 @@ class StackOptions:
     #: Extra environment for every service (e.g. OPENV_DECISION_WAIT_S).
     service_env: dict[str, str] = field(default_factory=dict)
     sim_env: dict[str, str] = field(default_factory=dict)
+    #: A real RunPod endpoint instead of the simulator: none is started, and the user's
+    #: OPENV_RUNPOD_* / OPENV_WEBHOOK_BASE_URL reach the services unchanged.
+    runpod: RealRunPod | None = None
+    #: Fixed ports for what a tunnel forwards to (the bridge's webhook, S3); None = any free.
+    bridge_port: int | None = None
+    s3_port: int | None = None
 
 
 class LocalStack:
@@ -47,10 +55,14 @@ class LocalStack:
         self.root = root
         self.postgres = EmbeddedPostgres(root / "postgres", free_port())
         self.kafka = TansuBroker(free_port(), root / "kafka")
-        self.s3 = SeaweedS3(root / "s3", free_port(), S3_ACCESS_KEY, S3_SECRET_KEY)
+        self.s3 = SeaweedS3(
+            root / "s3", options.s3_port or free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
+        )
         self.ports = {name: free_port() for name in SERVICES}
         if options.gateway_port:
             self.ports["gateway"] = options.gateway_port
+        if options.bridge_port:
+            self.ports["runpod-bridge"] = options.bridge_port
         #: Each service's admin port (/readyz, /metrics, internal docs).
         self.admin_ports = {name: free_port() for name in SERVICES}
         self.sim_port = free_port()
@@ -60,6 +72,11 @@ class LocalStack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def simulated(self) -> bool:
+        """True when the RunPod simulator stands in for RunPod."""
+        return self.options.runpod is None
 
     @property
     def sim_url(self) -> str:
@@ -87,14 +104,25 @@ class LocalStack:
             "OPENV_S3_BUCKET": BUCKET,
             "OPENV_JWT_SECRET": self.jwt_secret,
             "OPENV_JOBS_URL": self.url_of("jobs"),
-            "OPENV_RUNPOD_BASE_URL": f"{self.sim_url}/v2",
-            "OPENV_RUNPOD_API_KEY": RUNPOD_API_KEY,
-            "OPENV_WEBHOOK_BASE_URL": self.url_of("runpod-bridge"),
+            **self._runpod_env(service),
             # Spans as JSON lines under the stack folder, flushed every 0.2 s.
             "OPENV_TRACE_DIR": str(self.root / "traces"),
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
         return {**os.environ, **env, **self.options.service_env}
+
+    def _runpod_env(self, service: str) -> dict[str, str]:
+        real = self.options.runpod
+        if real is not None:
+            # The user's endpoint, key (from their environment) and public webhook URL; the
+            # webhook is public, so the bridge signs its tokens with a secret of its own.
+            secret = webhook_secret(self.root, os.environ) if service == "runpod-bridge" else {}
+            return {**real.service_env(), **secret}
+        return {
+            "OPENV_RUNPOD_BASE_URL": f"{self.sim_url}/v2",
+            "OPENV_RUNPOD_API_KEY": RUNPOD_API_KEY,
+            "OPENV_WEBHOOK_BASE_URL": self.url_of("runpod-bridge"),
+        }
 
     def start(self) -> None:
         """Start everything in dependency order; on any failure stop what was started."""
@@ -114,7 +142,8 @@ class LocalStack:
         self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
         self.s3.start()
         self.s3.ensure_bucket(BUCKET)
-        self._start_simulator()
+        if self.simulated:
+            self._start_simulator()
         self._run_migrations()
         for service in SERVICES:
             self._start_service(service)
