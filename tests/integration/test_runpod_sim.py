@@ -730,10 +730,10 @@ async def test_limited_workers_make_a_long_queue_and_ttl_expires_in_it() -> None
 
         # More workers at run time let the queue drain in parallel.
         await sim.post("/admin/workers", json={"max_workers": 3})
-        started = time.monotonic()
         parallel = [await submit(sim, model_input(sim={"duration_s": 0.5})) for _ in range(3)]
-        assert [(await final(sim, j))["status"] for j in parallel] == ["COMPLETED"] * 3
-        assert time.monotonic() - started < 1.4
+        done = [await final(sim, j) for j in parallel]
+        assert [r["status"] for r in done] == ["COMPLETED"] * 3
+        assert max(r["delayTime"] for r in done) < 350, done  # none waited behind another
         # /admin/reset restores the configured pool.
         await sim.post("/admin/reset")
         assert (await sim.get("/admin/workers")).json()["max_workers"] == 8
