@@ -47,6 +47,31 @@ class JobKnobs(BaseModel):
     webhook_on_timeout: bool = False
     hang: bool = False
     result_url: bool = False
+    #: What the worker hands back (../shared/runpod.md, "Worker output"): `upload` is our
+    #: convention (PUT to `output_put_url`, return the key; a result URL without one); the
+    #: OpenV worker's `openv_success` / `openv_done` (`{"result": url, "status": ...}`, the file
+    #: served on /files) and `openv_error` (`{"status": "ERROR", "error": output_error or a
+    #: default}`); ComfyUI's `comfy_s3_url` / `comfy_base64` (`{"videos": [{"type", "data"}]}`);
+    #: and a worker that hands nothing back (COMPLETED with output None, {} or []).
+    output_style: Literal[
+        "upload",
+        "openv_success",
+        "openv_done",
+        "openv_error",
+        "comfy_s3_url",
+        "comfy_base64",
+        "none",
+        "empty_dict",
+        "empty_list",
+    ] = "upload"
+    #: Pad the rendered MP4 (a trailing `free` box, still playable) to at least this many
+    #: bytes: e.g. a base64 output over RunPod's 1 MB webhook limit.
+    output_min_bytes: NonNegativeInt = 0
+    #: The execution timeout ends the job FAILED (RunPod's docs: "the job fails and the worker
+    #: stops"), with a webhook, instead of TIMED_OUT.
+    timeout_as_failed: bool = False
+    #: Report no progress while running (the OpenV worker reports none).
+    no_progress: bool = False
     upload_fail: bool = False
     progress_format: Literal["int", "dict_progress", "dict_percent"] = "int"
     # Override the job's policy (as if the client had sent these): reach TIMED_OUT or the

@@ -1,6 +1,7 @@
 """Encode a small but real H.264 MP4 with PyAV (no numpy: planes are filled from bytes)."""
 
 import io
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,3 +62,12 @@ def render_mp4(spec: RenderSpec) -> bytes:
     finally:
         container.close()
     return buffer.getvalue()
+
+
+def pad_mp4(video: bytes, min_bytes: int) -> bytes:
+    """`video` with a trailing `free` box (players skip it) so it is at least `min_bytes`."""
+    missing = min_bytes - len(video)
+    if missing <= 0:
+        return video
+    size = max(8, missing)
+    return video + struct.pack(">I", size) + b"free" + bytes(size - 8)

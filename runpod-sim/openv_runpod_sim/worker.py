@@ -1,6 +1,7 @@
 """The async job runner: queue wait, progress, render, upload, result, webhook."""
 
 import asyncio
+import base64
 import json
 import logging
 import traceback
@@ -13,7 +14,7 @@ from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import JobKnobs
 from openv_runpod_sim.jobs import TERMINAL, Job, JobStatus, JobTable
 from openv_runpod_sim.pool import PoolConfig, WorkerPool
-from openv_runpod_sim.render import RenderSpec, render_mp4, scaled_size
+from openv_runpod_sim.render import RenderSpec, pad_mp4, render_mp4, scaled_size
 from openv_runpod_sim.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,10 @@ class Runner:
                 job.output = None
                 limit_ms = round(job.execution_timeout_s * 1000)
                 job.error = f"job exceeded executionTimeout of {limit_ms} ms"
+                if knobs.timeout_as_failed:
+                    job.transition(JobStatus.FAILED)
+                    self._send_webhook(job)  # RunPod's webhook fires for FAILED
+                    return
                 job.transition(JobStatus.TIMED_OUT)
                 if knobs.webhook_on_timeout:
                     self._send_webhook(job)
@@ -185,9 +190,9 @@ class Runner:
         job.transition(JobStatus.FAILED)
         self._send_webhook(job)
 
-    def _finish(self, job: Job, result: dict[str, Any]) -> None:
+    def _finish(self, job: Job, result: Any) -> None:
         # runpod-python: an "error" key in the handler's output makes the job FAILED.
-        if "error" in result:
+        if isinstance(result, dict) and "error" in result:
             job.error = str(result.pop("error"))
             job.output = result or None
             job.transition(JobStatus.FAILED)
@@ -196,14 +201,15 @@ class Runner:
             job.transition(JobStatus.COMPLETED)
         self._send_webhook(job)
 
-    async def _execute(self, job: Job, knobs: JobKnobs) -> dict[str, Any]:
+    async def _execute(self, job: Job, knobs: JobKnobs) -> Any:
         """The handler: what the model worker would do inside RunPod."""
         duration = (
             self._settings.default_duration_s if knobs.duration_s is None else knobs.duration_s
         )
         steps = max(1, self._settings.progress_steps)
         for step in range(steps):
-            job.output = progress_value(knobs.progress_format, step * 100 // steps)
+            if not knobs.no_progress:
+                job.output = progress_value(knobs.progress_format, step * 100 // steps)
             if knobs.hang:
                 await asyncio.Event().wait()  # only executionTimeout, cancel or ttl end this
             await asyncio.sleep(duration / steps)
@@ -217,11 +223,21 @@ class Runner:
             return {"result": f"FAILED: {knobs.failed_result}"}
         if knobs.result is not None:
             return {"result": knobs.result, "status": "DONE"}
+        style = knobs.output_style
+        if style == "openv_error":
+            return {"status": "ERROR", "error": knobs.output_error or "simulated worker error"}
+        if style in ("none", "empty_dict", "empty_list"):
+            # A worker that hands nothing back: COMPLETED with output None, {} or [].
+            return {"none": None, "empty_dict": {}, "empty_list": []}[style]
 
         spec = render_spec(job.input, self._settings.render_scale)
-        video = await asyncio.to_thread(render_mp4, spec)
+        video = pad_mp4(await asyncio.to_thread(render_mp4, spec), knobs.output_min_bytes)
+        filename = f"ComfyUI_{job.id[:8]}_.mp4"
+        if style == "comfy_base64":
+            data = base64.b64encode(video).decode()
+            return {"videos": [{"filename": filename, "type": "base64", "data": data}]}
         put_url = job.input.get("output_put_url")
-        if put_url is not None and not knobs.result_url:
+        if put_url is not None and not knobs.result_url and style == "upload":
             if not isinstance(put_url, str):
                 raise ValueError("input.output_put_url must be a string")
             if not knobs.upload_fail:  # upload_fail: a lying worker that reports success anyway
@@ -234,7 +250,10 @@ class Runner:
             }
         job.video = video
         base = (self._settings.public_url or job.base_url).rstrip("/")
-        return {"result": f"{base}/files/{job.id}.mp4", "status": "DONE"}
+        url = f"{base}/files/{job.id}.mp4"
+        if style == "comfy_s3_url":
+            return {"videos": [{"filename": filename, "type": "s3_url", "data": url}]}
+        return {"result": url, "status": "SUCCESS" if style == "openv_success" else "DONE"}
 
     async def _upload(self, url: str, video: bytes) -> None:
         assert self._client is not None, "Runner.start() not called"

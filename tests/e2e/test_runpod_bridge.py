@@ -7,6 +7,7 @@ module fixture (one user each, so limits do not interfere) and each test then ch
 """
 
 import asyncio
+import io
 import json
 import time
 import uuid
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import av
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -98,8 +100,31 @@ CASES = {
         Case("cancelled_at_runpod", "cancelled", {"hang": True, "cancel_after_s": 4}),
         Case("upload_fail", "failed", {"upload_fail": True}),
         Case("result_url", "running", {"result_url": True}),
+        # Real workers' output shapes (../shared/runpod.md, "Worker output").
+        Case("openv_success", "completed", {"output_style": "openv_success", "no_progress": True}),
+        Case("openv_done", "completed", {"output_style": "openv_done", "no_progress": True}),
+        Case("openv_error", "failed", {"output_style": "openv_error", "output_error": "NSFW"}),
+        Case("comfy_s3_url", "completed", {"output_style": "comfy_s3_url"}),
+        Case("comfy_base64", "completed", {"output_style": "comfy_base64"}),
+        # Over the bridge's 1 MB webhook limit: the bridge reads it from /status.
+        Case(
+            "comfy_base64_large",
+            "completed",
+            {"output_style": "comfy_base64", "output_min_bytes": 1_200_000},
+        ),
+        Case("output_none", "failed", {"output_style": "none"}),
+        Case("output_empty_dict", "failed", {"output_style": "empty_dict"}),
+        Case("output_empty_list", "failed", {"output_style": "empty_list"}),
+        Case(
+            "timeout_as_failed",
+            "timed_out",
+            {"hang": True, "execution_timeout_s": 2, "timeout_as_failed": True},
+        ),
     ]
 }
+#: Cases whose video ends as a file in the bucket, put there by the worker or the bridge.
+PLAYABLE = {"plain", "openv_success", "openv_done", "comfy_s3_url", "comfy_base64"}
+PLAYABLE |= {"comfy_base64_large"}
 
 
 @dataclass
@@ -337,8 +362,30 @@ def test_each_fault_ends_in_the_right_terminal_state(
             assert jobs == []
             assert error == {"code": "runpod_rejected", "message": case.reject_run}
         case "hang":
-            assert error["code"] == "timed_out"
+            # TIMED_OUT, and RunPod's error says it was the execution timeout.
+            assert error["code"] == "execution_timeout"
             assert "executionTimeout of 2000 ms" in error["message"]
+        case "timeout_as_failed":
+            assert jobs[0]["status"] == "FAILED"
+            assert error["code"] == "execution_timeout"
+            assert "executionTimeout of 2000 ms" in error["message"]
+        case "openv_success" | "openv_done":
+            # The OpenV worker reports no progress: the video still completes at 100.
+            assert "VideoRunning" not in types or all(
+                not e["data"].get("progress") for e in events if e["type"] == "VideoRunning"
+            )
+            assert video["progress"] == 100
+        case "openv_error":
+            assert jobs[0]["status"] == "FAILED"
+            assert error == {"code": "worker_failed", "message": "NSFW"}
+        case "comfy_base64_large":
+            # The body was over the limit: answered 200 unread, the result read from /status.
+            log = jobs[0]["webhook_log"]
+            assert [h["http_status"] for h in log] == [200], log
+            assert video["video"]["size_bytes"] >= 1_200_000
+        case "output_none" | "output_empty_dict" | "output_empty_list":
+            assert jobs[0]["status"] == "COMPLETED"
+            assert error["code"] == "output_missing"
         case "ttl_gone":
             assert jobs == []  # RunPod deleted it at its ttl
             assert error["code"] == "timed_out"
@@ -356,6 +403,25 @@ def test_each_fault_ends_in_the_right_terminal_state(
             job = jobs[0]
             assert job["status"] == "CANCELLED"
             assert (job["cancel_requests"], job["webhook_attempts"]) == (0, 0), job
+    if name in PLAYABLE:
+        assert_playable_at_the_videos_key(stack, run, video)
+
+
+def assert_playable_at_the_videos_key(
+    stack: LocalStack, run: Launched, video: dict[str, Any]
+) -> None:
+    key = f"videos/{run.user}/{run.video_id}/video.mp4"
+    response = stack.s3.client().get_object(BUCKET, key)
+    try:
+        mp4 = response.read()
+    finally:
+        response.close()
+        response.release_conn()
+    assert len(mp4) == video["video"]["size_bytes"]
+    assert mp4[4:8] == b"ftyp"
+    with av.open(io.BytesIO(mp4), mode="r") as container:
+        frames = list(container.decode(container.streams.video[0]))
+    assert len(frames) == SMALL["num_frames"]
 
 
 def test_a_result_url_is_handed_to_storage_as_a_fact(

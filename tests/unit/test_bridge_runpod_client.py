@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from openv_bridge.adapters.runpod_client import (
+    AnswerTooLarge,
     InvalidJobId,
     JobNotFound,
     RunPodClient,
@@ -205,3 +206,38 @@ async def test_runpods_refusal_text_is_cleaned_before_it_travels() -> None:
     assert "\x00" not in message and "\ud800" not in message
     assert message.startswith("bad\ufffdinput \ufffd") and len(message) == 500
     message.encode()  # valid UTF-8
+
+
+async def test_an_answer_over_the_cap_is_refused_once_and_not_retried() -> None:
+    """A /status answer carries the job's output (a base64 video can be huge): it is read
+    only up to `max_answer_bytes`, whether or not its length is declared."""
+    big = {"id": "j-1", "status": "COMPLETED", "output": {"videos": [{"data": "A" * 5000}]}}
+
+    def chunked(request: httpx.Request) -> httpx.Response:
+        # No Content-Length: the cap is enforced while the body streams in.
+        body = json.dumps(big).encode()
+        return httpx.Response(200, stream=httpx.ByteStream(body), headers={})
+
+    for transport in (httpx.MockTransport(lambda r: ok(big)), httpx.MockTransport(chunked)):
+        client = RunPodClient(
+            "https://api.example/v2", "ep1", "k", max_answer_bytes=4096, transport=transport
+        )
+        calls: list[float] = []
+
+        async def sleep(s: float, calls: list[float] = calls) -> None:
+            calls.append(s)
+
+        client._sleep = sleep
+        with pytest.raises(AnswerTooLarge, match="larger than 4096 bytes"):
+            await client.status("j-1")
+        assert calls == []  # asking again would get the same answer
+        await client.aclose()
+    small = RunPodClient(
+        "https://api.example/v2",
+        "ep1",
+        "k",
+        max_answer_bytes=len(json.dumps(big)) + 10,
+        transport=httpx.MockTransport(lambda r: ok(big)),
+    )
+    assert await small.status("j-1") == big
+    await small.aclose()

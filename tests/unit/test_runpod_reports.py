@@ -1,5 +1,7 @@
 """How the bridge reads RunPod reports and webhook tokens (pure)."""
 
+import base64
+import json
 from typing import Any
 from uuid import uuid4
 
@@ -169,3 +171,161 @@ def test_progress_that_is_not_a_finite_number_is_no_progress(value: float) -> No
 @pytest.mark.parametrize("token", ["é" * 64, "\u2603", "\ud800", "0" * 64 + "\x00"])
 def test_a_token_with_any_characters_is_just_wrong(token: str) -> None:
     assert not token_valid(b"secret", uuid4(), token)
+
+
+# --------------------------------------------------------------------------- real output shapes
+
+MP4 = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"\x00" * 64
+URL = "https://utfs.io/f/abc.mp4"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "DONE", "success"])
+def test_the_openv_workers_result_url_is_imported(status: str) -> None:
+    body = {"id": "j", "status": "COMPLETED", "output": {"result": URL, "status": status}}
+    assert outcome(body) == reports.ResultUrl(URL)
+
+
+def test_the_openv_workers_error_fails_the_video_with_its_message() -> None:
+    # runpod-python moves the output's `error` to the job's: FAILED, output {"status": "ERROR"}.
+    failed = {"id": "j", "status": "FAILED", "output": {"status": "ERROR"}, "error": "bad seed"}
+    assert outcome(failed) == reports.Failed("worker_failed", "bad seed")
+    kept = {"id": "j", "status": "COMPLETED", "output": {"status": "ERROR", "error": "no VRAM"}}
+    assert outcome(kept) == reports.Failed("worker_failed", "no VRAM")
+    # An ERROR whose `error` RunPod did not pass on is still a failure, not a missing output.
+    bare = outcome({"id": "j", "status": "COMPLETED", "output": {"status": "ERROR"}})
+    assert bare == reports.Failed("worker_failed", "the worker reported ERROR")
+
+
+def test_a_failed_result_without_an_error_is_a_failure() -> None:
+    body = {"id": "j", "status": "COMPLETED", "output": {"result": "FAILED: CUDA error"}}
+    assert outcome(body) == reports.Failed("worker_failed", "FAILED: CUDA error")
+
+
+@pytest.mark.parametrize("key", ["videos", "images"])
+def test_a_comfyui_s3_url_is_imported(key: str) -> None:
+    entry = {"filename": "ComfyUI_00001_.mp4", "type": "s3_url", "data": URL}
+    body = {"id": "j", "status": "COMPLETED", "output": {key: [entry]}}
+    assert outcome(body) == reports.ResultUrl(URL)
+
+
+def test_the_first_video_like_entry_is_picked_over_preview_images() -> None:
+    preview = {"filename": "preview.png", "type": "s3_url", "data": "https://x.example/p.png"}
+    clip = {"filename": "clip.MP4", "type": "s3_url", "data": URL}
+    unnamed = {"type": "s3_url", "data": "https://x.example/other"}
+    output = {"images": [preview, unnamed], "videos": [clip]}
+    assert outcome({"id": "j", "status": "COMPLETED", "output": output}) == reports.ResultUrl(URL)
+    only_images = {"images": [preview]}
+    result = outcome({"id": "j", "status": "COMPLETED", "output": only_images})
+    assert result == reports.Failed("invalid_output", "the worker returned images but no video")
+
+
+def test_a_comfyui_base64_video_is_handed_on_and_decodes_to_the_mp4() -> None:
+    data = b64(MP4)
+    body = {
+        "id": "j",
+        "status": "COMPLETED",
+        "output": {"videos": [{"type": "base64", "data": data}]},
+    }
+    assert outcome(body) == reports.InlineVideo(data)
+    assert reports.decode_video(data, 1024) == MP4
+    # Line breaks and a data URI header are tolerated.
+    wrapped = "data:video/mp4;base64," + "\n".join(
+        data[i : i + 76] for i in range(0, len(data), 76)
+    )
+    assert reports.decode_video(wrapped, 1024) == MP4
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b64(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64), "not an MP4"),
+        ("not base64 at all!", "not valid base64"),
+        (b64(MP4 + b"\x00" * 2000), "larger than 1024 bytes"),
+        ("A" * 10_000_000, "larger than 1024 bytes"),  # refused before decoding
+    ],
+)
+def test_an_unusable_inline_video_is_refused(data: str, why: str) -> None:
+    with pytest.raises(reports.InvalidVideo, match=why):
+        reports.decode_video(data, 1024)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"type": "base64"}, {"type": "s3_url", "data": ""}, {"type": "tempfile", "data": "x"}],
+)
+def test_a_comfyui_entry_without_usable_data_is_invalid_output(entry: dict[str, Any]) -> None:
+    body = {"id": "j", "status": "COMPLETED", "output": {"videos": [entry]}}
+    result = outcome(body)
+    assert isinstance(result, reports.Failed) and result.code == "invalid_output"
+
+
+@pytest.mark.parametrize("output", [None, {}, [], "", {"videos": []}, {"status": "SUCCESS"}])
+def test_completed_without_output_is_output_missing(output: object) -> None:
+    result = outcome({"id": "j", "status": "COMPLETED", "output": output})
+    assert isinstance(result, reports.Failed) and result.code == "output_missing"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "job exceeded executionTimeout of 600000 ms",
+        "Execution timeout exceeded",
+        "Job timed out",
+        '{"error_type": "ExecutionTimeout", "error_message": "stopped"}',
+        '{"error_type": "<class \'Exception\'>", "error_message": "exceeded the 600 s timeout"}',
+    ],
+)
+def test_an_execution_timeout_arriving_as_failed_is_a_timeout(error: str) -> None:
+    result = outcome({"id": "j", "status": "FAILED", "error": error})
+    assert isinstance(result, reports.TimedOut), result
+    assert result.code == "execution_timeout"
+    assert "execution timeout" in result.reason
+
+
+def test_a_timed_out_job_says_which_timeout_when_it_can() -> None:
+    execution = outcome({"id": "j", "status": "TIMED_OUT", "error": "exceeded executionTimeout"})
+    assert isinstance(execution, reports.TimedOut) and execution.code == "execution_timeout"
+    queue = outcome({"id": "j", "status": "TIMED_OUT"})
+    assert isinstance(queue, reports.TimedOut) and queue.code == "timed_out"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "HTTPSConnectionPool(host='utfs.io', port=443): Read timed out. (read timeout=30)",
+        '{"error_type": "<class \'TimeoutError\'>", "error_message": "model download timed out"}',
+    ],
+)
+def test_a_workers_own_timeout_is_a_worker_failure(error: str) -> None:
+    result = outcome({"id": "j", "status": "FAILED", "error": error})
+    assert isinstance(result, reports.Failed) and result.code == "worker_failed"
+
+
+def test_a_raised_error_gives_its_message_never_its_traceback() -> None:
+    raised = {
+        "error_type": "<class 'RuntimeError'>",
+        "error_message": "CUDA out of memory",
+        "error_traceback": 'Traceback (most recent call last):\n  File "/handler.py", line 9',
+        "hostname": "abc",
+    }
+    result = outcome({"id": "j", "status": "FAILED", "error": json.dumps(raised)})
+    assert result == reports.Failed("worker_failed", "CUDA out of memory")
+    no_message = outcome(
+        {"id": "j", "status": "FAILED", "error": json.dumps(raised | {"error_message": ""})}
+    )
+    assert isinstance(no_message, reports.Failed)
+    assert "Traceback" not in no_message.message and "handler.py" not in no_message.message
+    assert "RuntimeError" in no_message.message
+    dirty = outcome(
+        {
+            "id": "j",
+            "status": "FAILED",
+            "error": json.dumps(raised | {"error_message": "x\x00" * 900}),
+        }
+    )
+    assert isinstance(dirty, reports.Failed)
+    assert len(dirty.message) == reports.MAX_MESSAGE and "\x00" not in dirty.message

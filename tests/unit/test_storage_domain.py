@@ -9,6 +9,7 @@ import pytest
 
 from openv_shared.contracts.queries import VideoView
 from openv_shared.contracts.video import VideoParams, VideoStatus
+from openv_shared.mp4 import looks_like_mp4
 from openv_shared.storage_keys import video_output_key, video_prefix
 from openv_storage.config import Settings
 from openv_storage.domain.imports import (
@@ -17,7 +18,6 @@ from openv_storage.domain.imports import (
     check_url,
     declared_size_too_large,
     is_public,
-    looks_like_mp4,
 )
 from openv_storage.domain.keys import VideoKey, is_video_prefix, key_belongs_to, parse_video_key
 from openv_storage.domain.retry import RetryPolicy

@@ -270,3 +270,25 @@ def test_a_video_queued_too_long_times_out_and_only_while_queued() -> None:
     # Every sweep and instance names the same message: its effect is appended once.
     assert queued_too_long_id(state.video_id) == queued_too_long_id(state.video_id)
     assert queued_too_long_id(state.video_id) != queued_too_long_id(uuid4())
+
+
+def test_a_runpod_timeout_keeps_its_code_and_older_events_fold_as_timed_out() -> None:
+    from openv_shared.contracts.events import VideoTimedOut
+    from openv_shared.contracts.facts import RunPodJobTimedOut
+
+    state = accepted_state()
+    submitted, _ = run(state, RunPodJobSubmitted(video_id=state.video_id, runpod_job_id="j"))
+    fact = RunPodJobTimedOut(
+        video_id=state.video_id, runpod_job_id="j", reason="ran too long", code="execution_timeout"
+    )
+    ended, [event] = run(submitted, fact)
+    assert isinstance(event, VideoTimedOut) and event.code == "execution_timeout"
+    assert ended.status is VideoStatus.TIMED_OUT
+    assert (ended.error_code, ended.error_message) == ("execution_timeout", "ran too long")
+    # An event (or fact) written before the field existed has none: `timed_out`.
+    older = VideoTimedOut.model_validate({"video_id": state.video_id, "reason": "queue expiry"})
+    assert evolve(submitted, older, state.created_at).error_code == "timed_out"
+    old_fact = RunPodJobTimedOut.model_validate(
+        {"video_id": state.video_id, "runpod_job_id": "j", "reason": "gone"}
+    )
+    assert run(submitted, old_fact)[0].error_code == "timed_out"

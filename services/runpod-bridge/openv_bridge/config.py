@@ -41,6 +41,10 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     )
     #: Webhook bodies above this are refused (RunPod's are a few KB: status, output, input).
     webhook_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: Largest video a worker may return inline (base64, ComfyUI style), decoded; larger ones
+    #: fail the video with `invalid_output`. RunPod answers /status with the whole output, so
+    #: the bridge reads /status answers up to about 4/3 of this (`runpod_answer_max_bytes`).
+    inline_output_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     #: How long the worker's presigned upload URL stays valid (must exceed the execution timeout).
     upload_url_expiry_s: int = 7200
 
@@ -67,6 +71,11 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     reconcile_concurrency: int = Field(default=8, ge=1)
     #: ...and per second (RunPod allows /status 2000 per 10 s per endpoint).
     reconcile_requests_per_s: float = Field(default=20.0, gt=0)
+
+    @property
+    def runpod_answer_max_bytes(self) -> int:
+        """Largest RunPod answer read: an inline video's base64 and 1 MiB for the rest."""
+        return (self.inline_output_max_bytes + 2) // 3 * 4 + 1024 * 1024
 
     @model_validator(mode="after")
     def _lease_outlives_an_attempt(self) -> Self:

@@ -34,6 +34,7 @@ def make_runpod_client(settings: Settings) -> RunPodClient:
         retry_after_max_s=settings.runpod_retry_after_max_s,
         # The most calls in flight at once: a consumer batch's submissions and the reconciler's.
         max_connections=settings.submit_concurrency + settings.reconcile_concurrency,
+        max_answer_bytes=settings.runpod_answer_max_bytes,
     )
 
 

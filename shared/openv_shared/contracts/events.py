@@ -10,7 +10,7 @@ from pydantic import Field
 
 from openv_shared.contracts.base import Message
 from openv_shared.contracts.upcasting import upcaster
-from openv_shared.contracts.video import VideoParams, VideoStatus
+from openv_shared.contracts.video import ErrorCode, VideoParams, VideoStatus
 
 
 def video_stream_id(video_id: UUID) -> str:
@@ -111,6 +111,9 @@ class VideoTimedOut(Message):
 
     video_id: UUID
     reason: str
+    #: The public error code (`timed_out` or `execution_timeout`); older events have none
+    #: and fold as `timed_out`.
+    code: str = ErrorCode.TIMED_OUT.value
 
 
 class VideoDeleted(Message):

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import Field
 
 from openv_shared.contracts.base import Message
+from openv_shared.contracts.video import ErrorCode
 
 #: Longest result URL a fact carries; the bridge fails a video whose worker returned a longer one.
 MAX_URL = 4096
@@ -68,6 +69,9 @@ class RunPodJobTimedOut(Message):
     video_id: UUID
     runpod_job_id: str | None
     reason: str
+    #: The video's public error code: `timed_out`, or `execution_timeout` when the job ran
+    #: past its execution timeout. Absent in older facts.
+    code: str = ErrorCode.TIMED_OUT.value
 
 
 class StorageObjectsDeleted(Message):

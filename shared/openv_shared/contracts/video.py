@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     INVALID_OUTPUT = "invalid_output"
     IMPORT_FAILED = "import_failed"
     TIMED_OUT = "timed_out"
+    #: The job ran past its execution timeout (RunPod may report it as FAILED or TIMED_OUT).
+    EXECUTION_TIMEOUT = "execution_timeout"
 
 
 def _frames_rule(v: int) -> int:

@@ -143,7 +143,9 @@ def decide(state: VideoState, message: Message) -> list[Message]:
                 ]
         case RunPodJobTimedOut():
             if state.active:
-                return [VideoTimedOut(video_id=state.video_id, reason=message.reason)]
+                return [
+                    VideoTimedOut(video_id=state.video_id, reason=message.reason, code=message.code)
+                ]
         case StorageImportFailed():
             if state.active:
                 return [

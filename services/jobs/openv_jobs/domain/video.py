@@ -153,7 +153,7 @@ def evolve(state: VideoState, event: Message, at: datetime) -> VideoState:
             changes = {
                 "status": VideoStatus.TIMED_OUT,
                 "completed_at": at,
-                "error_code": "timed_out",
+                "error_code": event.code,
                 "error_message": event.reason,
             }
         case VideoDeleted():

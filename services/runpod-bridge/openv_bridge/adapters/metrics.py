@@ -6,9 +6,11 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import Counter, Histogram
 
+#: Outcomes: accepted, read_from_status (too large to read: /status asked instead), or the
+#: refusal code (not_found, invalid_body, unknown_job, unavailable).
 WEBHOOKS = Counter(
     "openv_bridge_webhooks_total", "RunPod webhooks received, by outcome", ["outcome"]
-)  # accepted, or the refusal code (not_found, invalid_body, unknown_job, too_large, unavailable)
+)
 RUNPOD_CALLS = Histogram(
     "openv_bridge_runpod_call_seconds",
     "Latency of one RunPod HTTP call (each attempt), by operation and answer",

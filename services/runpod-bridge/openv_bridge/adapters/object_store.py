@@ -1,7 +1,8 @@
-"""The bucket as the bridge needs it: a presigned upload URL for the worker, and a check that
-the worker's upload really arrived."""
+"""The bucket as the bridge needs it: a presigned upload URL for the worker, a check that
+the worker's upload really arrived, and storing a result the worker returned inline."""
 
 import asyncio
+import io
 from datetime import timedelta
 
 from minio import Minio
@@ -28,3 +29,14 @@ class ObjectStore:
                 return None
             raise
         return int(stat.size or 0)
+
+    async def put_video(self, key: str, video: bytes) -> None:
+        """Store an MP4 the bridge already checked (an inline result) at the video's key."""
+        await asyncio.to_thread(
+            self.client.put_object,
+            self.bucket,
+            key,
+            io.BytesIO(video),
+            len(video),
+            content_type="video/mp4",
+        )

@@ -48,6 +48,10 @@ class JobNotFound(Exception):
     """RunPod no longer knows the job (retention or TTL expired), or never did."""
 
 
+class AnswerTooLarge(RunPodError):
+    """RunPod's answer is larger than the client reads (a job's output that big is unusable)."""
+
+
 class InvalidJobId(ValueError):
     """Not a RunPod job id: never sent to RunPod."""
 
@@ -80,6 +84,7 @@ class RunPodClient:
         backoff_s: float = 0.5,
         retry_after_max_s: float = 30.0,
         max_connections: int = 24,
+        max_answer_bytes: int = 128 * 1024 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -99,6 +104,9 @@ class RunPodClient:
         self.max_attempts = max(1, max_attempts)
         self.backoff_s = backoff_s
         self.retry_after_max_s = retry_after_max_s
+        #: Answers are read into memory; a /status answer carries the job's output, which a
+        #: worker returning its video inline (base64) makes large.
+        self.max_answer_bytes = max_answer_bytes
         self._sleep = sleep
 
     async def aclose(self) -> None:
@@ -144,7 +152,7 @@ class RunPodClient:
             try:
                 async with timed_call(path.split("/")[1]) as labels:
                     try:
-                        response = await self._http.request(method, path, **kwargs)
+                        response = await self._request(method, path, **kwargs)
                     except httpx.TransportError as exc:
                         labels["status"] = type(exc).__name__
                         raise
@@ -168,6 +176,39 @@ class RunPodClient:
             log.warning("RunPod %s %s: %s; retrying in %.2f s", method, path, problem, delay)
             await self._sleep(delay)
         raise AssertionError("unreachable")
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request and read its answer, refusing one over `max_answer_bytes` (counted
+        decoded, while it streams in) with AnswerTooLarge, which is not retried."""
+        request = self._http.build_request(method, path, **kwargs)
+        response = await self._http.send(request, stream=True)
+        chunks: list[bytes] = []
+        try:
+            declared = response.headers.get("content-length", "")
+            too_large = declared.isdigit() and int(declared) > self.max_answer_bytes
+            size = 0
+            if not too_large:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_answer_bytes:
+                        too_large = True
+                        break
+                    chunks.append(chunk)
+        finally:
+            await response.aclose()
+        if too_large:
+            raise AnswerTooLarge(
+                f"{method} {path}: the answer is larger than {self.max_answer_bytes} bytes"
+            )
+        # Already decoded: the encoding headers no longer describe the content.
+        headers = [
+            (k, v)
+            for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code, headers=headers, content=b"".join(chunks), request=request
+        )
 
     def _retry_after(self, response: httpx.Response) -> float:
         """Retry-After in seconds (a number or an HTTP date), capped; 0 if absent or bad."""

@@ -4,8 +4,11 @@
   is decided before any database access (constant-time compare, no timing hint either).
 - A body that is not JSON (or nested deeper than `reports.MAX_DEPTH`), lacks fields, names an
   unknown status or a job id outside RunPod's id alphabet: 400, before any RunPod call. Too
-  large: 413. A job id that is not the video's recorded job: 409 (an extra job RunPod confirms
-  is this video's is cancelled there first). All are logged and change nothing.
+  large (a worker's inline base64 video): answered 200 unread, and the recorded job's report is
+  read from `/status` instead (RunPod would retry a 413 twice and give up); 503 while the job
+  is not recorded yet, so RunPod delivers again. A job id that is not the video's recorded
+  job: 409 (an extra job RunPod confirms is this video's is cancelled there first). All are
+  logged and change nothing.
 - 200 only once the fact is durably published (Kafka acks=all); any failure on the way is a 503
   so RunPod retries. Duplicates and stale reports are answered 200 and change nothing.
 """
@@ -15,12 +18,13 @@ import logging
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from openv_bridge.adapters.metrics import WEBHOOKS
 from openv_bridge.domain import reports
 from openv_bridge.domain.reports import InvalidReport
+from openv_bridge.service_layer import outputs
 from openv_bridge.service_layer.bridge import BridgeService, UnknownJob
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,7 @@ async def runpod_webhook(
     video_id: str,
     request: Request,
     bridge: Annotated[BridgeService, Depends(get_bridge)],
+    background: BackgroundTasks,
     token: Annotated[str, Query(max_length=128)] = "",
 ) -> JSONResponse:
     try:
@@ -72,8 +77,7 @@ async def runpod_webhook(
     try:
         raw = await _read_body(request, bridge.settings.webhook_max_body_bytes)
     except _TooLarge:
-        log.warning("oversized webhook body refused", extra={"video_id": vid})
-        return _refuse(413, "too_large", "body too large")
+        return await _read_from_status(vid, bridge, background)
     if reports.too_deep(raw):
         log.warning("deeply nested webhook body refused", extra={"video_id": vid})
         return _refuse(400, "invalid_body", "body is nested too deeply")
@@ -94,4 +98,27 @@ async def runpod_webhook(
         log.exception("webhook could not be recorded", extra={"video_id": vid})
         return _refuse(503, "unavailable", "try again")
     WEBHOOKS.labels("accepted").inc()
+    return JSONResponse({"ok": True})
+
+
+async def _read_from_status(
+    vid: UUID, bridge: BridgeService, background: BackgroundTasks
+) -> JSONResponse:
+    """A body over the limit, left unread: the recorded job's /status says the same."""
+    try:
+        sub = await outputs.job_to_read(bridge.submissions, vid)
+    except outputs.NoSubmission as exc:
+        log.warning("oversized webhook refused: %s", exc, extra={"video_id": vid})
+        return _refuse(409, "unknown_job", "the job is not this video's RunPod job")
+    except outputs.NotYetKnown:
+        return _refuse(503, "unavailable", "try again")
+    except Exception:
+        log.exception("oversized webhook could not be handled", extra={"video_id": vid})
+        return _refuse(503, "unavailable", "try again")
+    if sub is not None:
+        log.info(
+            "oversized webhook body: reading the job's report from /status", extra={"video_id": vid}
+        )
+        background.add_task(outputs.read_from_status, bridge.poll, sub)
+    WEBHOOKS.labels("read_from_status").inc()
     return JSONResponse({"ok": True})

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.runpod_client import (
+    AnswerTooLarge,
     JobNotFound,
     RunPodClient,
     RunPodError,
@@ -32,6 +33,7 @@ from openv_bridge.domain.submissions import (
     runpod_says_ours,
 )
 from openv_bridge.domain.tokens import token_valid, webhook_token
+from openv_bridge.service_layer import outputs
 from openv_shared import telemetry
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.events import (
@@ -401,6 +403,12 @@ class BridgeService:
             await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTED}), status="404")
             log.warning("video %s: job %s is gone from RunPod: timed out", sub.video_id, job_id)
             return fact
+        except AnswerTooLarge as exc:
+            # Asking again would give the same answer: the output is unusable.
+            failed = outputs.too_large_fact(sub, job_id, exc)
+            await self._publish(sub, failed, FactIds(sub.video_id).of("final", job_id))
+            await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTED}))
+            return failed
         try:
             report = reports.parse_report(body)
         except reports.InvalidReport as exc:
@@ -453,6 +461,10 @@ class BridgeService:
                 return RunPodJobCompleted(
                     video_id=video_id, runpod_job_id=job_id, object_key=key, size_bytes=size
                 )
+            case reports.InlineVideo(data=data):
+                return await outputs.inline_video_fact(
+                    self.objects, sub, job_id, data, self.settings.inline_output_max_bytes
+                )
             case reports.ResultUrl(url=url):
                 # The storage service imports it and reports the outcome to jobs.
                 return RunPodJobOutputAtUrl(
@@ -464,8 +476,10 @@ class BridgeService:
                 )
             case reports.Cancelled():
                 return RunPodJobCancelled(video_id=video_id, runpod_job_id=job_id)
-            case reports.TimedOut(reason=reason):
-                return RunPodJobTimedOut(video_id=video_id, runpod_job_id=job_id, reason=reason)
+            case reports.TimedOut(reason=reason, code=code):
+                return RunPodJobTimedOut(
+                    video_id=video_id, runpod_job_id=job_id, reason=reason, code=code
+                )
         raise AssertionError(outcome)
 
     async def _publish(self, sub: Submission, fact: Message, event_id: UUID) -> None:

@@ -27,10 +27,11 @@ from openv_shared.contracts.facts import (
 )
 from openv_shared.contracts.queries import VideoView
 from openv_shared.contracts.video import ACTIVE_STATUSES, VideoStatus
+from openv_shared.mp4 import MP4_HEAD_BYTES, looks_like_mp4
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import CappedBody, SourceUnavailable, UrlSource
-from openv_storage.domain.imports import MP4_HEAD_BYTES, ImportRefused, looks_like_mp4
+from openv_storage.domain.imports import ImportRefused
 from openv_storage.domain.keys import key_belongs_to
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.service_layer.retrying import RetriesExhausted, Sleep, with_retries

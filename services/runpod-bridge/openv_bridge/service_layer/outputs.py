@@ -1,0 +1,90 @@
+"""Results a worker hands back itself instead of uploading them (ComfyUI's base64 videos), and
+webhook bodies too large to read, whose report is read from RunPod's `/status` instead.
+
+RunPod retries a webhook that is not answered 200 only twice, 10 s apart, then gives up, so
+refusing a large body (413) would leave the video to the reconciler's next poll at best.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from uuid import UUID
+
+from openv_bridge.adapters.object_store import ObjectStore
+from openv_bridge.adapters.runpod_client import AnswerTooLarge
+from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.domain import reports
+from openv_bridge.domain.submissions import SubmissionState
+from openv_shared.contracts import Message
+from openv_shared.contracts.facts import RunPodJobCompleted, RunPodJobFailed
+from openv_shared.contracts.video import ErrorCode
+
+log = logging.getLogger(__name__)
+
+
+async def inline_video_fact(
+    objects: ObjectStore, sub: Submission, job_id: str, data: str, max_bytes: int
+) -> Message:
+    """Decode and check an inline (base64) result, store it at the video's key: the fact."""
+    try:
+        # Decoding tens of MB takes a while: not on the event loop.
+        video = await asyncio.to_thread(reports.decode_video, data, max_bytes)
+    except reports.InvalidVideo as exc:
+        return RunPodJobFailed(
+            video_id=sub.video_id,
+            runpod_job_id=job_id,
+            code=ErrorCode.INVALID_OUTPUT.value,
+            message=str(exc),
+        )
+    await objects.put_video(sub.object_key, video)
+    return RunPodJobCompleted(
+        video_id=sub.video_id,
+        runpod_job_id=job_id,
+        object_key=sub.object_key,
+        size_bytes=len(video),
+    )
+
+
+def too_large_fact(sub: Submission, job_id: str, exc: AnswerTooLarge) -> Message:
+    """A job whose /status answer is over the bridge's cap: its output cannot be used."""
+    log.warning("video %s: %s", sub.video_id, exc)
+    return RunPodJobFailed(
+        video_id=sub.video_id,
+        runpod_job_id=job_id,
+        code=ErrorCode.INVALID_OUTPUT.value,
+        message="the job's output is larger than the bridge accepts",
+    )
+
+
+class NotYetKnown(Exception):
+    """The video's job is not recorded yet: RunPod should deliver the webhook again later."""
+
+
+class NoSubmission(Exception):
+    """The video was never submitted here: the body cannot be any job's report of it."""
+
+
+async def job_to_read(submissions: Submissions, video_id: UUID) -> Submission | None:
+    """For a webhook body too large to read (token already checked): the submission whose
+    job's report must be read from /status, or None if the record is settled (nothing to
+    do). Raises NoSubmission for a video never submitted, NotYetKnown while its /run answer
+    is still being recorded."""
+    sub = await submissions.get(video_id)
+    if sub is None:
+        raise NoSubmission(f"video {video_id} has no submission")
+    if sub.state is SubmissionState.SUBMITTED and sub.runpod_job_id is not None:
+        return sub
+    if sub.state is SubmissionState.SUBMITTING:
+        raise NotYetKnown(f"video {video_id}: its job is not recorded yet")
+    return None
+
+
+async def read_from_status(
+    poll: Callable[[Submission], Awaitable[object]], sub: Submission
+) -> None:
+    """Apply the recorded job's report as /status gives it (after the webhook was answered:
+    a failure here is logged, and the reconciler's poll of the quiet job tries again)."""
+    try:
+        await poll(sub)
+    except Exception:
+        log.exception("video %s: reading the job's report from /status failed", sub.video_id)
