@@ -108,6 +108,18 @@ class MemoryStore(ObjectStore):
         data = self.objects.get(key)
         return None if data is None else len(data)
 
+    async def head(self, key: str, length: int) -> bytes:
+        return self.objects.get(key, b"")[:length]
+
+    async def keys(self, prefix: str) -> list[str]:
+        return [key for key in self.objects if key.startswith(prefix)]
+
+    async def copy(self, source: str, target: str) -> None:
+        self.objects[target] = self.objects[source]
+
+    async def remove(self, key: str) -> None:
+        self.objects.pop(key, None)
+
 
 @dataclass
 class Facts:
