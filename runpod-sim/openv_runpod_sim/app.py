@@ -115,7 +115,7 @@ class Simulator:
             raise ApiError(400, f"invalid input.sim: {exc}") from exc
         timeout_ms = _policy_ms(policy, "executionTimeout", _DEFAULT_EXECUTION_TIMEOUT_MS)
         ttl_ms = _policy_ms(policy, "ttl", _DEFAULT_TTL_MS)
-        retention = self.settings.retention_s
+        retention = self.settings.retention_s if knobs.retention_s is None else knobs.retention_s
         if runsync:
             retention = min(retention, self.settings.runsync_retention_s)
         job = Job(

@@ -46,6 +46,9 @@ class JobKnobs(BaseModel):
     # ttl's 404 in seconds instead of minutes.
     execution_timeout_s: PositiveFloat | None = None
     ttl_s: PositiveFloat | None = None
+    # How long the finished job's result is kept (RunPod: 30 minutes) before /status 404s:
+    # a bridge outage longer than the retention in seconds.
+    retention_s: NonNegativeFloat | None = None
 
     @classmethod
     def from_input(
