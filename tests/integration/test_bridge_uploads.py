@@ -20,18 +20,15 @@ from openv_localstack.servers import SeaweedS3
 from openv_runpod_sim.jobs import JobStatus
 from openv_shared.contracts.video import ErrorCode
 from openv_shared.storage_keys import video_output_key, video_uploads_prefix
+from tests.integration import test_bridge_service
 from tests.integration.support import eventually
-from tests.integration.test_bridge_service import (  # noqa: F401 (the fixture)
-    Harness,
-    HarnessFactory,
-    accepted,
-    harness,
-    vid,
-)
+from tests.integration.test_bridge_service import Harness, HarnessFactory, accepted, vid
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "bridge-uploads"
+#: The bridge service harness (fixture) of test_bridge_service.
+harness = test_bridge_service.harness
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def test_the_default_upload_url_outlives_a_job_that_starts_at_the_end_of_its_ttl
 
 
 def test_an_upload_url_shorter_than_ttl_plus_execution_timeout_is_refused_at_start() -> None:
-    with pytest.raises(ValidationError, match="upload_url_expiry_s .* is shorter") as caught:
+    with pytest.raises(ValidationError, match=r"upload_url_expiry_s .* is shorter") as caught:
         Settings(upload_url_expiry_s=7200)  # the old default: a job starting 2 h late lost
     needed = 86_400 + 600 + UPLOAD_MARGIN_S
     assert f"at least {needed}" in str(caught.value)
