@@ -237,8 +237,14 @@ class LocalStack:
             server.stop()
 
     def restart_service(self, service: str) -> None:
-        proc = self.processes.pop(service)
-        proc.stop()
+        self.stop_service(service)
         time.sleep(0.1)
+        self.start_service(service)
+
+    def stop_service(self, service: str) -> None:
+        """Stop one service (an outage); `start_service` brings it back."""
+        self.processes.pop(service).stop()
+
+    def start_service(self, service: str) -> None:
         self._start_service(service)
         self._wait_ready(service)

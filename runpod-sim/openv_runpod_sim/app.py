@@ -116,7 +116,7 @@ class Simulator:
             raise ApiError(400, f"invalid input.sim: {exc}") from exc
         timeout_ms = _policy_ms(policy, "executionTimeout", _DEFAULT_EXECUTION_TIMEOUT_MS)
         ttl_ms = _policy_ms(policy, "ttl", _DEFAULT_TTL_MS)
-        retention = self.settings.retention_s
+        retention = self.settings.retention_s if knobs.retention_s is None else knobs.retention_s
         if runsync:
             retention = min(retention, self.settings.runsync_retention_s)
         job = Job(
@@ -127,7 +127,7 @@ class Simulator:
             webhook=webhook,
             execution_timeout_s=knobs.execution_timeout_s or timeout_ms / 1000,
             ttl_s=knobs.ttl_s or ttl_ms / 1000,
-            retention_s=retention if knobs.retention_s is None else knobs.retention_s,
+            retention_s=retention,
             base_url=str(request.base_url),
             policy={"executionTimeout": timeout_ms, "ttl": ttl_ms},
         )

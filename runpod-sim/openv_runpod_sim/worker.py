@@ -4,6 +4,7 @@ import asyncio
 import base64
 import json
 import logging
+import re
 import traceback
 from collections.abc import Coroutine
 from typing import Any
@@ -18,6 +19,9 @@ from openv_runpod_sim.render import RenderSpec, pad_mp4, render_mp4, scaled_size
 from openv_runpod_sim.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
+
+#: Presigned-URL query values an S3 error body may quote.
+_SIGNED = re.compile(r"(?i)(X-Amz-(?:Signature|Credential|Security-Token))=[^&\s<\"']+")
 
 # The reference worker's defaults when a parameter is missing from `input`.
 _DEFAULTS = {"width": 848, "height": 480, "num_frames": 31, "seed": 0}
@@ -265,8 +269,9 @@ class Runner:
             message = f"upload to output_put_url failed: {type(exc).__name__}: {exc}"
             raise UploadError(message) from exc
         if not response.is_success:
-            # The URL itself is left out: it carries a presigned signature.
+            # The URL itself is left out: it carries a presigned signature (and S3's error
+            # body may quote the request's query: its credential is cut out too).
+            body = _SIGNED.sub(r"\1=REDACTED", response.text[:300])
             raise UploadError(
-                f"upload to output_put_url failed: HTTP {response.status_code}: "
-                f"{response.text[:300]}"
+                f"upload to output_put_url failed: HTTP {response.status_code}: {body}"
             )

@@ -5,6 +5,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from openv_shared.redact import redact
 from openv_shared.telemetry import current_ids
 
 
@@ -14,7 +15,8 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            # Redacted: a message may quote a URL or a body with a token or a signature.
+            "msg": redact(record.getMessage()),
         }
         ids = current_ids()
         if ids:
@@ -24,7 +26,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 entry[key] = str(value)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry)
 
 

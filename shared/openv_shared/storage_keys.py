@@ -12,3 +12,9 @@ def video_prefix(user_id: str, video_id: UUID) -> str:
 
 def video_output_key(user_id: str, video_id: UUID) -> str:
     return f"{video_prefix(user_id, video_id)}video.mp4"
+
+
+def video_uploads_prefix(user_id: str, video_id: UUID) -> str:
+    """Where workers' uploads are staged before the bridge checks them and copies the good one
+    to `video_output_key`: inside the video's prefix, so deleting the video removes them."""
+    return f"{video_prefix(user_id, video_id)}uploads/"

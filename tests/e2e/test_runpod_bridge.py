@@ -23,7 +23,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from openv_localstack.stack import BUCKET, LocalStack
+from openv_localstack.stack import BUCKET, RUNPOD_API_KEY, LocalStack
 from openv_localstack.tokens import make_token
 from openv_shared import topics
 from tests.e2e.support import SMALL, Auth
@@ -589,3 +589,39 @@ def test_jobs_queued_behind_one_worker_all_complete(
         assert delays[1] >= 1500 and delays[2] >= 3000, delays
     finally:
         httpx.post(f"{sim.url}/admin/workers", json={"max_workers": before})
+
+
+def test_a_bridge_outage_past_runpods_retention_loses_no_finished_video(
+    api: httpx.Client, auth: Auth, sim: Sim, stack: LocalStack
+) -> None:
+    """The job finishes and uploads while the bridge is down (its webhook fails), RunPod then
+    forgets it (404, retention shortened to 1 s): the restarted bridge looks in the bucket
+    before declaring it timed out, and the video completes."""
+    run = launch(api, auth, sim, Case("outage", "completed", {"duration_s": 3, "retention_s": 1}))
+    wait_status(api, run, {"submitted", "running"})
+    stack.stop_service("runpod-bridge")
+    try:
+        job = wait_for("the job to finish", lambda: sim.job_in(run.case.marker, {"COMPLETED"}))
+        status_url = f"{stack.sim_url}/v2/{job['endpoint_id']}/status/{job['id']}"
+        headers = {"Authorization": f"Bearer {RUNPOD_API_KEY}"}
+        wait_for(
+            "RunPod to forget the job",
+            lambda: httpx.get(status_url, headers=headers).status_code == 404,
+        )
+        assert get_video(api, run)["status"] in {"submitted", "running"}
+    finally:
+        stack.start_service("runpod-bridge")
+
+    video = wait_status(api, run, TERMINAL)
+    assert video["status"] == "completed", video
+    s3 = stack.s3.client()
+    key = f"videos/{run.user}/{run.video_id}/video.mp4"
+    head = s3.get_object(BUCKET, key, offset=0, length=8)
+    try:
+        assert head.read()[4:8] == b"ftyp"
+    finally:
+        head.close()
+        head.release_conn()
+    prefix = f"videos/{run.user}/{run.video_id}/uploads/"
+    staged = list(s3.list_objects(BUCKET, prefix=prefix, recursive=True))
+    assert staged == []

@@ -71,3 +71,60 @@ def test_create_to_completion_and_deletion_is_one_trace_across_all_services(
     assert any(s["kind"] == "PRODUCER" for s in found["jobs"])
     assert any(s["kind"] == "CONSUMER" for s in found["runpod-bridge"])
     assert any(s["kind"] == "CONSUMER" for s in found["storage"])
+
+
+def test_webhook_tokens_and_presigned_signatures_never_reach_logs_or_spans(
+    api: httpx.Client, auth: Callable[[str], dict[str, str]], stack: LocalStack
+) -> None:
+    """A submission (the /run body carries the presigned upload URL and the webhook URL), its
+    webhook (the token in the URL's query), and a broken webhook body that quotes both: every
+    span file and every log line of the stack is then searched for the secrets."""
+    trace_id = uuid.uuid4().hex
+    headers = {
+        **auth(f"secret-keeper-{uuid.uuid4()}"),
+        "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+    }
+    created = api.post(
+        "/v1/videos",
+        json={"prompt": "a heron keeping a secret", "width": 384, "height": 384, "num_frames": 7},
+        headers=headers,
+    )
+    assert created.status_code == 202, created.text
+    video_id = created.json()["id"]
+    deadline = time.monotonic() + 60
+    while api.get(f"/v1/videos/{video_id}", headers=headers).json()["status"] != "completed":
+        assert time.monotonic() < deadline, "the video did not complete"
+        time.sleep(0.3)
+    [job] = [
+        j
+        for j in httpx.get(f"{stack.sim_url}/admin/jobs", timeout=30).json()["jobs"]
+        if j["input"]["output_key"].endswith(f"/{video_id}/video.mp4")
+    ]
+    webhook, put_url = httpx.URL(job["webhook"]), httpx.URL(job["input"]["output_put_url"])
+    token = webhook.params["token"]
+    signature = put_url.params["X-Amz-Signature"]
+    # A webhook whose body is not JSON but quotes the secrets (the bridge logs what it refuses).
+    broken = httpx.post(
+        str(webhook),
+        content=f"<oops> token={token} X-Amz-Signature={signature} {put_url}",
+        headers={"traceparent": (f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01")},
+    )
+    assert broken.status_code == 400
+
+    def bridge_spans() -> list[dict[str, str]]:
+        return spans_of(stack.root / "traces", trace_id).get("runpod-bridge", [])
+
+    # Wait until the broken delivery's server span is out (RunPod's own carries no trace
+    # context: its span is in a trace of its own, searched below with every other line).
+    deadline = time.monotonic() + 30
+    while not any("webhooks" in s["name"] for s in bridge_spans()):
+        assert time.monotonic() < deadline, [s["name"] for s in bridge_spans()]
+        time.sleep(0.3)
+    server_spans = [s for s in bridge_spans() if "webhooks" in s["name"]]
+    assert any("token=REDACTED" in json.dumps(s) for s in server_spans), server_spans
+    time.sleep(1.0)  # let every service flush its last lines
+    for path in [*(stack.root / "traces").glob("*.jsonl"), *(stack.root / "logs").glob("*.log")]:
+        text = path.read_text(errors="replace")
+        assert token not in text, f"the webhook token is in {path.name}"
+        assert signature not in text, f"a presigned signature is in {path.name}"
+        assert "X-Amz-Signature=" not in text.replace("X-Amz-Signature=REDACTED", ""), path.name

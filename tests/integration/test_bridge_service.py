@@ -108,6 +108,18 @@ class MemoryStore(ObjectStore):
         data = self.objects.get(key)
         return None if data is None else len(data)
 
+    async def head(self, key: str, length: int) -> bytes:
+        return self.objects.get(key, b"")[:length]
+
+    async def keys(self, prefix: str) -> list[str]:
+        return [key for key in self.objects if key.startswith(prefix)]
+
+    async def copy(self, source: str, target: str) -> None:
+        self.objects[target] = self.objects[source]
+
+    async def remove(self, key: str) -> None:
+        self.objects.pop(key, None)
+
 
 @dataclass
 class Facts:
@@ -144,6 +156,8 @@ class Harness:
     reconciler: Reconciler
     facts: Facts
     store: MemoryStore
+    #: The bucket the bridge uses: `store` unless the test passed a real one.
+    objects: ObjectStore
 
     def job(self, job_id: str) -> Job:
         job = self.sim.table.get(job_id)
@@ -190,7 +204,9 @@ async def harness(postgres: EmbeddedPostgres) -> AsyncIterator[Callable[..., Any
     """`async with harness(**settings) as h`: a fresh database, simulator and bridge."""
 
     @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[Harness]:
+    async def make(
+        objects: ObjectStore | None = None, sim: dict[str, Any] | None = None, **overrides: Any
+    ) -> AsyncIterator[Harness]:
         name = f"bridge_{uuid4().hex[:12]}"
         postgres.create_database(name)
         sim_port, bridge_port = free_port(), free_port()
@@ -219,6 +235,7 @@ async def harness(postgres: EmbeddedPostgres) -> AsyncIterator[Callable[..., Any
                 render_scale=8,
                 progress_steps=4,
                 log_level="warning",
+                **(sim or {}),
             )
         )
         engine = make_engine(settings)
@@ -227,7 +244,8 @@ async def harness(postgres: EmbeddedPostgres) -> AsyncIterator[Callable[..., Any
         store.base = settings.webhook_base_url
         facts = Facts()
         submissions = Submissions(engine)
-        bridge = BridgeService(settings, runpod, submissions, store, facts.publish)
+        bucket = store if objects is None else objects
+        bridge = BridgeService(settings, runpod, submissions, bucket, facts.publish)
         reconciler = Reconciler(bridge, submissions, settings)
         try:
             async with (
@@ -243,6 +261,7 @@ async def harness(postgres: EmbeddedPostgres) -> AsyncIterator[Callable[..., Any
                     reconciler,
                     facts,
                     store,
+                    bucket,
                 )
         finally:
             await runpod.aclose()

@@ -13,6 +13,10 @@ from openv_shared.settings import (
 )
 
 _SEVEN_DAYS_S = 7 * 24 * 3600
+#: S3's limit for a presigned (SigV4) URL's expiry.
+SIGV4_MAX_EXPIRY_S = _SEVEN_DAYS_S
+#: Slack on top of ttl + execution timeout for the upload itself and clock skew.
+UPLOAD_MARGIN_S = 600
 
 
 class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings):
@@ -45,8 +49,13 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     #: fail the video with `invalid_output`. RunPod answers /status with the whole output, so
     #: the bridge reads /status answers up to about 4/3 of this (`runpod_answer_max_bytes`).
     inline_output_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    #: How long the worker's presigned upload URL stays valid (must exceed the execution timeout).
-    upload_url_expiry_s: int = 7200
+    #: How long the worker's presigned upload URL stays valid. A job may start as late as its
+    #: ttl allows and then run for its execution timeout, so this must be at least
+    #: `runpod_ttl_s + runpod_execution_timeout_s + UPLOAD_MARGIN_S`, and S3 (SigV4) signs for
+    #: 7 days at most; both are checked at start. The URL only writes a staging object.
+    upload_url_expiry_s: int = Field(default=90_000, ge=1, le=SIGV4_MAX_EXPIRY_S)
+    #: The largest worker upload accepted; a bigger one fails the video (`invalid_output`).
+    upload_max_bytes: int = Field(default=2 * 1024**3, ge=1024)
 
     #: One submission attempt (/run with its retries) is abandoned after this long.
     submit_timeout_s: float = Field(default=60.0, gt=0)
@@ -81,4 +90,23 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     def _lease_outlives_an_attempt(self) -> Self:
         if self.submit_lease_s <= self.submit_timeout_s:
             raise ValueError("submit_lease_s must be longer than submit_timeout_s")
+        return self
+
+    @model_validator(mode="after")
+    def _upload_url_outlives_the_job(self) -> Self:
+        needed = self.runpod_ttl_s + self.runpod_execution_timeout_s + UPLOAD_MARGIN_S
+        if needed > SIGV4_MAX_EXPIRY_S:
+            raise ValueError(
+                f"runpod_ttl_s + runpod_execution_timeout_s + {UPLOAD_MARGIN_S} s of margin is "
+                f"{needed} s, more than the {SIGV4_MAX_EXPIRY_S} s (7 days) an S3 presigned URL "
+                "can live: a job could finish after its upload URL expired. Lower the ttl or "
+                "the execution timeout."
+            )
+        if self.upload_url_expiry_s < needed:
+            raise ValueError(
+                f"upload_url_expiry_s ({self.upload_url_expiry_s} s) is shorter than "
+                f"runpod_ttl_s + runpod_execution_timeout_s + {UPLOAD_MARGIN_S} s of margin "
+                f"({needed} s): a job that starts late would render and then fail to upload. "
+                f"Set upload_url_expiry_s to at least {needed}."
+            )
         return self

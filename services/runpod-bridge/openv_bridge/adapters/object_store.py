@@ -1,12 +1,16 @@
-"""The bucket as the bridge needs it: a presigned upload URL for the worker, a check that
-the worker's upload really arrived, and storing a result the worker returned inline."""
+"""The bucket as the bridge needs it: a presigned upload URL for the worker, what the
+completion check does with the worker's upload (look at it, copy it to the video's key, remove
+the staging object), and storing a result the worker returned inline."""
 
 import asyncio
 import io
 from datetime import timedelta
 
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.error import S3Error
+
+_MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
 
 
 class ObjectStore:
@@ -25,7 +29,7 @@ class ObjectStore:
         try:
             stat = await asyncio.to_thread(self.client.stat_object, self.bucket, key)
         except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
+            if exc.code in _MISSING:
                 return None
             raise
         return int(stat.size or 0)
@@ -40,3 +44,40 @@ class ObjectStore:
             len(video),
             content_type="video/mp4",
         )
+
+    async def head(self, key: str, length: int) -> bytes:
+        """The object's first `length` bytes (a ranged GET); b"" if it does not exist."""
+
+        def read() -> bytes:
+            response = self.client.get_object(self.bucket, key, offset=0, length=length)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        try:
+            return await asyncio.to_thread(read)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return b""
+            raise
+
+    async def keys(self, prefix: str) -> list[str]:
+        """Keys of the objects under `prefix`."""
+
+        def names() -> list[str]:
+            listing = self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            return [obj.object_name for obj in listing if obj.object_name]
+
+        return await asyncio.to_thread(names)
+
+    async def copy(self, source: str, target: str) -> None:
+        """Server-side copy (one request: S3 copies up to 5 GiB so)."""
+        await asyncio.to_thread(
+            self.client.copy_object, self.bucket, target, CopySource(self.bucket, source)
+        )
+
+    async def remove(self, key: str) -> None:
+        """Remove an object; already gone counts as removed."""
+        await asyncio.to_thread(self.client.remove_object, self.bucket, key)

@@ -28,6 +28,7 @@ from openv_shared.contracts.facts import MAX_URL
 from openv_shared.contracts.video import ErrorCode
 from openv_shared.json_depth import nesting_exceeds
 from openv_shared.mp4 import looks_like_mp4
+from openv_shared.redact import redact
 
 KNOWN_STATUSES = frozenset(
     {"IN_QUEUE", "IN_PROGRESS", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
@@ -54,11 +55,14 @@ def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
 
 def clean_text(value: str, limit: int, keep_newlines: bool = True) -> str:
     """`value` safe to store anywhere: control characters (C0, DEL, C1; newline and tab kept
-    if asked) and lone surrogates replaced by U+FFFD, cut to `limit` characters."""
+    if asked) and lone surrogates replaced by U+FFFD, cut to `limit` characters, and secrets
+    in URLs redacted (a worker's error may quote its upload URL or its webhook)."""
     kept = _KEPT_CONTROLS if keep_newlines else frozenset()
-    return "".join(
-        "\ufffd" if (unicodedata.category(c) in ("Cc", "Cs") and c not in kept) else c
-        for c in value[:limit]
+    return redact(
+        "".join(
+            "\ufffd" if (unicodedata.category(c) in ("Cc", "Cs") and c not in kept) else c
+            for c in value[:limit]
+        )
     )
 
 

@@ -33,7 +33,9 @@ from openv_bridge.domain.submissions import (
     runpod_says_ours,
 )
 from openv_bridge.domain.tokens import token_valid, webhook_token
+from openv_bridge.domain.uploads import staging_key
 from openv_bridge.service_layer import outputs
+from openv_bridge.service_layer.uploads import Nothing, Refused, Stored, take_upload
 from openv_shared import telemetry
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.events import (
@@ -206,11 +208,12 @@ class BridgeService:
                 f"RunPod did not take the job in {attempt - 1} attempts: {sub.last_error}",
             )
             return None
+        # The URL writes only this attempt's staging key (see domain.uploads); `output_key`
+        # names the video's final key, which RunPod's /status shows (`runpod_says_ours`).
+        staged = staging_key(self._secret, sub.user_id, video_id, attempt)
         worker_input = {
             **sub.job_input,
-            "output_put_url": self.objects.upload_url(
-                sub.object_key, self.settings.upload_url_expiry_s
-            ),
+            "output_put_url": self.objects.upload_url(staged, self.settings.upload_url_expiry_s),
             "output_key": sub.object_key,
         }
         try:
@@ -396,13 +399,7 @@ class BridgeService:
         try:
             body = await self.runpod.status(job_id)
         except JobNotFound:
-            fact = RunPodJobTimedOut(
-                video_id=sub.video_id, runpod_job_id=job_id, reason=reports.job_gone_reason(job_id)
-            )
-            await self._publish(sub, fact, FactIds(sub.video_id).of("gone", job_id))
-            await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTED}), status="404")
-            log.warning("video %s: job %s is gone from RunPod: timed out", sub.video_id, job_id)
-            return fact
+            return await self._job_gone(sub, job_id)
         except AnswerTooLarge as exc:
             # Asking again would give the same answer: the output is unusable.
             failed = outputs.too_large_fact(sub, job_id, exc)
@@ -420,6 +417,46 @@ class BridgeService:
             )
             return None
         return await self.apply(sub, report)
+
+    async def _job_gone(self, sub: Submission, job_id: str) -> Message:
+        """RunPod forgot the job (ttl or retention past): look in the bucket first, since the
+        worker may have uploaded while no webhook got through (a bridge outage)."""
+        found = await self._upload_fact(sub, job_id)
+        if found is not None:
+            fact, event_id = found, FactIds(sub.video_id).of("final", job_id)
+            log.warning(
+                "video %s: job %s is gone from RunPod; its upload decides", sub.video_id, job_id
+            )
+        else:
+            fact = RunPodJobTimedOut(
+                video_id=sub.video_id, runpod_job_id=job_id, reason=reports.job_gone_reason(job_id)
+            )
+            event_id = FactIds(sub.video_id).of("gone", job_id)
+            log.warning("video %s: job %s is gone from RunPod: timed out", sub.video_id, job_id)
+        await self._publish(sub, fact, event_id)
+        await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTED}), status="404")
+        return fact
+
+    async def _upload_fact(self, sub: Submission, job_id: str) -> Message | None:
+        """The fact the worker's upload establishes; None if there is none."""
+        match await take_upload(self.objects, sub, self.settings.upload_max_bytes):
+            case Stored(size=size):
+                return RunPodJobCompleted(
+                    video_id=sub.video_id,
+                    runpod_job_id=job_id,
+                    object_key=sub.object_key,
+                    size_bytes=size,
+                )
+            case Refused(problem=problem):
+                return RunPodJobFailed(
+                    video_id=sub.video_id,
+                    runpod_job_id=job_id,
+                    code=ErrorCode.INVALID_OUTPUT.value,
+                    message=problem,
+                )
+            case Nothing():
+                return None
+        raise AssertionError("unreachable")
 
     async def apply(self, sub: Submission, report: reports.Report) -> Message | None:
         """Publish the fact a report of the recorded job establishes, then record the news."""
@@ -449,18 +486,16 @@ class BridgeService:
     async def _final_fact(self, sub: Submission, job_id: str, outcome: reports.Outcome) -> Message:
         video_id = sub.video_id
         match outcome:
-            case reports.Uploaded(object_key=key):
-                size = await self.objects.size_of(key)
-                if not size:
+            case reports.Uploaded():
+                uploaded = await self._upload_fact(sub, job_id)
+                if uploaded is None:
                     return RunPodJobFailed(
                         video_id=video_id,
                         runpod_job_id=job_id,
                         code=ErrorCode.OUTPUT_MISSING.value,
                         message="the worker reported success but its upload is missing or empty",
                     )
-                return RunPodJobCompleted(
-                    video_id=video_id, runpod_job_id=job_id, object_key=key, size_bytes=size
-                )
+                return uploaded
             case reports.InlineVideo(data=data):
                 return await outputs.inline_video_fact(
                     self.objects, sub, job_id, data, self.settings.inline_output_max_bytes

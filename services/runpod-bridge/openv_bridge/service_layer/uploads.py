@@ -1,0 +1,73 @@
+"""The completion check of a worker's upload: the staged object is looked at (size, MP4 magic
+bytes), a good one copied to the video's final key and the staging objects removed; only then
+may the bridge say the job completed. Used when a job reports COMPLETED with an upload and
+when RunPod has forgotten a job (404: the worker may have uploaded while nobody listened).
+"""
+
+import logging
+from dataclasses import dataclass
+
+from openv_bridge.adapters.object_store import ObjectStore
+from openv_bridge.adapters.submissions import Submission
+from openv_bridge.domain.uploads import HEAD_BYTES, check_order, upload_problem
+from openv_shared.storage_keys import video_uploads_prefix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The video's file is at its final key."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Uploads were there, none acceptable (removed)."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """No upload and no file."""
+
+
+Verdict = Stored | Refused | Nothing
+
+
+async def take_upload(objects: ObjectStore, sub: Submission, max_bytes: int) -> Verdict:
+    """Settle the worker's upload of `sub` (idempotent: a repeat after a crash finds the file
+    already at its final key)."""
+    staged = await objects.keys(video_uploads_prefix(sub.user_id, sub.video_id))
+    problems: list[str] = []
+    for key in check_order(staged, sub.attempts):
+        size = await objects.size_of(key)
+        if size is None:
+            continue
+        head = await objects.head(key, HEAD_BYTES) if 0 < size <= max_bytes else b""
+        problem = upload_problem(size, head, max_bytes)
+        if problem is not None:
+            log.warning("video %s: upload %s refused: %s", sub.video_id, key, problem)
+            problems.append(problem)
+            continue
+        await objects.copy(key, sub.object_key)
+        await _remove_all(objects, staged)
+        return Stored(size)
+    # No good staged upload: a repeat after the copy (the staging objects already removed),
+    # or a file that reached its key another way (an import, a stored base64 output).
+    final = await objects.size_of(sub.object_key)
+    if final:
+        await _remove_all(objects, staged)
+        return Stored(final)
+    if problems:
+        await _remove_all(objects, staged)
+        return Refused(problems[0])
+    return Nothing()
+
+
+async def _remove_all(objects: ObjectStore, keys: list[str]) -> None:
+    # Every attempt's staging object: once the video is settled none is ever read again.
+    for key in keys:
+        await objects.remove(key)
