@@ -26,6 +26,7 @@ from openv_runpod_sim.faults import (
     scenario_knobs,
 )
 from openv_runpod_sim.jobs import RETRYABLE, Job, JobStatus, JobTable, new_job_id
+from openv_runpod_sim.limits import LimitsUpdate, RateLimiter, RateLimitMiddleware
 from openv_runpod_sim.pool import PoolUpdate
 from openv_runpod_sim.worker import Runner
 
@@ -66,6 +67,9 @@ class Simulator:
         self.runner = Runner(settings, self.table)
         self.faults = GlobalFaults()
         self.scenarios = Scenarios()
+        self.limiter = RateLimiter(settings.rate_limits())
+        #: The key the API accepts; `POST /admin/api-key` changes it (a key rotation).
+        self.api_key = settings.api_key
 
     def job_or_404(self, endpoint_id: str, job_id: str) -> Job:
         job = self.table.get(job_id)
@@ -205,6 +209,8 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
     app = FastAPI(title="OpenV RunPod simulator", lifespan=lifespan)
     app.state.sim = sim
 
+    # Inside the request log: a call refused for the rate limit is still a call made.
+    app.add_middleware(RateLimitMiddleware, limiter=sim.limiter)
     app.add_middleware(_ApiRequestLog, table=sim.table)
 
     @app.exception_handler(ApiError)
@@ -216,7 +222,7 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         token = (authorization or "").strip()
         if token.lower().startswith("bearer "):
             token = token[7:].strip()
-        if not token or token != settings.api_key:
+        if not token or token != sim.api_key:
             raise ApiError(401, "Unauthorized: missing or invalid API key")
 
     api = APIRouter(prefix="/v2/{endpoint_id}", dependencies=[Depends(require_key)])
@@ -351,8 +357,30 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         sim.runner.pool.update(update)
         return JSONResponse(_pool_view(sim))
 
+    @app.get("/admin/limits")
+    async def admin_limits() -> JSONResponse:
+        return JSONResponse(sim.limiter.view())
+
+    @app.post("/admin/limits")
+    async def admin_set_limits(update: LimitsUpdate) -> JSONResponse:
+        try:
+            sim.limiter.update(update)
+        except ValidationError as exc:
+            raise ApiError(422, f"invalid limits: {exc}") from exc
+        return JSONResponse(sim.limiter.view())
+
+    @app.post("/admin/api-key")
+    async def admin_api_key(body: dict[str, str]) -> JSONResponse:
+        key = body.get("api_key", "")
+        if not key:
+            raise ApiError(422, "api_key must be a non-empty string")
+        sim.api_key = key
+        return JSONResponse({"status": "changed"})
+
     @app.post("/admin/reset")
     async def admin_reset() -> JSONResponse:
+        sim.limiter.reset(settings.rate_limits())
+        sim.api_key = settings.api_key
         sim.runner.reset()
         sim.faults = GlobalFaults()
         sim.scenarios.clear()

@@ -2,6 +2,8 @@
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from openv_runpod_sim.limits import Limits
+
 
 class SimSettings(BaseSettings):
     """Knobs that hold for every job; per-job knobs live in `input["sim"]` (see faults.py)."""
@@ -36,3 +38,14 @@ class SimSettings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     # Base URL for `/files/...` result links; empty = the base URL the /run call came in on.
     public_url: str = ""
+    # Rate and concurrency limits per route, answered with 429 and no Retry-After like RunPod
+    # (see limits.py): `runpod_limits` switches on RunPod's documented ones, `limits` (JSON)
+    # sets or overrides single ones, e.g. {"run_per_window": 20}. Off by default.
+    runpod_limits: bool = False
+    limits: Limits = Limits()
+
+    def rate_limits(self) -> Limits:
+        base = Limits.runpod() if self.runpod_limits else Limits()
+        return Limits.model_validate(
+            {**base.model_dump(), **self.limits.model_dump(exclude_unset=True)}
+        )

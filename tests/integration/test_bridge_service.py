@@ -30,6 +30,7 @@ from openv_bridge.config import Settings
 from openv_bridge.domain import reports
 from openv_bridge.domain.submissions import SubmissionState
 from openv_bridge.entrypoints import consumers, webhooks
+from openv_bridge.main import runpod_client_options
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler, Sweep
 from openv_localstack.ports import free_port
@@ -75,9 +76,7 @@ class ScriptedRunPod(RunPodClient):
             settings.runpod_base_url,
             settings.runpod_endpoint_id,
             settings.runpod_api_key.get_secret_value(),
-            timeout_s=settings.runpod_timeout_s,
-            max_attempts=settings.runpod_max_attempts,
-            backoff_s=settings.runpod_backoff_s,
+            **runpod_client_options(settings),
         )
         self.next_knobs: list[dict[str, Any]] = []
         self.crash_after_run = 0

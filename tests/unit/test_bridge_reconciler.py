@@ -7,6 +7,7 @@ from uuid import uuid4
 
 from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
+from openv_bridge.domain.runpod_access import AccessState
 from openv_bridge.domain.submissions import SubmissionState
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Pace, Reconciler, Sweep
@@ -58,8 +59,14 @@ class FakeSubmissions:
         return self.quiet[:limit]
 
 
+class FakeRunPod:
+    def __init__(self) -> None:
+        self.access = AccessState()
+
+
 class FakeBridge:
     def __init__(self, failing: set[Any]) -> None:
+        self.runpod = FakeRunPod()
         self.failing = failing
         self.active = 0
         self.most_active = 0

@@ -2,19 +2,20 @@
 backoff and Retry-After, and which failures are never retried."""
 
 import json
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import httpx
 import pytest
 
+from openv_bridge.adapters.metrics import RUNPOD_MISCONFIGURED
 from openv_bridge.adapters.runpod_client import (
     AnswerTooLarge,
     InvalidJobId,
     JobNotFound,
     RunPodClient,
     RunPodError,
+    RunPodMisconfigured,
     RunPodRefused,
+    RunPodThrottled,
 )
 
 Answer = httpx.Response | Exception
@@ -27,6 +28,10 @@ class Script:
         self.answers = list(answers)
         self.requests: list[httpx.Request] = []
         self.sleeps: list[float] = []
+        self.now = 1000.0  # the client's clock: only sleeping moves it
+
+    def clock(self) -> float:
+        return self.now
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -37,6 +42,7 @@ class Script:
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
+        self.now += seconds
 
     def client(
         self, max_attempts: int = 4, backoff_s: float = 0.5, retry_after_max_s: float = 30.0
@@ -50,6 +56,7 @@ class Script:
             retry_after_max_s=retry_after_max_s,
             transport=httpx.MockTransport(self.handler),
             sleep=self.sleep,
+            clock=self.clock,
         )
 
 
@@ -90,18 +97,24 @@ async def test_5xx_and_connection_errors_are_retried_with_growing_jittered_delay
         assert base * 0.5 <= delay <= base * 1.5
 
 
-async def test_429_honours_retry_after_in_seconds_or_as_a_date_capped() -> None:
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
-    script = Script(
-        status(429, **{"Retry-After": "7"}),
-        status(429, **{"Retry-After": later}),
-        status(429, **{"Retry-After": "3600"}),
-        ok({"id": "s", "status": "IN_QUEUE"}),
-    )
-    await script.client(backoff_s=0.01, retry_after_max_s=30.0).status("s")
-    assert script.sleeps[0] == 7
-    assert 15 <= script.sleeps[1] <= 20
-    assert script.sleeps[2] == 30
+async def test_a_429_rests_the_route_past_runpods_window_with_jitter_or_retry_after() -> None:
+    """RunPod counts per 10 s window and sends no Retry-After: the retry waits the whole window
+    plus 0..2 s jitter (the old client tried 4 times within ~3.5 s, all in the same window)."""
+    script = Script(status(429), status(429, **{"Retry-After": "25"}), ok({"id": "s"}))
+    await script.client(backoff_s=0.01).status("s")
+    assert len(script.requests) == 3
+    first, second = script.sleeps
+    assert 10 <= first <= 12
+    assert second == pytest.approx(25)
+
+
+async def test_a_429_on_run_is_not_retried_and_says_how_long_to_wait() -> None:
+    script = Script(status(429), ok({"id": "job-1"}))
+    with pytest.raises(RunPodThrottled) as throttled:
+        await script.client().run({}, "w", 1, 1)
+    assert 10 <= throttled.value.retry_in_s <= 12
+    assert len(script.requests) == 1
+    assert script.sleeps == []
 
 
 async def test_retries_are_bounded() -> None:
@@ -113,25 +126,54 @@ async def test_retries_are_bounded() -> None:
 
 
 async def test_a_refusal_is_permanent_and_keeps_runpods_message() -> None:
-    script = Script(status(400, {"error": "input too large"}))
-    with pytest.raises(RunPodRefused) as refused:
-        await script.client().run({}, "w", 1, 1)
-    assert (refused.value.status_code, refused.value.message) == (400, "input too large")
-    assert len(script.requests) == 1
-    plain = Script(httpx.Response(401, text="Unauthorized"))
-    with pytest.raises(RunPodRefused, match="Unauthorized"):
-        await plain.client().health()
+    for code in (400, 413, 422):
+        script = Script(status(code, {"error": "input too large"}))
+        with pytest.raises(RunPodRefused) as refused:
+            await script.client().run({}, "w", 1, 1)
+        assert (refused.value.status_code, refused.value.message) == (code, "input too large")
+        assert len(script.requests) == 1
 
 
-async def test_404_means_the_job_is_gone_for_job_calls_and_a_refusal_for_run() -> None:
+async def test_404_means_the_job_is_gone_for_job_calls_and_a_wrong_endpoint_otherwise() -> None:
     for call in ("status", "cancel"):
         script = Script(status(404))
+        client = script.client()
         with pytest.raises(JobNotFound):
-            await getattr(script.client(), call)("j")
+            await getattr(client, call)("j")
         assert len(script.requests) == 1
+        assert not client.access.misconfigured
     script = Script(status(404, {"error": "endpoint not found"}))
-    with pytest.raises(RunPodRefused, match="endpoint not found"):
-        await script.client().run({}, "w", 1, 1)
+    client = script.client()
+    with pytest.raises(RunPodMisconfigured, match="endpoint not found"):
+        await client.run({}, "w", 1, 1)
+    assert client.access.misconfigured
+
+
+async def test_a_refused_key_marks_the_client_misconfigured_until_a_call_succeeds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = Script(
+        httpx.Response(401, text="Unauthorized"),
+        status(403),
+        status(404),
+        ok({"jobs": {}, "workers": {}}),
+    )
+    client = script.client()
+    with pytest.raises(RunPodMisconfigured, match="Unauthorized"):
+        await client.run({}, "w", 1, 1)  # never "refused": the video is not at fault
+    assert client.access.misconfigured
+    assert RUNPOD_MISCONFIGURED._value.get() == 1
+    with pytest.raises(RunPodMisconfigured):
+        await client.status("j")
+    with pytest.raises(RunPodMisconfigured):
+        await client.health()
+    assert len(script.requests) == 3  # not retried: it would fail the same way
+    await client.health()
+    assert not client.access.misconfigured
+    assert RUNPOD_MISCONFIGURED._value.get() == 0
+    # One line when it broke and one when it healed, not one per call.
+    changes = [r.getMessage() for r in caplog.records if "key" in r.getMessage()]
+    assert len(changes) == 2, changes
 
 
 @pytest.mark.parametrize(

@@ -27,12 +27,30 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     runpod_api_key: Annotated[SecretStr, Credential()] = SecretStr("sim-key")
     #: Timeout for one RunPod HTTP call (seconds).
     runpod_timeout_s: float = Field(default=10.0, gt=0)
-    #: Tries per RunPod call (first one included) on connection errors, 5xx and 429.
+    #: Tries per RunPod call (first one included) on connection errors, 5xx and 429 (a `/run`
+    #: answered 429 is not retried by the call: the submission waits, see `runpod_rate_*`).
     runpod_max_attempts: int = Field(default=4, ge=1, le=10)
     #: First retry delay; doubles per retry, with +-50 % jitter.
     runpod_backoff_s: float = Field(default=0.5, ge=0)
     #: A Retry-After longer than this is cut to it.
     runpod_retry_after_max_s: float = Field(default=30.0, ge=0)
+    #: RunPod's rate limits per endpoint, kept on our side per bridge instance: requests per
+    #: `runpod_rate_window_s` and at once, per route (RunPod: /run 1000 per 10 s and 200 at
+    #: once, /status 2000 per 10 s, /cancel 100 per 10 s and 20 at once). With several bridge
+    #: instances, divide them between the instances. The window only differs from RunPod's
+    #: 10 s in tests.
+    runpod_rate_window_s: float = Field(default=10.0, gt=0)
+    runpod_run_per_window: int = Field(default=1000, ge=1)
+    runpod_run_concurrency: int = Field(default=200, ge=1)
+    runpod_status_per_window: int = Field(default=2000, ge=1)
+    runpod_cancel_per_window: int = Field(default=100, ge=1)
+    runpod_cancel_concurrency: int = Field(default=20, ge=1)
+    #: After a 429 the route rests for the window plus up to this much random jitter.
+    runpod_throttle_jitter_s: float = Field(default=2.0, ge=0)
+    #: A call whose route is full for longer than this is not sent; a submission then waits
+    #: for its turn as `queued` (never failed for it). At most half of `submit_timeout_s`
+    #: (a wait inside an attempt must not time the attempt out).
+    runpod_limit_max_wait_s: float = Field(default=30.0, ge=0)
     #: RunPod policy: how long a job may run, and how long it may live at all (ms on the wire).
     #: RunPod's bounds: executionTimeout 5 s..7 days, ttl 10 s..7 days.
     runpod_execution_timeout_s: int = Field(default=600, ge=5, le=_SEVEN_DAYS_S)

@@ -3,11 +3,13 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
 from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.runpod_client import RunPodClient
+from openv_bridge.adapters.runpod_limits import route_limits
 from openv_bridge.adapters.submissions import Submissions
 from openv_bridge.config import Settings
 from openv_bridge.entrypoints import consumers, webhooks
@@ -17,10 +19,33 @@ from openv_shared import topics
 from openv_shared.admin import INTERNAL_DOCS
 from openv_shared.contracts import Envelope
 from openv_shared.db import make_engine
-from openv_shared.health import broker_check, database_check, install_health
+from openv_shared.health import Check, broker_check, database_check, install_health
 from openv_shared.kafka import make_broker, publish
 from openv_shared.metrics import watch_consumer_lag
 from openv_shared.s3 import make_minio
+
+
+def runpod_client_options(settings: Settings) -> dict[str, Any]:
+    """The RunPod client's keyword arguments from the settings (all but where it is)."""
+    return {
+        "timeout_s": settings.runpod_timeout_s,
+        "max_attempts": settings.runpod_max_attempts,
+        "backoff_s": settings.runpod_backoff_s,
+        "retry_after_max_s": settings.runpod_retry_after_max_s,
+        # The most calls in flight at once: a consumer batch's submissions and the reconciler's.
+        "max_connections": settings.submit_concurrency + settings.reconcile_concurrency,
+        "limits": route_limits(
+            settings.runpod_rate_window_s,
+            settings.runpod_run_per_window,
+            settings.runpod_run_concurrency,
+            settings.runpod_status_per_window,
+            settings.runpod_cancel_per_window,
+            settings.runpod_cancel_concurrency,
+        ),
+        "limit_max_wait_s": min(settings.runpod_limit_max_wait_s, settings.submit_timeout_s / 2),
+        "throttle_jitter_s": settings.runpod_throttle_jitter_s,
+        "max_answer_bytes": settings.runpod_answer_max_bytes,
+    }
 
 
 def make_runpod_client(settings: Settings) -> RunPodClient:
@@ -28,14 +53,17 @@ def make_runpod_client(settings: Settings) -> RunPodClient:
         settings.runpod_base_url,
         settings.runpod_endpoint_id,
         settings.runpod_api_key.get_secret_value(),
-        timeout_s=settings.runpod_timeout_s,
-        max_attempts=settings.runpod_max_attempts,
-        backoff_s=settings.runpod_backoff_s,
-        retry_after_max_s=settings.runpod_retry_after_max_s,
-        # The most calls in flight at once: a consumer batch's submissions and the reconciler's.
-        max_connections=settings.submit_concurrency + settings.reconcile_concurrency,
-        max_answer_bytes=settings.runpod_answer_max_bytes,
+        **runpod_client_options(settings),
     )
+
+
+def runpod_check(runpod: RunPodClient) -> Check:
+    """Not ready while RunPod refuses our key or endpoint: nothing can be submitted."""
+
+    async def check() -> bool:
+        return not runpod.access.misconfigured
+
+    return check
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -77,7 +105,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reconciler = reconciler
     app.include_router(webhooks.router)
 
-    # RunPod itself is not a readiness condition: an unready bridge would miss its webhooks.
-    install_health(app, {"database": database_check(engine), "kafka": broker_check(broker)})
+    # RunPod being down is no readiness condition (an unready bridge would miss its webhooks),
+    # but a key or endpoint RunPod refuses is: no video can go anywhere until it is fixed.
+    install_health(
+        app,
+        {
+            "database": database_check(engine),
+            "kafka": broker_check(broker),
+            "runpod": runpod_check(runpod),
+        },
+    )
 
     return app

@@ -1,20 +1,29 @@
 """HTTP client for RunPod Serverless (`/run`, `/status`, `/cancel`, `/health`).
 
-Every call has a timeout. Transient trouble (connection errors, 5xx, 429) is retried with
-exponential backoff and jitter, honouring Retry-After, a bounded number of times; any other 4xx
-is a permanent refusal. `/run` is not idempotent (RunPod has no idempotency key), so it is only
-retried when RunPod cannot have created a job: the connection never opened, or RunPod answered
-429/5xx. A timeout after the request was sent is reported as `RunPodError` at once: the job may
-exist, and the bridge's submission record handles that (see `domain.submissions`).
+Every call has a timeout. Transient trouble (connection errors, 5xx) is retried with
+exponential backoff and jitter, honouring Retry-After, a bounded number of times; a 4xx about
+the request itself is a permanent refusal. `/run` is not idempotent (RunPod has no idempotency
+key), so it is only retried when RunPod cannot have created a job: the connection never opened,
+or RunPod answered 5xx. A timeout after the request was sent is reported as `RunPodError` at
+once: the job may exist, and the bridge's submission record handles that (see
+`domain.submissions`).
+
+RunPod's rate limits (`adapters.runpod_limits`) are kept before a request leaves. A 429 rests
+the whole route past RunPod's 10 s window (it counts per window and sends no Retry-After); a
+call that would wait longer than the limiter allows raises `RunPodThrottled`: nothing was sent,
+and the caller tries later. A 401/403, or a 404 for the endpoint, raises `RunPodMisconfigured`
+and marks the client misconfigured (`access`) until a call succeeds (`domain.runpod_access`).
 
 Every path segment is percent-encoded and job ids must be RunPod ids: an id such as
 `../purge-queue` from a webhook must never turn a cancel into another call.
 """
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -22,21 +31,42 @@ from urllib.parse import quote
 
 import httpx
 
-from openv_bridge.adapters.metrics import timed_call
+from openv_bridge.adapters.metrics import RUNPOD_MISCONFIGURED, RUNPOD_THROTTLED, timed_call
+from openv_bridge.adapters.runpod_limits import RUNPOD_LIMITS, RouteBusy, RouteLimiter
+from openv_bridge.domain.rate_limits import RouteLimit, throttled_hold
 from openv_bridge.domain.reports import MAX_MESSAGE, clean_text, is_job_id
+from openv_bridge.domain.runpod_access import AccessState, Verdict, classify
 from openv_shared.http import async_client
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
 
 
 class RunPodError(Exception):
     """RunPod could not be reached or kept failing; the caller may try again later."""
 
 
+class RunPodThrottled(RunPodError):
+    """RunPod's rate limit (ours, or its 429): nothing was created; try after `retry_in_s`."""
+
+    def __init__(self, message: str, retry_in_s: float) -> None:
+        super().__init__(message)
+        self.retry_in_s = retry_in_s
+
+
+class RunPodMisconfigured(RunPodError):
+    """RunPod refused our key (401/403) or does not know the endpoint (404 on /run or /health):
+    nothing about the request itself; every call fails until the settings are fixed."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(f"RunPod refused the bridge's key or endpoint ({status_code}): {message}")
+        self.status_code = status_code
+
+
 class RunPodRefused(Exception):
-    """RunPod permanently refused the request (a 4xx other than 429)."""
+    """RunPod permanently refused the request for its content (400, 413, 422, ...)."""
 
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(f"RunPod refused ({status_code}): {message}")
@@ -87,6 +117,10 @@ class RunPodClient:
         max_answer_bytes: int = 128 * 1024 * 1024,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        limits: dict[str, RouteLimit] | None = None,
+        limit_max_wait_s: float = 30.0,
+        throttle_jitter_s: float = 2.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._http = async_client(
             internal=False,
@@ -108,6 +142,12 @@ class RunPodClient:
         #: worker returning its video inline (base64) makes large.
         self.max_answer_bytes = max_answer_bytes
         self._sleep = sleep
+        self._limiters = {
+            route: RouteLimiter(limit, limit_max_wait_s, throttle_jitter_s, clock, sleep)
+            for route, limit in (RUNPOD_LIMITS if limits is None else limits).items()
+        }
+        #: Whether RunPod currently refuses our key or endpoint (readiness, the reconciler).
+        self.access = AccessState()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -147,10 +187,11 @@ class RunPodClient:
         job_call: bool = False,
         **kwargs: Any,
     ) -> dict[str, Any]:
+        route = path.split("/")[1]
         for attempt in range(1, self.max_attempts + 1):
             delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random())
             try:
-                async with timed_call(path.split("/")[1]) as labels:
+                async with self._admitted(route), timed_call(route) as labels:
                     try:
                         response = await self._request(method, path, **kwargs)
                     except httpx.TransportError as exc:
@@ -162,19 +203,32 @@ class RunPodClient:
                 if not idempotent and not isinstance(exc, _NOT_SENT):
                     raise RunPodError(f"{method} {path}: {problem} (RunPod may have it)") from exc
             else:
-                if response.status_code == 404 and job_call:
-                    raise JobNotFound(path)
-                if response.status_code == 429 or response.status_code >= 500:
-                    problem = f"HTTP {response.status_code}"
-                    delay = max(delay, self._retry_after(response))
-                elif response.status_code >= 400:
-                    raise RunPodRefused(response.status_code, _error_message(response))
-                else:
+                verdict = classify(response.status_code, job_call)
+                if verdict is Verdict.OK:
+                    self._answered()
                     return _json_object(response, path)
+                if verdict is Verdict.JOB_NOT_FOUND:
+                    raise JobNotFound(path)
+                if verdict is Verdict.MISCONFIGURED:
+                    raise self._misconfigured(response)
+                if verdict is Verdict.REFUSED:
+                    raise RunPodRefused(response.status_code, _error_message(response))
+                problem = f"HTTP {response.status_code}"
+                if response.status_code == 429:
+                    rest = self._throttled(route, response)
+                    if not idempotent:
+                        # The caller decides when to try again; it must not count as a failure.
+                        raise RunPodThrottled(f"{method} {path}: HTTP 429", rest)
+                    # A limited route's next admission waits out the rest; others sleep it.
+                    delay = 0.0 if route in self._limiters else rest
+                    problem = f"HTTP 429, the route rests {rest:.1f} s"
+                else:
+                    delay = max(delay, self._retry_after(response))
             if attempt == self.max_attempts:
                 raise RunPodError(f"{method} {path} failed after {attempt} attempts: {problem}")
             log.warning("RunPod %s %s: %s; retrying in %.2f s", method, path, problem, delay)
-            await self._sleep(delay)
+            if delay > 0:
+                await self._sleep(delay)
         raise AssertionError("unreachable")
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -209,6 +263,40 @@ class RunPodClient:
         return httpx.Response(
             response.status_code, headers=headers, content=b"".join(chunks), request=request
         )
+
+    def _throttled(self, route: str, response: httpx.Response) -> float:
+        """Rest `route` past RunPod's window after its 429; returns the rest (s)."""
+        RUNPOD_THROTTLED.labels(route).inc()
+        retry_after = self._retry_after(response)
+        limiter = self._limiters.get(route)
+        if limiter is None:  # a route with no limit of ours (/health): this call waits alone
+            return throttled_hold(RUNPOD_LIMITS["run"].window_s, 2.0, random.random(), retry_after)
+        return limiter.throttled(retry_after)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, route: str) -> AsyncIterator[None]:
+        limiter = self._limiters.get(route)
+        if limiter is None:
+            yield
+            return
+        try:
+            async with limiter.admit():
+                yield
+        except RouteBusy as exc:  # raised before anything was sent
+            raise RunPodThrottled(str(exc), exc.wait_s) from None
+
+    def _answered(self) -> None:
+        if self.access.answered():
+            RUNPOD_MISCONFIGURED.set(0)
+            log.warning("RunPod accepts the bridge's key and endpoint again")
+
+    def _misconfigured(self, response: httpx.Response) -> RunPodMisconfigured:
+        error = RunPodMisconfigured(response.status_code, _error_message(response))
+        if self.access.refused(str(error)):
+            RUNPOD_MISCONFIGURED.set(1)
+            # Once per change, not per call: every call fails the same way until it is fixed.
+            log.error("%s; videos wait until this is fixed (check OPENV_RUNPOD_*)", error)
+        return error
 
     def _retry_after(self, response: httpx.Response) -> float:
         """Retry-After in seconds (a number or an HTTP date), capped; 0 if absent or bad."""

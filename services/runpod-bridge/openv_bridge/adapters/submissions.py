@@ -260,6 +260,27 @@ class Submissions:
                 )
             )
 
+    async def attempt_not_counted(
+        self, video_id: UUID, attempt: int, error: str, retry_in_s: float
+    ) -> None:
+        """Like `attempt_failed`, and the attempt is given back: RunPod never looked at it (its
+        rate limit, our key refused), so it must not bring the video closer to failing."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(_t)
+                .where(
+                    _t.c.video_id == video_id,
+                    _t.c.state == _S.SUBMITTING.value,
+                    _t.c.attempts == attempt,
+                )
+                .values(
+                    attempts=attempt - 1,
+                    lease_until=_after(retry_in_s),
+                    last_error=error[:2000],
+                    updated_at=sa.func.now(),
+                )
+            )
+
     # ---------------------------------------------------------------- in flight
 
     async def record_news(

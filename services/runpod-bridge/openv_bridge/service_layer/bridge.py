@@ -17,7 +17,9 @@ from openv_bridge.adapters.runpod_client import (
     JobNotFound,
     RunPodClient,
     RunPodError,
+    RunPodMisconfigured,
     RunPodRefused,
+    RunPodThrottled,
 )
 from openv_bridge.adapters.submissions import Claim, Submission, Submissions
 from openv_bridge.config import Settings
@@ -208,6 +210,11 @@ class BridgeService:
                 f"RunPod did not take the job in {attempt - 1} attempts: {sub.last_error}",
             )
             return None
+        if self.runpod.access.misconfigured:
+            # Every call is refused until an operator fixes the key or endpoint; the
+            # reconciler probes RunPod and resumes submissions once it answers.
+            await self._wait_for_runpod(sub, self.runpod.access.reason, self._misconfigured_wait())
+            return None
         # The URL writes only this attempt's staging key (see domain.uploads); `output_key`
         # names the video's final key, which RunPod's /status shows (`runpod_says_ours`).
         staged = staging_key(self._secret, sub.user_id, video_id, attempt)
@@ -224,6 +231,14 @@ class BridgeService:
                     execution_timeout_ms=self.settings.runpod_execution_timeout_s * 1000,
                     ttl_ms=self.settings.runpod_ttl_s * 1000,
                 )
+        except RunPodThrottled as exc:
+            # RunPod's rate limit: the video waits its turn, queued; never failed for it.
+            await self._wait_for_runpod(sub, str(exc), exc.retry_in_s)
+            return None
+        except RunPodMisconfigured as exc:
+            # Our key or endpoint, not this video: an outage (readiness says so), not a verdict.
+            await self._wait_for_runpod(sub, str(exc), self._misconfigured_wait())
+            return None
         except RunPodRefused as exc:
             fact = RunPodJobFailed(
                 video_id=video_id,
@@ -249,6 +264,16 @@ class BridgeService:
                 delay,
             )
             return None
+
+    async def _wait_for_runpod(self, sub: Submission, reason: str, retry_in_s: float) -> None:
+        """Try the submission again in `retry_in_s`, this attempt not counted: RunPod did not
+        look at it (rate limit, or a key/endpoint it refuses). Logged per video at debug
+        only: the client logs the state once."""
+        await self.submissions.attempt_not_counted(sub.video_id, sub.attempts, reason, retry_in_s)
+        log.debug("video %s: waits %.1f s for RunPod: %s", sub.video_id, retry_in_s, reason)
+
+    def _misconfigured_wait(self) -> float:
+        return retry_delay(1, self.settings.submit_retry_base_s, self.settings.submit_lease_s)
 
     async def _settle(self, sub: Submission, job_id: str, recorded: bool) -> None:
         """After RunPod took `job_id`: announce it if it was recorded, else cancel it if

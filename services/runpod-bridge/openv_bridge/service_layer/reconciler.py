@@ -8,17 +8,23 @@ Every `reconcile_interval_s` it
 - polls /status for jobs in flight with no news for `reconcile_quiet_s` (a lost webhook, or a
   job whose progress only polling shows) and handles the answer exactly like a webhook.
 
+While RunPod refuses the bridge's key or endpoint, a pass only probes `/health` (once per pass):
+the records wait, and a job's `/status` 404 from a mistyped endpoint is never taken for a job
+gone. The first answer ends it and the pass goes on.
+
 All state is in Postgres, so a restarted bridge watches every job its predecessor did; rows are
 claimed with `FOR UPDATE SKIP LOCKED`, so several bridges share the work without doubling it.
 RunPod's rate limits are respected with bounded concurrency and a requests-per-second pace.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from openv_bridge.adapters.runpod_client import RunPodError
 from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.service_layer.bridge import BridgeService
@@ -86,6 +92,8 @@ class Reconciler:
 
     async def run_once(self) -> Sweep:
         s = self.settings
+        if not await self._runpod_accepts_us():
+            return Sweep()
         stalled = await self.submissions.acquire_stalled(s.submit_lease_s, s.reconcile_batch_size)
         cancels = await self.submissions.acquire_stalled_cancels(
             s.submit_lease_s, s.reconcile_batch_size
@@ -97,6 +105,14 @@ class Reconciler:
             *(self._limited("poll", sub, self.bridge.poll) for sub in quiet),
         )
         return Sweep(len(stalled), len(cancels), len(quiet))
+
+    async def _runpod_accepts_us(self) -> bool:
+        runpod = self.bridge.runpod
+        if not runpod.access.misconfigured:
+            return True
+        with contextlib.suppress(RunPodError):  # the client logs a change of state once
+            await runpod.health()
+        return not runpod.access.misconfigured
 
     async def _limited(
         self, what: str, sub: Submission, act: Callable[[Submission], Awaitable[object]]
