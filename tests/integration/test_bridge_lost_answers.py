@@ -95,7 +95,7 @@ async def test_a_failed_job_of_a_lost_answer_is_adopted_by_its_input_and_forgeri
         await eventually(lambda: job.status == "FAILED", "the job's failure")
 
         # The valid token, the real job id, but a marker the bridge never sent: not adopted.
-        secret = h.bridge._secret
+        secret = h.settings.webhook_secret.get_secret_value().encode()
         for marker in (
             {**attempt_marker(secret, video_id, 1), "nonce": "0" * 32},
             attempt_marker(secret, video_id, 2),  # an attempt that has not happened
