@@ -22,6 +22,7 @@ from openv_runpod_sim.faults import (
     Scenario,
     Scenarios,
     ScenarioSpec,
+    lost_answer,
     run_fault,
     scenario_knobs,
 )
@@ -244,6 +245,15 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         if sim.faults.hang_run_s:
             # The job already exists: a client that times out here has still created it.
             await asyncio.sleep(sim.faults.hang_run_s)
+        lost = lost_answer(submission.scenarios, sim.faults)
+        if lost is not None:
+            # The job exists and runs; the client never learns its id.
+            job.answer_lost = True
+            sim.table.answers_lost += 1
+            if lost == "timeout":
+                await asyncio.sleep(sim.faults.lost_run_answer_hang_s)
+            else:
+                return _error(int(lost), "Gateway error (simulated; the job was created)")
         return JSONResponse({"id": job.id, "status": str(JobStatus.IN_QUEUE)})
 
     @api.post("/runsync")
@@ -318,6 +328,7 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
             {
                 "run_calls": sim.table.run_calls,
                 "runs_accepted": sim.table.runs_accepted,
+                "answers_lost": sim.table.answers_lost,
                 "retried": sim.table.retried,
                 "cancel_requests": list(sim.table.cancel_requests),
                 "api_requests": list(sim.table.api_requests),

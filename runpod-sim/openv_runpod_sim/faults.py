@@ -11,6 +11,11 @@ from pydantic import (
     PositiveFloat,
 )
 
+#: How a lost `/run` answer looks to the client (the job exists either way): a gateway's 502 or
+#: 504 after RunPod created the job, or no answer before the client gives up ("timeout": the
+#: answer is held back `lost_run_answer_hang_s`, longer than the client waits).
+LostAnswer = Literal["502", "504", "timeout"]
+
 
 class JobKnobs(BaseModel):
     """Per-job behaviour; unknown keys are ignored so tests can pass extra markers."""
@@ -110,6 +115,9 @@ class ScenarioSpec(BaseModel):
     run_500: NonNegativeInt = 0
     #: Refuse every matching /run with HTTP 400 and this error message (a permanent refusal).
     reject_run: str | None = None
+    #: Lose the answer of this many matching /run calls after creating their job (it runs).
+    lose_run_answers: NonNegativeInt = 0
+    lost_run_answer_as: LostAnswer = "504"
 
 
 class Scenario(BaseModel):
@@ -121,6 +129,7 @@ class Scenario(BaseModel):
     jobs: list[str] = Field(default_factory=list)
     run_429_left: int = 0
     run_500_left: int = 0
+    lost_answers_left: int = 0
 
     def matches(self, job_input: dict[str, Any]) -> bool:
         prompt = job_input.get("positive_prompt")
@@ -140,6 +149,7 @@ class Scenarios:
             spec=spec,
             run_429_left=spec.run_429,
             run_500_left=spec.run_500,
+            lost_answers_left=spec.lose_run_answers,
         )
         self._items.append(scenario)
         return scenario
@@ -168,6 +178,18 @@ def run_fault(scenarios: list[Scenario]) -> tuple[int, str] | None:
     return None
 
 
+def lost_answer(scenarios: list[Scenario], faults: "GlobalFaults") -> LostAnswer | None:
+    """How the answer of a /run that created its job is lost, if it is (consuming one)."""
+    for scenario in scenarios:
+        if scenario.lost_answers_left > 0:
+            scenario.lost_answers_left -= 1
+            return scenario.spec.lost_run_answer_as
+    if faults.lose_run_answers > 0:
+        faults.lose_run_answers -= 1
+        return faults.lost_run_answer_as
+    return None
+
+
 def scenario_knobs(scenarios: list[Scenario]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for scenario in scenarios:
@@ -185,6 +207,9 @@ class GlobalFaultsUpdate(BaseModel):
     status_500: NonNegativeInt | None = None
     cancel_500: NonNegativeInt | None = None
     hang_run_s: NonNegativeFloat | None = None
+    lose_run_answers: NonNegativeInt | None = None
+    lost_run_answer_as: LostAnswer | None = None
+    lost_run_answer_hang_s: NonNegativeFloat | None = None
 
 
 class GlobalFaults(BaseModel):
@@ -199,6 +224,11 @@ class GlobalFaults(BaseModel):
     cancel_500: int = Field(default=0, ge=0)
     # Delay every /run answer by this many seconds (the job is created before the delay).
     hang_run_s: float = Field(default=0.0, ge=0)
+    # Lose the answer of the next n /run calls after creating their job (the job runs):
+    # a 502/504 instead of the job's id, or no answer for `lost_run_answer_hang_s`.
+    lose_run_answers: int = Field(default=0, ge=0)
+    lost_run_answer_as: LostAnswer = "504"
+    lost_run_answer_hang_s: float = Field(default=30.0, ge=0)
 
     def apply(self, update: GlobalFaultsUpdate) -> None:
         for name, value in update.model_dump(exclude_none=True).items():

@@ -82,6 +82,8 @@ class Job:
     executions: int = 0
     retries: int = 0
     cancel_requests: int = 0
+    #: /run created this job but its answer was lost (a simulated 502/504 or no answer).
+    answer_lost: bool = False
     #: The policy as the client sent it (ms), before any knob override.
     policy: dict[str, int] = field(default_factory=dict)
     video: bytes | None = None
@@ -160,6 +162,7 @@ class Job:
             "executions": self.executions,
             "retries": self.retries,
             "cancel_requests": self.cancel_requests,
+            "answer_lost": self.answer_lost,
             "webhook_attempts": len(self.webhook_log),
             "webhooks_delivered": sum(1 for r in self.webhook_log if r.http_status == 200),
             "webhook_log": [
@@ -176,6 +179,8 @@ class JobTable:
         self._jobs: dict[str, Job] = {}
         self.run_calls = 0
         self.runs_accepted = 0
+        #: /run calls whose job was created but whose answer was lost.
+        self.answers_lost = 0
         self.retried = 0
         #: Every /cancel call's job id, in order, including ids the simulator never had.
         self.cancel_requests: list[str] = []
@@ -213,7 +218,7 @@ class JobTable:
     def clear(self) -> None:
         for job in list(self._jobs.values()):
             self.remove(job)
-        self.run_calls = self.runs_accepted = self.retried = 0
+        self.run_calls = self.runs_accepted = self.retried = self.answers_lost = 0
         self.cancel_requests.clear()
         self.api_requests.clear()
 

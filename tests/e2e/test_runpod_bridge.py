@@ -43,6 +43,7 @@ REFERENCE_INPUT = {
     "num_frames",
     "output_put_url",
     "output_key",
+    "openv",  # the attempt's marker (domain.ambiguity)
 }
 RUN = uuid.uuid4().hex[:8]  # keeps markers unique if the stack is shared with other modules
 

@@ -1,5 +1,5 @@
-"""The bridge's 0002 migration (reconciler columns) on a real Postgres: from empty and from a
-0001 database with jobs in flight, and back."""
+"""The bridge's 0002 migration (reconciler columns) and 0003 (lost /run answers) on a real
+Postgres: from empty and from older databases with jobs in flight, and back."""
 
 from collections.abc import AsyncIterator
 from uuid import uuid4
@@ -68,7 +68,7 @@ async def test_0002_from_empty_matches_the_models(database: tuple[str, AsyncEngi
         indexes = await conn.run_sync(
             lambda c: {i["name"]: i for i in sa.inspect(c).get_indexes("runpod_submissions")}
         )
-    assert version == "0002"
+    assert version == "0003"
     assert indexes["runpod_submissions_job_id"]["unique"]
     assert indexes["runpod_submissions_state_news"]["column_names"] == ["state", "last_news_at"]
     await migrations.MIGRATIONS.check(engine)
@@ -109,3 +109,40 @@ async def test_0002_keeps_jobs_in_flight_watchable_and_downgrades(
     async with engine.begin() as conn:
         await conn.run_sync(downgrade)
     assert not NEW_COLUMNS & await columns(dsn)
+
+
+async def test_0003_marks_no_existing_submission_ambiguous_and_downgrades(
+    database: tuple[str, AsyncEngine],
+) -> None:
+    dsn, engine = database
+    await migrations.MIGRATIONS.upgrade(engine, "0002")
+    assert "answer_lost_at" not in await columns(dsn)
+    video_id = uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO runpod_submissions (video_id, user_id, object_key, state, attempts)"
+                " VALUES (:v, 'u', 'k', 'submitting', 1)"
+            ),
+            {"v": video_id},
+        )
+
+    await migrations.MIGRATIONS.upgrade(engine)
+    async with engine.connect() as conn:
+        lost_at = await conn.scalar(
+            sa.text("SELECT answer_lost_at FROM runpod_submissions WHERE video_id = :v"),
+            {"v": video_id},
+        )
+    assert lost_at is None  # retried as before: nothing says its answer was lost
+    await migrations.MIGRATIONS.check(engine)
+
+    def downgrade(connection: Connection) -> None:
+        config = migrations.MIGRATIONS.config()
+        config.attributes[CONNECTION] = connection
+        command.downgrade(config, "0002")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(downgrade)
+    found = await columns(dsn)
+    assert "answer_lost_at" not in found
+    assert found >= NEW_COLUMNS

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from openv_bridge.adapters import migrations
 from openv_bridge.adapters.object_store import ObjectStore
-from openv_bridge.adapters.runpod_client import RunPodClient
+from openv_bridge.adapters.runpod_client import RunPodClient, RunSend
 from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.domain import reports
@@ -60,6 +60,7 @@ REFERENCE_INPUT = {
     "num_frames",
     "output_put_url",
     "output_key",
+    "openv",  # the attempt's marker (domain.ambiguity)
 }
 
 
@@ -82,11 +83,16 @@ class ScriptedRunPod(RunPodClient):
         self.crash_after_run = 0
 
     async def run(
-        self, job_input: dict[str, Any], webhook: str, execution_timeout_ms: int, ttl_ms: int
+        self,
+        job_input: dict[str, Any],
+        webhook: str,
+        execution_timeout_ms: int,
+        ttl_ms: int,
+        send: RunSend | None = None,
     ) -> str:
         if self.next_knobs:
             job_input = {**job_input, "sim": self.next_knobs.pop(0)}
-        job_id = await super().run(job_input, webhook, execution_timeout_ms, ttl_ms)
+        job_id = await super().run(job_input, webhook, execution_timeout_ms, ttl_ms, send)
         if self.crash_after_run:
             self.crash_after_run -= 1
             raise Crash(job_id)

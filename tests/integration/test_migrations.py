@@ -198,7 +198,7 @@ async def test_bridge_upgrade_twice_creates_the_schema_and_matches_the_models(
     await bridge_migrations.upgrade(settings)
 
     assert await tables(dsn) == {"runpod_submissions", "alembic_version_bridge"}
-    assert await version(dsn, "alembic_version_bridge") == ["0002"]
+    assert await version(dsn, "alembic_version_bridge") == ["0003"]
     found = await columns(dsn, "runpod_submissions")
     assert {name: nullable for name, (_, nullable, _) in found.items()} == model_columns(
         BRIDGE, "runpod_submissions"

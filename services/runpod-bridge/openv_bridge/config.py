@@ -87,6 +87,11 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     submit_max_attempts: int = Field(default=5, ge=1)
     #: Wait before retrying a failed attempt; doubles per attempt, capped at `submit_lease_s`.
     submit_retry_base_s: float = Field(default=5.0, ge=0)
+    #: After a `/run` whose answer was lost (its job may exist), wait this long for that job
+    #: to report before sending the video again. A job only reports when it ends, so this is
+    #: a bet on the job's queue + run time: longer means fewer GPU jobs paid twice, shorter a
+    #: faster retry when no job was created (docs/architecture.md, "One GPU job per video").
+    ambiguous_run_wait_s: float = Field(default=900.0, ge=0)
 
     #: How often the reconciler looks for quiet jobs, stalled submissions and cancels.
     reconcile_interval_s: float = Field(default=5.0, gt=0)

@@ -4,9 +4,10 @@ Every call has a timeout. Transient trouble (connection errors, 5xx) is retried 
 exponential backoff and jitter, honouring Retry-After, a bounded number of times; a 4xx about
 the request itself is a permanent refusal. `/run` is not idempotent (RunPod has no idempotency
 key), so it is only retried when RunPod cannot have created a job: the connection never opened,
-or RunPod answered 5xx. A timeout after the request was sent is reported as `RunPodError` at
-once: the job may exist, and the bridge's submission record handles that (see
-`domain.submissions`).
+or RunPod's own server answered 500 or 503. When the job may exist but its answer is lost (a
+timeout or a dropped connection after the request was sent, a gateway's 502/504, an answer
+without a job id) it raises `RunPodAnswerLost` at once, and the bridge waits for that job before
+sending the video again (see `domain.ambiguity`).
 
 RunPod's rate limits (`adapters.runpod_limits`) are kept before a request leaves. A 429 rests
 the whole route past RunPod's 10 s window (it counts per window and sends no Retry-After); a
@@ -24,6 +25,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -65,6 +67,18 @@ class RunPodMisconfigured(RunPodError):
         self.status_code = status_code
 
 
+class RunPodAnswerLost(RunPodError):
+    """`/run` was sent and RunPod may have created the job, but its answer (the job id) is lost."""
+
+
+@dataclass
+class RunSend:
+    """Whether a `/run` may be on its way to RunPod right now: the caller's own timeout that
+    cancels the call then leaves the answer lost, not a job refused (see `RunPodClient.run`)."""
+
+    maybe_sent: bool = False
+
+
 class RunPodRefused(Exception):
     """RunPod permanently refused the request for its content (400, 413, 422, ...)."""
 
@@ -101,6 +115,11 @@ def _job_segment(job_id: str) -> str:
 
 # The request never reached RunPod: safe to send again even when not idempotent.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Answers of a proxy in front of RunPod's API that had passed the request on and lost the
+# answer: 502/504 (and Cloudflare's 520 "unknown" and 524 "origin timed out"). A job may exist.
+# 500 and 503 come from RunPod's own server, which says it could not handle the request (503:
+# not at all; 500: it failed, and RunPod documents no job surviving that): retried as today.
+_ANSWER_LOST_STATUSES = frozenset({502, 504, 520, 524})
 
 
 class RunPodClient:
@@ -153,18 +172,33 @@ class RunPodClient:
         await self._http.aclose()
 
     async def run(
-        self, job_input: dict[str, Any], webhook: str, execution_timeout_ms: int, ttl_ms: int
+        self,
+        job_input: dict[str, Any],
+        webhook: str,
+        execution_timeout_ms: int,
+        ttl_ms: int,
+        send: RunSend | None = None,
     ) -> str:
+        """The new job's id. Raises `RunPodAnswerLost` when a job may exist without its id; a
+        caller that cancels the call (its own timeout) finds in `send` whether one may."""
         body = {
             "input": job_input,
             "webhook": webhook,
             "policy": {"executionTimeout": execution_timeout_ms, "ttl": ttl_ms},
         }
-        answer = await self._call("POST", "/run", idempotent=False, json=body)
+        send = send or RunSend()
+        try:
+            answer = await self._call("POST", "/run", idempotent=False, send=send, json=body)
+        except RunPodAnswerLost:
+            raise
+        except RunPodError as exc:
+            if send.maybe_sent:  # a 2xx that is not a JSON object: RunPod may have taken it
+                raise RunPodAnswerLost(str(exc)) from exc
+            raise
         job_id = answer.get("id")
         if not is_job_id(job_id):
-            # A job may exist; the record handles that (its webhook id is checked the same way).
-            raise RunPodError(f"/run answered without a valid job id: {answer!r}"[:500])
+            # A job may exist; the record waits for it (its webhook id is checked the same way).
+            raise RunPodAnswerLost(f"/run answered without a valid job id: {answer!r}"[:500])
         assert isinstance(job_id, str)
         return job_id
 
@@ -185,14 +219,17 @@ class RunPodClient:
         *,
         idempotent: bool = True,
         job_call: bool = False,
+        send: RunSend | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         route = path.split("/")[1]
+        send = send or RunSend()
         for attempt in range(1, self.max_attempts + 1):
             delay = self.backoff_s * 2 ** (attempt - 1) * (0.5 + random.random())
             try:
                 async with self._admitted(route), timed_call(route) as labels:
                     try:
+                        send.maybe_sent = True
                         response = await self._request(method, path, **kwargs)
                     except httpx.TransportError as exc:
                         labels["status"] = type(exc).__name__
@@ -201,8 +238,17 @@ class RunPodClient:
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
                 if not idempotent and not isinstance(exc, _NOT_SENT):
-                    raise RunPodError(f"{method} {path}: {problem} (RunPod may have it)") from exc
+                    raise RunPodAnswerLost(
+                        f"{method} {path}: {problem} (RunPod may have it)"
+                    ) from exc
+                send.maybe_sent = False
             else:
+                if not idempotent and response.status_code in _ANSWER_LOST_STATUSES:
+                    raise RunPodAnswerLost(
+                        f"{method} {path}: HTTP {response.status_code} (RunPod may have it)"
+                    )
+                if response.status_code >= 300:
+                    send.maybe_sent = False  # RunPod answered: no job (or a refusal)
                 verdict = classify(response.status_code, job_call)
                 if verdict is Verdict.OK:
                     self._answered()

@@ -64,6 +64,9 @@ class SubmissionRow(SQLModel, table=True):
     polled_at: datetime | None = Field(default=None, sa_column=_tz(True))
     last_status: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     last_progress: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    #: When the last `/run` answer of this record was lost (its job may exist): the next
+    #: attempt waits for it (`domain.ambiguity`). Kept once a job is recorded, for the record.
+    answer_lost_at: datetime | None = Field(default=None, sa_column=_tz(True))
 
 
 _t = SubmissionRow.__table__  # type: ignore[attr-defined]
@@ -84,6 +87,7 @@ class Submission:
     last_error: str | None = None
     last_status: str | None = None
     last_progress: int | None = None
+    answer_lost_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ def _submission(row: Any) -> Submission:
         last_error=row.last_error,
         last_status=row.last_status,
         last_progress=row.last_progress,
+        answer_lost_at=row.answer_lost_at,
     )
 
 
@@ -276,6 +281,26 @@ class Submissions:
                 .values(
                     attempts=attempt - 1,
                     lease_until=_after(retry_in_s),
+                    last_error=error[:2000],
+                    updated_at=sa.func.now(),
+                )
+            )
+
+    async def answer_lost(self, video_id: UUID, attempt: int, error: str, wait_s: float) -> None:
+        """Attempt `attempt` may have created a job whose id never came back: keep the record
+        `submitting`, marked ambiguous, and start no other attempt for `wait_s` (its job may
+        report meanwhile and be adopted)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(_t)
+                .where(
+                    _t.c.video_id == video_id,
+                    _t.c.state == _S.SUBMITTING.value,
+                    _t.c.attempts == attempt,
+                )
+                .values(
+                    lease_until=_after(wait_s),
+                    answer_lost_at=sa.func.now(),
                     last_error=error[:2000],
                     updated_at=sa.func.now(),
                 )

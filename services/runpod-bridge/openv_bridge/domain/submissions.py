@@ -15,7 +15,9 @@ is cancelled. A job that reached RunPod but was never recorded (a crash in betwe
 when it reports: its webhook carries the video's valid token but a job id that is not the
 recorded one. Webhooks are unsigned and anyone holding the token can name any job id, so such
 a job is adopted (or cancelled as extra) only when RunPod's own /status answer shows it is this
-video's job (`runpod_says_ours`).
+video's job (`runpod_says_ours`), or its echoed `input` carries the attempt marker only the
+bridge can make (`domain.ambiguity`, which also explains why an attempt whose /run answer was
+lost waits before the next one).
 """
 
 from dataclasses import dataclass

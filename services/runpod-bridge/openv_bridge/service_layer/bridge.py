@@ -15,15 +15,17 @@ from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.runpod_client import (
     AnswerTooLarge,
     JobNotFound,
+    RunPodAnswerLost,
     RunPodClient,
     RunPodError,
     RunPodMisconfigured,
     RunPodRefused,
     RunPodThrottled,
+    RunSend,
 )
 from openv_bridge.adapters.submissions import Claim, Submission, Submissions
 from openv_bridge.config import Settings
-from openv_bridge.domain import reports
+from openv_bridge.domain import ambiguity, reports
 from openv_bridge.domain.submissions import (
     FactIds,
     Route,
@@ -222,7 +224,9 @@ class BridgeService:
             **sub.job_input,
             "output_put_url": self.objects.upload_url(staged, self.settings.upload_url_expiry_s),
             "output_key": sub.object_key,
+            ambiguity.INPUT_KEY: ambiguity.attempt_marker(self._secret, video_id, attempt),
         }
+        send = RunSend()
         try:
             async with asyncio.timeout(self.settings.submit_timeout_s):
                 return await self.runpod.run(
@@ -230,6 +234,7 @@ class BridgeService:
                     self.webhook_url(video_id),
                     execution_timeout_ms=self.settings.runpod_execution_timeout_s * 1000,
                     ttl_ms=self.settings.runpod_ttl_s * 1000,
+                    send=send,
                 )
         except RunPodThrottled as exc:
             # RunPod's rate limit: the video waits its turn, queued; never failed for it.
@@ -252,6 +257,9 @@ class BridgeService:
             return None
         except (RunPodError, TimeoutError) as exc:
             error = str(exc) or "no answer from RunPod within the submit timeout"
+            if isinstance(exc, RunPodAnswerLost) or send.maybe_sent:
+                await self._answer_lost(sub, error)
+                return None
             delay = retry_delay(
                 attempt, self.settings.submit_retry_base_s, self.settings.submit_lease_s
             )
@@ -274,6 +282,20 @@ class BridgeService:
 
     def _misconfigured_wait(self) -> float:
         return retry_delay(1, self.settings.submit_retry_base_s, self.settings.submit_lease_s)
+
+    async def _answer_lost(self, sub: Submission, error: str) -> None:
+        """RunPod may have the job (a timeout after sending, a gateway's 502/504): wait for it
+        to report (and be adopted) before sending the video again."""
+        wait = self.settings.ambiguous_run_wait_s
+        await self.submissions.answer_lost(sub.video_id, sub.attempts, error, wait)
+        log.warning(
+            "video %s: the answer to /run attempt %d was lost (%s); the next attempt waits "
+            "%.0f s for its job to report",
+            sub.video_id,
+            sub.attempts,
+            error,
+            wait,
+        )
 
     async def _settle(self, sub: Submission, job_id: str, recorded: bool) -> None:
         """After RunPod took `job_id`: announce it if it was recorded, else cancel it if
@@ -389,7 +411,7 @@ class BridgeService:
                         await self._cancel_quietly(report.job_id)
                     raise UnknownJob(f"job {report.job_id!r} is not the job of video {video_id}")
                 case Route.ADOPT:
-                    await self._adopt(sub, report.job_id)
+                    await self._adopt(sub, report.job_id, body)
         raise RuntimeError(f"video {video_id}: the record kept changing; RunPod will retry")
 
     async def _runpod_says_ours(self, sub: Submission, job_id: str) -> bool:
@@ -400,12 +422,15 @@ class BridgeService:
             return False
         return runpod_says_ours(answer, job_id, sub.object_key)
 
-    async def _adopt(self, sub: Submission, job_id: str) -> None:
+    async def _adopt(self, sub: Submission, job_id: str, body: object) -> None:
         """Record the job of an attempt whose /run answer was lost (a crash, a timeout), once
-        RunPod shows the job is this video's. A no-op if the record changed first. Without that
-        evidence the job is neither adopted nor cancelled: the real job may still be running,
-        and the record's attempt goes on (its own answer, or a retry after its lease)."""
-        if not await self._runpod_says_ours(sub, job_id):
+        its echoed `input` names one of this video's attempts with its nonce
+        (`domain.ambiguity`), or RunPod shows the job is this video's. A no-op if the record
+        changed first. Without that evidence the job is neither adopted nor cancelled: the real
+        job may still be running, and the record's attempt goes on (its own answer, or a retry
+        after its lease)."""
+        named = ambiguity.input_names_attempt(self._secret, body, sub.video_id, sub.attempts)
+        if not named and not await self._runpod_says_ours(sub, job_id):
             log.warning(
                 "video %s: job %s reported, but RunPod does not show it is this video's job; "
                 "not adopted",
