@@ -179,3 +179,28 @@ async def test_a_job_runpod_forgot_without_an_upload_still_times_out(
         timed_out = await _final_fact(h, video_id)
         assert timed_out.type == "RunPodJobTimedOut"
         assert _read(bucket, video_output_key("u1", video_id)) is None
+
+
+def test_a_job_that_uploads_long_after_it_was_submitted_still_can(
+    bucket: ObjectStore,
+) -> None:
+    """RunPod may start a job as late as its ttl allows and run it for its execution timeout:
+    the URL handed over at submission must still take the upload then. With the old expiry
+    (7200 s) a job that started uploading 2 h after submission lost its paid render."""
+    from datetime import UTC, datetime, timedelta
+
+    from openv_bridge.config import Settings
+
+    settings = Settings()
+    mp4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
+    key = f"{video_uploads_prefix('late-user', UUID(int=7))}1-late.mp4"
+    now = datetime.now(UTC)
+    two_hours_ago = now - timedelta(seconds=7200 + 60)
+    old = bucket.upload_url(key, 7200, signed_at=two_hours_ago)
+    assert httpx.put(old, content=mp4).status_code == 403  # what happened before
+    for started_s in (7200 + 60, settings.runpod_ttl_s + settings.runpod_execution_timeout_s):
+        url = bucket.upload_url(
+            key, settings.upload_url_expiry_s, signed_at=now - timedelta(seconds=started_s)
+        )
+        assert httpx.put(url, content=mp4).status_code == 200, started_s
+    assert _read(bucket, key) == mp4

@@ -4,7 +4,7 @@ the staging object), and storing a result the worker returned inline."""
 
 import asyncio
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from minio import Minio
 from minio.commonconfig import CopySource
@@ -19,9 +19,10 @@ class ObjectStore:
         self.public_client = public_client
         self.bucket = bucket
 
-    def upload_url(self, key: str, expires_s: int) -> str:
-        return self.public_client.presigned_put_object(
-            self.bucket, key, expires=timedelta(seconds=expires_s)
+    def upload_url(self, key: str, expires_s: int, signed_at: datetime | None = None) -> str:
+        """A presigned PUT of `key`, valid `expires_s` from `signed_at` (now by default)."""
+        return self.public_client.get_presigned_url(
+            "PUT", self.bucket, key, expires=timedelta(seconds=expires_s), request_date=signed_at
         )
 
     async def size_of(self, key: str) -> int | None:
