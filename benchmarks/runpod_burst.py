@@ -16,6 +16,7 @@ import asyncio
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -54,7 +55,7 @@ class NoBucket(ObjectStore):
     def __init__(self) -> None:
         pass
 
-    def upload_url(self, key: str, expires_s: int) -> str:
+    def upload_url(self, key: str, expires_s: int, signed_at: datetime | None = None) -> str:
         return f"http://127.0.0.1:9/put/{key}"
 
     async def size_of(self, key: str) -> int | None:

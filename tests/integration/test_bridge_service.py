@@ -13,6 +13,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -106,7 +107,7 @@ class MemoryStore(ObjectStore):
         self.base = ""
         self.objects: dict[str, bytes] = {}
 
-    def upload_url(self, key: str, expires_s: int) -> str:
+    def upload_url(self, key: str, expires_s: int, signed_at: datetime | None = None) -> str:
         return f"{self.base}/put/{key}"
 
     async def size_of(self, key: str) -> int | None:
