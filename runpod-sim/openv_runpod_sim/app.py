@@ -71,6 +71,9 @@ class Simulator:
         self.limiter = RateLimiter(settings.rate_limits())
         #: The key the API accepts; `POST /admin/api-key` changes it (a key rotation).
         self.api_key = settings.api_key
+        #: Endpoint ids that exist (None: any does); RunPod answers 404 for others, on every
+        #: route (`POST /admin/endpoints`).
+        self.endpoints: set[str] | None = None
 
     def job_or_404(self, endpoint_id: str, job_id: str) -> Job:
         job = self.table.get(job_id)
@@ -226,7 +229,14 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         if not token or token != sim.api_key:
             raise ApiError(401, "Unauthorized: missing or invalid API key")
 
-    api = APIRouter(prefix="/v2/{endpoint_id}", dependencies=[Depends(require_key)])
+    async def require_endpoint(endpoint_id: str) -> None:
+        if sim.endpoints is not None and endpoint_id not in sim.endpoints:
+            raise ApiError(404, f"endpoint {endpoint_id} not found")
+
+    api = APIRouter(
+        prefix="/v2/{endpoint_id}",
+        dependencies=[Depends(require_key), Depends(require_endpoint)],
+    )
 
     @api.post("/run")
     async def run(endpoint_id: str, request: Request) -> JSONResponse:
@@ -388,10 +398,17 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         sim.api_key = key
         return JSONResponse({"status": "changed"})
 
+    @app.post("/admin/endpoints")
+    async def admin_endpoints(body: dict[str, list[str] | None]) -> JSONResponse:
+        known = body.get("endpoints")
+        sim.endpoints = None if known is None else set(known)
+        return JSONResponse({"endpoints": None if known is None else sorted(known)})
+
     @app.post("/admin/reset")
     async def admin_reset() -> JSONResponse:
         sim.limiter.reset(settings.rate_limits())
         sim.api_key = settings.api_key
+        sim.endpoints = None
         sim.runner.reset()
         sim.faults = GlobalFaults()
         sim.scenarios.clear()

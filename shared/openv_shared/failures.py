@@ -11,14 +11,24 @@ from collections.abc import Iterator
 
 import asyncpg
 import httpx
-from aiokafka.errors import KafkaError
-from sqlalchemy.exc import DBAPIError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 #: SQLSTATE classes about the data of one statement (22 data exception, e.g. `\u0000` in
 #: jsonb; 23 integrity constraint violation). Every other class is about the server, the
 #: connection or the schema (08 connection, 40 serialization/deadlock, 42 undefined table or
 #: permission after a bad deploy, 53 resources, 57 shutdown, XX internal): transient.
 _DATA_SQLSTATE_CLASSES = frozenset({"22", "23"})
+
+#: Kafka errors about one record (too large to ever be taken); every other Kafka error is about
+#: the broker or the connection (aiokafka marks its own timeout not retriable: it passes too).
+_KAFKA_RECORD_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 
 #: How far down `__cause__`/`__context__` a failure is looked into.
 _MAX_CHAIN = 8
@@ -55,8 +65,10 @@ def _one_is_transient(exc: BaseException, extra: tuple[type[BaseException], ...]
         return sqlstate[:2] not in _DATA_SQLSTATE_CLASSES
     if isinstance(exc, asyncpg.exceptions.DataError):
         return False  # asyncpg refused to encode a value: the data, not the connection
-    if isinstance(exc, asyncpg.InterfaceError):
-        return True  # the connection is closed, busy or was reset
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+        return True  # the connection is closed, busy or was reset; a stale schema cache
+    if isinstance(exc, PoolTimeout | DisconnectionError):
+        return True  # no pooled connection came free in time; a connection went away
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -66,7 +78,7 @@ def _one_is_transient(exc: BaseException, extra: tuple[type[BaseException], ...]
             return is_transient(exc.orig, extra)
         return None
     if isinstance(exc, KafkaError):
-        return bool(getattr(exc, "retriable", False))
+        return not isinstance(exc, _KAFKA_RECORD_ERRORS)
     return None
 
 

@@ -16,10 +16,10 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from opentelemetry import propagate, trace
 from prometheus_client import Counter
-from pydantic import ValidationError, WithJsonSchema
+from pydantic import WithJsonSchema
 
 from openv_shared import metrics, telemetry, topics
-from openv_shared.contracts import Envelope, UnknownMessageType
+from openv_shared.contracts import Envelope
 from openv_shared.failures import TransientError, is_transient
 from openv_shared.settings import KafkaSettings
 
@@ -373,8 +373,8 @@ def envelope_consumer(
             try:
                 envelope = Envelope.model_validate_json(record.value or b"")
                 envelope.message()  # fail fast on unknown types and invalid data
-            except (ValidationError, UnknownMessageType, ValueError, RecursionError) as exc:
-                await dead_letter(broker, service, record, f"undecodable: {exc}")
+            except Exception as exc:  # invalid data, unknown type, an upcaster that fails
+                await dead_letter(broker, service, record, f"undecodable: {_reason(exc)}")
                 continue
             if types is None or envelope.type in types:
                 decoded.append((envelope, record))

@@ -77,9 +77,13 @@ class _Measure:
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
         # The route template, not the raw path: bounded label values.
         route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
+        # Bounded too: a client may send any token as its method (answered 405, unthrottled).
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
         HTTP_LATENCY.labels(self.service, method, route).observe(seconds)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 CONSUMER_LAG = Gauge(

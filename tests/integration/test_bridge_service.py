@@ -626,6 +626,28 @@ async def test_quiet_jobs_are_polled_for_progress_completion_and_expiry_after_a_
         assert await h.reconciler.run_once() == Sweep()
 
 
+async def test_a_wrong_endpoint_times_out_no_job_in_flight(harness: HarnessFactory) -> None:
+    """A deploy with a mistyped endpoint id: every job's /status is 404, but so is the
+    endpoint's /health. The reconciler decides nothing until RunPod knows the endpoint; then
+    a job that really is gone (its ttl passed) times out."""
+    async with harness() as h:
+        h.runpod.next_knobs = [{"hang": True, "ttl_s": 0.5}]
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted"]
+        h.sim.endpoints = {"some-other-endpoint"}  # ours is unknown now
+        await asyncio.sleep(1.5)  # past the reconciler's quiet time and the job's ttl
+        await h.reconciler.run_once()
+        await h.reconciler.run_once()
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted"]
+        assert (await h.row(vid(env))).state is SubmissionState.SUBMITTED
+
+        h.sim.endpoints = None
+        await h.sweep_until(lambda _: "RunPodJobTimedOut" in h.facts.types(vid(env)))
+        [timed_out] = h.facts.of(vid(env), "RunPodJobTimedOut")
+        assert "404" in timed_out.data["reason"]
+
+
 async def test_a_stalled_submission_without_its_request_is_failed_not_left(
     harness: HarnessFactory,
 ) -> None:

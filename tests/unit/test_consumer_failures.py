@@ -1,14 +1,16 @@
 """A consumer tells failures that pass from failures of one message, and never lets one
 message hold up its partition."""
 
+import json
 from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
 
 import asyncpg
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from openv_shared import kafka
 from openv_shared.contracts import Envelope
@@ -33,6 +35,9 @@ def _pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
         _pg(asyncpg.exceptions.UndefinedTableError),
         asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle of operation"),
         KafkaConnectionError(),
+        KafkaTimeoutError(),  # aiokafka says "not retriable"; the broker was only slow
+        PoolTimeout("QueuePool limit of size 10 overflow 5 reached"),
+        asyncpg.exceptions.OutdatedSchemaCacheError("cached statement plan is invalid"),
         TransientError("RunPod is down"),
         DBAPIError("INSERT", {}, _pg(asyncpg.exceptions.SerializationError)),
     ],
@@ -245,3 +250,21 @@ async def test_isolating_a_poison_message_stays_within_the_delivery_time(
         await consumer(batch)
     # The batch attempt spent 10 s on "a", isolating it 10 s more; "b" would not fit.
     assert [record.offset for record, _ in dead] == [0]
+
+
+async def test_a_message_its_upcaster_cannot_read_is_dead_lettered_not_redelivered(
+    dead: list[tuple[Any, str]],
+) -> None:
+    """A v1 VideoAccepted missing a field its upcaster reads (KeyError) is undecodable."""
+    handled: list[str] = []
+
+    async def handle(envelopes: list[Envelope]) -> None:
+        handled.extend(e.type for e in envelopes)
+
+    broken = _envelope("x").model_dump(mode="json")
+    broken.update(type="VideoAccepted", schema_version=1, data={"video_id": str(uuid4())})
+    record = _record(None, 5)
+    record.value = json.dumps(broken).encode()
+    await _consumer(handle)((record, _record(_envelope("ok"), 6)))
+    assert handled == ["VideoSubmitted"]
+    assert [(r.offset, reason.split(":")[0]) for r, reason in dead] == [(5, "undecodable")]

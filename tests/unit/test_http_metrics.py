@@ -43,3 +43,18 @@ async def test_requests_are_counted_by_route_template_and_status() -> None:
     assert count(service, "/metrics", "200") == 0  # scrapes are not traffic
     latency = HTTP_LATENCY.labels(service, "GET", "/things/{thing_id}")
     assert latency._sum.get() > 0
+
+
+async def test_a_made_up_method_does_not_make_a_label_of_its_own() -> None:
+    """Any token is a valid HTTP method; each one may not become a new series (memory)."""
+    service = f"test-{uuid4().hex[:8]}"
+    app = FastAPI()
+    install_metrics(app, service)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for n in range(3):
+            await client.request(f"FOO{n}", "/anything")
+    assert count(service, "unmatched", "404", method="OTHER") == 3
+    families = {m.name: m for m in HTTP_REQUESTS.collect()}
+    methods = {s.labels["method"] for m in families.values() for s in m.samples}
+    assert not any(method.startswith("FOO") for method in methods)

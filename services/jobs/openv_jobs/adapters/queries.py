@@ -2,7 +2,7 @@
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -41,8 +41,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, vid = json.loads(raw)
-        return datetime.fromisoformat(created), UUID(vid)
-    except (ValueError, TypeError) as exc:
+        at = datetime.fromisoformat(created)
+        # Comparable with the column, and convertible to UTC (a forged year 9999 at -14:00 is
+        # not: asyncpg's encoding would fail with OverflowError, a 500).
+        at.astimezone(UTC)
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return at, UUID(vid)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidCursor(cursor) from exc
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -39,6 +38,7 @@ from openv_bridge.domain.rate_limits import RouteLimit, throttled_hold
 from openv_bridge.domain.reports import MAX_MESSAGE, clean_text, is_job_id
 from openv_bridge.domain.runpod_access import AccessState, Verdict, classify
 from openv_shared.http import async_client
+from openv_shared.segments import path_segment
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,11 @@ class InvalidJobId(ValueError):
 
 
 def _segment(value: str) -> str:
-    """`value` as one URL path segment: percent-encoded, never a dot segment."""
-    if value in ("", ".", ".."):
+    """`value` as one URL path segment (openv_shared.segments); an empty or dots-only value
+    is refused rather than encoded: no RunPod id looks like that."""
+    if value.strip(".") == "":
         raise ValueError(f"{value!r} cannot be a URL path segment")
-    return quote(value, safe="")
+    return path_segment(value)
 
 
 def _job_segment(job_id: str) -> str:

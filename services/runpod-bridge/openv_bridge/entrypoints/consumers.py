@@ -45,14 +45,28 @@ def register(broker: KafkaBroker, bridge: BridgeService, settings: Settings) -> 
     # `concurrency` at a time: the new submissions, then (a video's events being its
     # submission and at most a cancel) a redelivered submission and a cancel per video.
     rounds = math.ceil(BATCH / settings.submit_concurrency)
-    worst_s = rounds * 3 * settings.submit_timeout_s + _POLL_MARGIN_S
+    message_s = 3 * settings.submit_timeout_s
+    # The batch attempt, then at least one message isolated on its own (so a redelivery always
+    # gets further); Kafka's default of 5 minutes at the least.
+    delivery_s = max(rounds * message_s + message_s, 300.0 - _POLL_MARGIN_S)
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=GROUP_ID,
-        max_poll_interval_ms=int(max(worst_s, 300.0) * 1000),
+        max_poll_interval_ms=int((delivery_s + _POLL_MARGIN_S) * 1000),
         **batch_options(settings, BATCH),
         **consumer_options(settings, request_path=False),
-    )(envelope_consumer(broker, "runpod-bridge", _batch_handler(bridge, settings), types=TYPES))
+    )(
+        envelope_consumer(
+            broker,
+            "runpod-bridge",
+            _batch_handler(bridge, settings),
+            types=TYPES,
+            # Isolating a poison message handles the batch one by one: it too must end
+            # within the poll interval (the rest is redelivered), see envelope_consumer.
+            time_budget_s=delivery_s,
+            message_time_s=message_s,
+        )
+    )
 
 
 def _batch_handler(bridge: BridgeService, settings: Settings) -> BatchHandler:

@@ -468,9 +468,24 @@ class BridgeService:
             return None
         return await self.apply(sub, report)
 
-    async def _job_gone(self, sub: Submission, job_id: str) -> Message:
+    async def _job_gone(self, sub: Submission, job_id: str) -> Message | None:
         """RunPod forgot the job (ttl or retention past): look in the bucket first, since the
-        worker may have uploaded while no webhook got through (a bridge outage)."""
+        worker may have uploaded while no webhook got through (a bridge outage).
+
+        A job's 404 also comes from a wrong endpoint id (a mistyped OPENV_RUNPOD_ENDPOINT_ID
+        after a deploy would time out every job in flight): RunPod is asked about the endpoint
+        first, and nothing is decided unless it knows it."""
+        try:
+            await self.runpod.health()
+        except RunPodError as exc:
+            log.warning(
+                "video %s: job %s not found, but RunPod's endpoint does not answer either "
+                "(%s); nothing decided",
+                sub.video_id,
+                job_id,
+                exc,
+            )
+            return None
         found = await self._upload_fact(sub, job_id)
         if found is not None:
             fact, event_id = found, FactIds(sub.video_id).of("final", job_id)
