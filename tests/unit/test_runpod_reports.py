@@ -329,3 +329,30 @@ def test_a_raised_error_gives_its_message_never_its_traceback() -> None:
     )
     assert isinstance(dirty, reports.Failed)
     assert len(dirty.message) == reports.MAX_MESSAGE and "\x00" not in dirty.message
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"result": "STAGING", "status": "SUCCESS"},
+        {"videos": [{"type": "s3_url", "data": "STAGING", "filename": "v.mp4"}]},
+    ],
+)
+def test_a_worker_handing_back_its_upload_url_is_judged_by_the_upload(
+    output: dict[str, Any],
+) -> None:
+    """The presigned PUT URL the worker was given carries our signature: it must never become
+    a fact (RunPodJobOutputAtUrl), and the staged upload is what counts."""
+    key = "videos/alice/0b7d6a4e-3b53-4a0e-9b4f-0d3d2f1f3a55/video.mp4"
+    staging = (
+        "http://s3.example/openv-videos/videos/alice/0b7d6a4e-3b53-4a0e-9b4f-0d3d2f1f3a55/"
+        "uploads/1-abc.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=deadbeef"
+    )
+    filled = json.loads(json.dumps(output).replace("STAGING", staging))
+    outcome = reports.interpret(reports.Report("job-1", "COMPLETED", output=filled), key)
+    assert outcome == reports.Uploaded(key)
+    # Somebody else's bucket is imported as before.
+    other = json.loads(json.dumps(output).replace("STAGING", "https://cdn.example/v.mp4"))
+    assert reports.interpret(reports.Report("job-1", "COMPLETED", output=other), key) == (
+        reports.ResultUrl("https://cdn.example/v.mp4")
+    )

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from openv_shared.contracts.facts import MAX_URL
 from openv_shared.contracts.video import ErrorCode
@@ -82,6 +82,19 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "the result URL has no host"
     return None
+
+
+def _url_outcome(url: str, expected_key: str) -> "Outcome":
+    """A result URL: imported by storage, unless it points into this video's own prefix (a
+    worker that hands back the presigned upload URL it was given): then the upload decides,
+    and the URL, which carries our signature, never becomes a fact."""
+    problem = url_problem(url)
+    if problem is not None:
+        return Failed(ErrorCode.INVALID_OUTPUT.value, f"the worker's output is unusable: {problem}")
+    prefix = expected_key.rsplit("/", 1)[0] + "/"
+    if prefix != "/" and prefix in unquote(urlsplit(url).path):
+        return Uploaded(expected_key)
+    return ResultUrl(url)
 
 
 class InvalidReport(ValueError):
@@ -244,7 +257,7 @@ def _suffix_of(entry: dict[str, Any]) -> str:
     return name.strip().lower() if isinstance(name, str) else ""
 
 
-def _media_outcome(output: dict[str, Any]) -> Outcome | None:
+def _media_outcome(output: dict[str, Any], expected_key: str) -> Outcome | None:
     """The outcome of a ComfyUI-style result list, or None if the output has no entries.
 
     The first entry that looks like a video wins (by its `filename`): a workflow may also
@@ -267,10 +280,7 @@ def _media_outcome(output: dict[str, Any]) -> Outcome | None:
     if not isinstance(data, str) or not data.strip():
         return Failed(ErrorCode.INVALID_OUTPUT.value, "the worker's video entry has no data")
     if kind == "s3_url":
-        problem = url_problem(data)
-        if problem is None:
-            return ResultUrl(data)
-        return Failed(ErrorCode.INVALID_OUTPUT.value, f"the worker's output is unusable: {problem}")
+        return _url_outcome(data, expected_key)
     if kind == "base64":
         return InlineVideo(data)
     shown = clean_text(str(kind), 40, keep_newlines=False)
@@ -365,13 +375,8 @@ def _completed(report: Report, expected_key: str) -> Outcome:
         if output.get("key") == expected_key:
             return Uploaded(expected_key)
         if isinstance(result, str) and result.strip():
-            problem = url_problem(result)
-            if problem is None:
-                return ResultUrl(result)
-            return Failed(
-                ErrorCode.INVALID_OUTPUT.value, f"the worker's output is unusable: {problem}"
-            )
-        media = _media_outcome(output)
+            return _url_outcome(result, expected_key)
+        media = _media_outcome(output, expected_key)
         if media is not None:
             return media
     if report.error:
