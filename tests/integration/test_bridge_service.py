@@ -626,6 +626,27 @@ async def test_quiet_jobs_are_polled_for_progress_completion_and_expiry_after_a_
         assert await h.reconciler.run_once() == Sweep()
 
 
+async def test_an_attempt_that_waited_past_its_lease_does_not_send_a_second_job(
+    harness: HarnessFactory,
+) -> None:
+    """A batch's submission waits its turn (or RunPod's rate limit) until its lease runs out;
+    the reconciler meanwhile starts the next attempt. Only one of them may call /run."""
+    async with harness() as h:
+        env = accepted()
+        message = env.message()
+        assert isinstance(message, VideoAccepted)
+        [stale] = await h.submissions.claim_many([h.bridge._claim_of(env, message)], 0.2)
+        await asyncio.sleep(0.4)  # the lease runs out before the attempt got its turn
+        taken = await h.submissions.acquire(vid(env), h.settings.submit_lease_s)
+        assert taken is not None and taken.attempts == stale.attempts + 1
+
+        await h.bridge.attempt(stale)  # its turn comes at last
+        assert h.sim.table.run_calls == 0
+        await h.bridge.attempt(taken)
+        assert h.sim.table.run_calls == 1
+        assert h.facts.types(vid(env))[0] == "RunPodJobSubmitted"
+
+
 async def test_a_wrong_endpoint_times_out_no_job_in_flight(harness: HarnessFactory) -> None:
     """A deploy with a mistyped endpoint id: every job's /status is 404, but so is the
     endpoint's /health. The reconciler decides nothing until RunPod knows the endpoint; then

@@ -88,6 +88,8 @@ class Submission:
     last_status: str | None = None
     last_progress: int | None = None
     answer_lost_at: datetime | None = None
+    #: Until when this attempt holds the record (the database's clock).
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ def _submission(row: Any) -> Submission:
         last_status=row.last_status,
         last_progress=row.last_progress,
         answer_lost_at=row.answer_lost_at,
+        lease_until=row.lease_until,
     )
 
 
@@ -183,6 +186,22 @@ class Submissions:
             .values(attempts=_t.c.attempts + 1, lease_until=_after(lease_s))
             .returning(*_t.c)
         )
+
+    async def renew(self, video_id: UUID, attempt: int, lease_s: float) -> bool:
+        """Extend attempt `attempt`'s lease; False if another attempt took the record over
+        (or it is no longer submitting): then this attempt must not send anything."""
+        async with self.engine.begin() as conn:
+            renewed = await conn.execute(
+                sa.update(_t)
+                .where(
+                    _t.c.video_id == video_id,
+                    _t.c.state == _S.SUBMITTING.value,
+                    _t.c.attempts == attempt,
+                )
+                .values(lease_until=_after(lease_s))
+                .returning(_t.c.video_id)
+            )
+            return renewed.first() is not None
 
     async def acquire_stalled(self, lease_s: float, limit: int) -> list[Submission]:
         """Start another attempt of up to `limit` `submitting` records whose lease ran out."""

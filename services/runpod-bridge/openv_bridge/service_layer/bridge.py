@@ -9,6 +9,7 @@ id) instead of losing it.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from uuid import UUID
 
 from openv_bridge.adapters.object_store import ObjectStore
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 
 PublishFact = Callable[[Envelope], Awaitable[None]]
 _IN_FLIGHT = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED, VideoStatus.RUNNING})
+#: Room for the clocks of the bridge and the database to differ, in `_still_ours`.
+_LEASE_SAFETY_S = 5.0
 _S = SubmissionState
 
 
@@ -217,6 +220,13 @@ class BridgeService:
             # reconciler probes RunPod and resumes submissions once it answers.
             await self._wait_for_runpod(sub, self.runpod.access.reason, self._misconfigured_wait())
             return None
+        if not await self._still_ours(sub):
+            log.info(
+                "video %s: attempt %d waited past its lease and was taken over; not sent",
+                video_id,
+                attempt,
+            )
+            return None
         # The URL writes only this attempt's staging key (see domain.uploads); `output_key`
         # names the video's final key, which RunPod's /status shows (`runpod_says_ours`).
         staged = staging_key(self._secret, sub.user_id, video_id, attempt)
@@ -272,6 +282,19 @@ class BridgeService:
                 delay,
             )
             return None
+
+    async def _still_ours(self, sub: Submission) -> bool:
+        """Whether this attempt may still send its /run. An attempt that waited (a batch's
+        turn, RunPod's rate limit) until its lease ran out may have been taken over by the
+        reconciler as the next attempt, which sends its own: two GPU jobs. Unless the lease
+        clearly outlasts the call, it is renewed by compare-and-set first."""
+        if sub.lease_until is not None:
+            left = (sub.lease_until - datetime.now(UTC)).total_seconds()
+            if left > self.settings.submit_timeout_s + _LEASE_SAFETY_S:
+                return True
+        return await self.submissions.renew(
+            sub.video_id, sub.attempts, self.settings.submit_lease_s
+        )
 
     async def _wait_for_runpod(self, sub: Submission, reason: str, retry_in_s: float) -> None:
         """Try the submission again in `retry_in_s`, this attempt not counted: RunPod did not
