@@ -79,3 +79,9 @@ def test_uploads_that_are_not_one_acceptable_mp4_are_refused(
 
 def test_an_mp4_within_the_cap_is_accepted() -> None:
     assert upload_problem(4096, MP4_HEAD, 4096) is None
+
+
+@pytest.mark.parametrize("base_url", ["api.runpod.ai/v2", "ftp://api.runpod.ai/v2", "https://"])
+def test_a_runpod_base_url_that_is_not_a_url_is_refused_at_start(base_url: str) -> None:
+    with pytest.raises(ValueError, match="runpod_base_url must be an absolute http"):
+        Settings(runpod_base_url=base_url)

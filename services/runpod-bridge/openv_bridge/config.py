@@ -1,6 +1,7 @@
 """RunPod bridge settings (environment variables with the `OPENV_` prefix)."""
 
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -108,6 +109,17 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     def runpod_answer_max_bytes(self) -> int:
         """Largest RunPod answer read: an inline video's base64 and 1 MiB for the rest."""
         return (self.inline_output_max_bytes + 2) // 3 * 4 + 1024 * 1024
+
+    @model_validator(mode="after")
+    def _runpod_base_url_is_a_url(self) -> Self:
+        # A URL without a scheme made every /run fail before it was sent, yet look like a
+        # lost answer (each video waiting the ambiguity bound, then failing).
+        parts = urlsplit(self.runpod_base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "runpod_base_url must be an absolute http(s) URL such as https://api.runpod.ai/v2"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lease_outlives_an_attempt(self) -> Self:
