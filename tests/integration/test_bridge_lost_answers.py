@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.domain.ambiguity import INPUT_KEY, attempt_marker
 from openv_bridge.domain.submissions import SubmissionState
 from openv_runpod_sim.faults import ScenarioSpec
 from openv_runpod_sim.jobs import Job
 from openv_shared.contracts import Envelope
+from tests.integration import test_bridge_uploads
 from tests.integration.support import eventually
 from tests.integration.test_bridge_service import (
     Harness,
@@ -29,7 +31,9 @@ from tests.integration.test_bridge_service import (
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["harness"]  # the fixture, shared with test_bridge_service
+__all__ = ["bucket", "harness"]  # fixtures, shared with test_bridge_service and _uploads
+#: A real bucket (SeaweedFS), where the bridge stores an inline video.
+bucket = test_bridge_uploads.bucket
 
 TERMINAL_FACTS = {"RunPodJobCompleted", "RunPodJobFailed", "RunPodJobTimedOut"}
 
@@ -78,6 +82,28 @@ async def test_a_run_whose_answer_is_lost_is_not_sent_again_and_its_job_is_adopt
         assert {e.data["runpod_job_id"] for e in h.facts.of(vid(env))} == {job.id}
         assert h.sim.table.runs_accepted == 1
         assert h.sim.table.cancel_requests == []
+
+
+async def test_a_lost_answers_job_with_a_webhook_over_the_limit_is_still_adopted(
+    harness: HarnessFactory, bucket: ObjectStore
+) -> None:
+    """A ComfyUI-style worker returns its video inline (base64 over the 1 MB webhook limit) for
+    a job whose /run answer was lost: /status cannot stand in (its id is unknown), so the body
+    is read after all and the job adopted by its echoed input; one GPU job."""
+    async with harness(objects=bucket) as h:
+        h.sim.faults.lose_run_answers = 1
+        h.runpod.next_knobs = [
+            {"duration_s": 1.0, "output_style": "comfy_base64", "output_min_bytes": 1_200_000}
+        ]
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        [job] = h.jobs()
+        assert job.answer_lost
+        await eventually(lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "adoption", 20)
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert h.sim.table.runs_accepted == 1
+        [completed] = h.facts.of(vid(env), "RunPodJobCompleted")
+        assert completed.data["size_bytes"] >= 1_200_000
 
 
 async def test_a_failed_job_of_a_lost_answer_is_adopted_by_its_input_and_forgeries_are_not(

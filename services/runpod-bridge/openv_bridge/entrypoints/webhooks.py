@@ -6,7 +6,9 @@
   unknown status or a job id outside RunPod's id alphabet: 400, before any RunPod call. Too
   large (a worker's inline base64 video): answered 200 unread, and the recorded job's report is
   read from `/status` instead (RunPod would retry a 413 twice and give up); 503 while the job
-  is not recorded yet, so RunPod delivers again. A job id that is not the video's recorded
+  is not recorded yet, so RunPod delivers again; but read in full (up to RunPod's largest
+  answer the bridge accepts) while the record waits for the job of a lost /run answer, whose
+  id only the body can tell. A job id that is not the video's recorded
   job: 409 (an extra job RunPod confirms is this video's is cancelled there first). All are
   logged and change nothing.
 - 200 only once the fact is durably published (Kafka acks=all); any failure on the way is a 503
@@ -15,6 +17,7 @@
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
@@ -42,21 +45,28 @@ def _refuse(status: int, code: str, detail: str) -> JSONResponse:
 
 
 class _TooLarge(Exception):
-    pass
+    """The body passed the limit; `read` is what was read of it (the rest is unread)."""
+
+    def __init__(self, read: list[bytes]) -> None:
+        super().__init__("body too large")
+        self.read = read
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(
+    request: Request, chunks: AsyncIterator[bytes], limit: int, read: list[bytes] | None = None
+) -> bytes:
+    """The body, read from `chunks` (continuing after `read`) up to `limit` bytes."""
+    kept = list(read or [])
+    size = sum(len(chunk) for chunk in kept)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
+    if not kept and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge(kept)
+    async for chunk in chunks:
         size += len(chunk)
+        kept.append(chunk)
         if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise _TooLarge(kept)
+    return b"".join(kept)
 
 
 @router.post("/webhooks/runpod/{video_id}")
@@ -74,10 +84,22 @@ async def runpod_webhook(
     if not bridge.token_ok(vid, token):
         log.warning("webhook with a bad token refused", extra={"video_id": vid})
         return _refuse(404, "not_found", "unknown webhook")
+    chunks = request.stream()
     try:
-        raw = await _read_body(request, bridge.settings.webhook_max_body_bytes)
-    except _TooLarge:
-        return await _read_from_status(vid, bridge, background)
+        raw = await _read_body(request, chunks, bridge.settings.webhook_max_body_bytes)
+    except _TooLarge as large:
+        if not await outputs.waits_for_a_lost_answer(bridge.submissions, vid):
+            return await _read_from_status(vid, bridge, background)
+        # The record waits for the job of a /run whose answer was lost: only this body (its
+        # echoed input) can tell which job that is, so it is read after all, to RunPod's
+        # largest answer the bridge accepts.
+        try:
+            raw = await _read_body(
+                request, chunks, bridge.settings.runpod_answer_max_bytes, large.read
+            )
+        except _TooLarge:
+            log.warning("webhook body over every limit refused", extra={"video_id": vid})
+            return _refuse(413, "too_large", "body too large")
     if reports.too_deep(raw):
         log.warning("deeply nested webhook body refused", extra={"video_id": vid})
         return _refuse(400, "invalid_body", "body is nested too deeply")

@@ -64,6 +64,17 @@ class NoSubmission(Exception):
     """The video was never submitted here: the body cannot be any job's report of it."""
 
 
+async def waits_for_a_lost_answer(submissions: Submissions, video_id: UUID) -> bool:
+    """Whether the video's record waits for the job of a /run whose answer was lost (see
+    domain.ambiguity): its job id is unknown, so /status cannot be read in its place."""
+    sub = await submissions.get(video_id)
+    return (
+        sub is not None
+        and sub.state is SubmissionState.SUBMITTING
+        and sub.answer_lost_at is not None
+    )
+
+
 async def job_to_read(submissions: Submissions, video_id: UUID) -> Submission | None:
     """For a webhook body too large to read (token already checked): the submission whose
     job's report must be read from /status, or None if the record is settled (nothing to
