@@ -106,6 +106,26 @@ async def test_a_lost_answers_job_with_a_webhook_over_the_limit_is_still_adopted
         assert completed.data["size_bytes"] >= 1_200_000
 
 
+async def test_a_lost_answers_job_that_uploaded_unheard_completes_the_video_without_a_rerun(
+    harness: HarnessFactory, bucket: ObjectStore
+) -> None:
+    """The job of a lost answer finishes and uploads, but no webhook gets through (dropped):
+    once the ambiguity bound passes, the bridge looks in the bucket before sending the video
+    again, and the upload completes it; one GPU job."""
+    async with harness(objects=bucket, ambiguous_run_wait_s=1.5) as h:
+        h.sim.faults.lose_run_answers = 1
+        h.runpod.next_knobs = [{"duration_s": 0.5, "drop_webhook": True}]
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        [job] = h.jobs()
+        await eventually(lambda: job.status == "COMPLETED", "the job's completion")
+        await h.sweep_until(lambda _: bool(h.facts.of(vid(env), "RunPodJobCompleted")))
+        [completed] = h.facts.of(vid(env), "RunPodJobCompleted")
+        assert completed.data["object_key"].endswith("/video.mp4")
+        assert h.sim.table.runs_accepted == 1
+        assert (await h.row(vid(env))).state is SubmissionState.FINISHED
+
+
 async def test_a_failed_job_of_a_lost_answer_is_adopted_by_its_input_and_forgeries_are_not(
     harness: HarnessFactory,
 ) -> None:

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 PublishFact = Callable[[Envelope], Awaitable[None]]
 _IN_FLIGHT = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED, VideoStatus.RUNNING})
+#: The job id a completion found through a lost answer's upload names (RunPod's id is unknown).
+LOST_ANSWER_JOB_ID = "lost-answer"
 #: Room for the clocks of the bridge and the database to differ, in `_still_ours`.
 _LEASE_SAFETY_S = 5.0
 _S = SubmissionState
@@ -227,6 +229,8 @@ class BridgeService:
                 attempt,
             )
             return None
+        if sub.answer_lost_at is not None and await self._lost_answers_upload(sub):
+            return None
         # The URL writes only this attempt's staging key (see domain.uploads); `output_key`
         # names the video's final key, which RunPod's /status shows (`runpod_says_ours`).
         staged = staging_key(self._secret, sub.user_id, video_id, attempt)
@@ -282,6 +286,22 @@ class BridgeService:
                 delay,
             )
             return None
+
+    async def _lost_answers_upload(self, sub: Submission) -> bool:
+        """Before a video whose /run answer was lost is sent again: its job may have finished
+        and uploaded while no webhook got through (the bridge was down, RunPod gave up). Its
+        file completes the video instead of a second GPU job. True if it did."""
+        found = await self._upload_fact(sub, LOST_ANSWER_JOB_ID)
+        if not isinstance(found, RunPodJobCompleted):
+            return False  # nothing (or nothing usable) there: the next attempt renders it
+        log.warning(
+            "video %s: the job of a lost /run answer uploaded its file; completed without "
+            "sending it again",
+            sub.video_id,
+        )
+        await self._publish(sub, found, FactIds(sub.video_id).of("final", LOST_ANSWER_JOB_ID))
+        await self.submissions.finish(sub.video_id, frozenset({_S.SUBMITTING}), "COMPLETED")
+        return True
 
     async def _still_ours(self, sub: Submission) -> bool:
         """Whether this attempt may still send its /run. An attempt that waited (a batch's
