@@ -221,15 +221,15 @@ class Runner:
             knobs.fail_times is None or job.executions <= knobs.fail_times
         ):
             raise RuntimeError(knobs.fail)
+        style = knobs.output_style
+        if style == "openv_error":  # the OpenV worker's own shape, with `output_error` if set
+            return {"status": "ERROR", "error": knobs.output_error or "simulated worker error"}
         if knobs.output_error is not None:
             return {"error": knobs.output_error}
         if knobs.failed_result is not None:
             return {"result": f"FAILED: {knobs.failed_result}"}
         if knobs.result is not None:
             return {"result": knobs.result, "status": "DONE"}
-        style = knobs.output_style
-        if style == "openv_error":
-            return {"status": "ERROR", "error": knobs.output_error or "simulated worker error"}
         if style in ("none", "empty_dict", "empty_list"):
             # A worker that hands nothing back: COMPLETED with output None, {} or [].
             return {"none": None, "empty_dict": {}, "empty_list": []}[style]

@@ -90,12 +90,28 @@ async def job_to_read(submissions: Submissions, video_id: UUID) -> Submission | 
     return None
 
 
+#: Large /status reads at once: each may hold an inline video several times over (its
+#: base64 text, the parsed JSON, the decoded bytes), so a burst of them must not add up.
+LARGE_READS_AT_ONCE = 2
+_large_reads = asyncio.Semaphore(LARGE_READS_AT_ONCE)
+#: Videos whose large report is being read: RunPod's retries of the same webhook wait for
+#: none of them (the read in progress settles it).
+_reading: set[UUID] = set()
+
+
 async def read_from_status(
     poll: Callable[[Submission], Awaitable[object]], sub: Submission
 ) -> None:
     """Apply the recorded job's report as /status gives it (after the webhook was answered:
-    a failure here is logged, and the reconciler's poll of the quiet job tries again)."""
+    a failure here is logged, and the reconciler's poll of the quiet job tries again). At most
+    LARGE_READS_AT_ONCE at a time, and one per video."""
+    if sub.video_id in _reading:
+        return
+    _reading.add(sub.video_id)
     try:
-        await poll(sub)
+        async with _large_reads:
+            await poll(sub)
     except Exception:
         log.exception("video %s: reading the job's report from /status failed", sub.video_id)
+    finally:
+        _reading.discard(sub.video_id)
