@@ -11,7 +11,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from openv_localstack.stack import BUCKET, RUNPOD_API_KEY, LocalStack
 from openv_localstack.tokens import make_token
 from openv_shared import topics
-from tests.e2e.support import SMALL, Auth
+from tests.e2e.support import SMALL, Auth, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,18 +45,6 @@ REFERENCE_INPUT = {
     "openv",  # the attempt's marker (domain.ambiguity)
 }
 RUN = uuid.uuid4().hex[:8]  # keeps markers unique if the stack is shared with other modules
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll `probe` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 @dataclass(frozen=True)

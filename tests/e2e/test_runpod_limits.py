@@ -6,28 +6,18 @@ for a GPU job twice."""
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
 from openv_localstack.stack import RUNPOD_API_KEY, LocalStack
-from tests.e2e.support import SMALL, Auth
+from tests.e2e.support import SMALL, Auth, wait_for
 
 pytestmark = pytest.mark.e2e
 
 TERMINAL = {"completed", "failed", "cancelled", "timed_out", "rejected", "deleted"}
-
-
-def _wait(what: str, probe: Any, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def _create(api: httpx.Client, auth: Auth, prompt: str) -> tuple[str, dict[str, str]]:
@@ -42,6 +32,11 @@ def _video(api: httpx.Client, video_id: str, headers: dict[str, str]) -> dict[st
     assert response.status_code == 200, response.text
     video: dict[str, Any] = response.json()
     return video
+
+
+def _ended(api: httpx.Client, video_id: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    video = _video(api, video_id, headers)
+    return video if video["status"] in TERMINAL else None
 
 
 def _jobs(stack: LocalStack, marker: str) -> list[dict[str, Any]]:
@@ -68,10 +63,7 @@ def test_a_burst_over_runpods_rate_limit_fails_no_video(
 ) -> None:
     marker = f"[burst-{uuid.uuid4().hex[:8]}]"
     videos = [_create(api, auth, f"a fox {marker} {n}") for n in range(6)]
-    ended = [
-        _wait("the burst to end", lambda v=v: (x := _video(api, *v))["status"] in TERMINAL and x)
-        for v in videos
-    ]
+    ended = [wait_for("the burst to end", partial(_ended, api, *v), timeout=90) for v in videos]
     assert [video["status"] for video in ended] == ["completed"] * 6, ended
     assert len(_jobs(stack, marker)) == 6  # one GPU job each
     limits = httpx.get(f"{stack.sim_url}/admin/limits").json()
@@ -87,7 +79,7 @@ def test_a_refused_api_key_is_an_outage_not_a_verdict(
     try:
         marker = f"[key-{uuid.uuid4().hex[:8]}]"
         videos = [_create(api, auth, f"a heron {marker} {n}") for n in range(3)]
-        ready = _wait(
+        ready = wait_for(
             "the bridge to say RunPod refuses it",
             lambda: (r := httpx.get(f"{bridge_admin}/readyz")).status_code == 503 and r,
         )
@@ -98,13 +90,12 @@ def test_a_refused_api_key_is_an_outage_not_a_verdict(
     finally:
         restored = httpx.post(f"{stack.sim_url}/admin/api-key", json={"api_key": RUNPOD_API_KEY})
         assert restored.status_code == 200, restored.text
-    ended = [
-        _wait("the videos to end", lambda v=v: (x := _video(api, *v))["status"] in TERMINAL and x)
-        for v in videos
-    ]
+    ended = [wait_for("the videos to end", partial(_ended, api, *v), timeout=90) for v in videos]
     assert [video["status"] for video in ended] == ["completed"] * 3, ended
     assert len(_jobs(stack, marker)) == 3
-    _wait("the bridge to be ready", lambda: httpx.get(f"{bridge_admin}/readyz").status_code == 200)
+    wait_for(
+        "the bridge to be ready", lambda: httpx.get(f"{bridge_admin}/readyz").status_code == 200
+    )
 
 
 def test_a_lost_run_answer_makes_one_gpu_job(
@@ -124,9 +115,9 @@ def test_a_lost_run_answer_makes_one_gpu_job(
     answer = httpx.post(f"{stack.sim_url}/admin/scenarios", json=scenario)
     assert answer.status_code == 201, answer.text
     video_id, headers = _create(api, auth, f"a lighthouse {marker}")
-    video = _wait(
+    video = wait_for(
         "the video to end",
-        lambda: (x := _video(api, video_id, headers))["status"] in TERMINAL and x,
+        lambda: _ended(api, video_id, headers),
         timeout=120,
     )
     assert video["status"] == "completed", video

@@ -190,18 +190,7 @@ class Submissions:
     async def renew(self, video_id: UUID, attempt: int, lease_s: float) -> bool:
         """Extend attempt `attempt`'s lease; False if another attempt took the record over
         (or it is no longer submitting): then this attempt must not send anything."""
-        async with self.engine.begin() as conn:
-            renewed = await conn.execute(
-                sa.update(_t)
-                .where(
-                    _t.c.video_id == video_id,
-                    _t.c.state == _S.SUBMITTING.value,
-                    _t.c.attempts == attempt,
-                )
-                .values(lease_until=_after(lease_s))
-                .returning(_t.c.video_id)
-            )
-            return renewed.first() is not None
+        return await self._update_attempt(video_id, attempt, lease_until=_after(lease_s))
 
     async def acquire_stalled(self, lease_s: float, limit: int) -> list[Submission]:
         """Start another attempt of up to `limit` `submitting` records whose lease ran out."""
@@ -269,61 +258,50 @@ class Submissions:
         self, video_id: UUID, attempt: int, error: str, retry_in_s: float
     ) -> None:
         """Keep the record `submitting`; the next attempt may start in `retry_in_s`."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.update(_t)
-                .where(
-                    _t.c.video_id == video_id,
-                    _t.c.state == _S.SUBMITTING.value,
-                    _t.c.attempts == attempt,
-                )
-                .values(
-                    lease_until=_after(retry_in_s),
-                    last_error=error[:2000],
-                    updated_at=sa.func.now(),
-                )
-            )
+        await self._update_attempt(
+            video_id, attempt, lease_until=_after(retry_in_s), last_error=error[:2000]
+        )
 
     async def attempt_not_counted(
         self, video_id: UUID, attempt: int, error: str, retry_in_s: float
     ) -> None:
         """Like `attempt_failed`, and the attempt is given back: RunPod never looked at it (its
         rate limit, our key refused), so it must not bring the video closer to failing."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.update(_t)
-                .where(
-                    _t.c.video_id == video_id,
-                    _t.c.state == _S.SUBMITTING.value,
-                    _t.c.attempts == attempt,
-                )
-                .values(
-                    attempts=attempt - 1,
-                    lease_until=_after(retry_in_s),
-                    last_error=error[:2000],
-                    updated_at=sa.func.now(),
-                )
-            )
+        await self._update_attempt(
+            video_id,
+            attempt,
+            attempts=attempt - 1,
+            lease_until=_after(retry_in_s),
+            last_error=error[:2000],
+        )
 
     async def answer_lost(self, video_id: UUID, attempt: int, error: str, wait_s: float) -> None:
         """Attempt `attempt` may have created a job whose id never came back: keep the record
         `submitting`, marked ambiguous, and start no other attempt for `wait_s` (its job may
         report meanwhile and be adopted)."""
+        await self._update_attempt(
+            video_id,
+            attempt,
+            lease_until=_after(wait_s),
+            answer_lost_at=sa.func.now(),
+            last_error=error[:2000],
+        )
+
+    async def _update_attempt(self, video_id: UUID, attempt: int, **values: Any) -> bool:
+        """Change a `submitting` record still at attempt `attempt` (compare-and-set: a later
+        attempt, an adoption or a cancel wins); whether it was."""
         async with self.engine.begin() as conn:
-            await conn.execute(
+            changed = await conn.execute(
                 sa.update(_t)
                 .where(
                     _t.c.video_id == video_id,
                     _t.c.state == _S.SUBMITTING.value,
                     _t.c.attempts == attempt,
                 )
-                .values(
-                    lease_until=_after(wait_s),
-                    answer_lost_at=sa.func.now(),
-                    last_error=error[:2000],
-                    updated_at=sa.func.now(),
-                )
+                .values(**values, updated_at=sa.func.now())
+                .returning(_t.c.video_id)
             )
+            return changed.first() is not None
 
     # ---------------------------------------------------------------- in flight
 
