@@ -203,29 +203,25 @@ class LocalStack:
         self.processes[service] = proc
 
     def _wait_healthy(self, name: str, base_url: str) -> None:
-        proc = self.processes[name]
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, 60, f"{name} at {base_url}", proc)
+        # wait_until takes a failed request for "not yet" (and reports the last one).
+        url = f"{base_url}/healthz"
+        wait_until(
+            lambda: httpx.get(url, timeout=1.0).status_code == 200,
+            60,
+            f"{name} at {base_url}",
+            self.processes[name],
+        )
 
     def _wait_ready(self, service: str) -> None:
         """Alive on its port, then ready (its dependencies answer) on its admin port."""
         self._wait_healthy(service, self.url_of(service))
-        proc = self.processes[service]
-        admin = self.admin_url_of(service)
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{admin}/readyz", timeout=3.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(ready, 60, f"{service} ready at {admin}/readyz", proc)
+        url = f"{self.admin_url_of(service)}/readyz"
+        wait_until(
+            lambda: httpx.get(url, timeout=3.0).status_code == 200,
+            60,
+            f"{service} ready at {url}",
+            self.processes[service],
+        )
 
     def stop(self) -> None:
         """Stop everything this stack started, services first, by their own pids."""

@@ -102,13 +102,13 @@ class Side:
 
 
 def _wait_healthy(proc: ManagedProcess, url: str) -> None:
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(healthy, 90, f"{proc.name} at {url}", proc)
+    # wait_until takes a failed request for "not yet".
+    wait_until(
+        lambda: httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200,
+        90,
+        f"{proc.name} at {url}",
+        proc,
+    )
 
 
 @pytest.fixture(scope="module")
