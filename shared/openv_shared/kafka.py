@@ -238,6 +238,25 @@ _DELIVERY_TIME: ContextVar[tuple[float, float] | None] = ContextVar("delivery_ti
 _clock = time.monotonic
 
 
+#: Room on top of a delivery's time before Kafka's group evicts the consumer.
+POLL_MARGIN_S = 60.0
+#: Kafka's own default poll interval: no consumer gets less.
+_KAFKA_DEFAULT_MAX_POLL_S = 300.0
+
+
+def delivery_time_s(batch_attempt_s: float, message_s: float) -> float:
+    """How long one delivery (batch) may take, for envelope_consumer's `time_budget_s`: the
+    batch attempt's worst case, then one message isolated on its own (so a redelivery always
+    gets further); at least what Kafka's default poll interval leaves after the margin."""
+    return max(batch_attempt_s + message_s, _KAFKA_DEFAULT_MAX_POLL_S - POLL_MARGIN_S)
+
+
+def max_poll_interval_ms(delivery_s: float) -> int:
+    """The subscriber's `max_poll_interval_ms` for deliveries of `delivery_s`: a consumer
+    slower than this is evicted from its group and its batch redelivered elsewhere."""
+    return int((delivery_s + POLL_MARGIN_S) * 1000)
+
+
 def _fits_in_delivery(left: int) -> None:
     """Raise TransientError when one more message might outlast the delivery's time: the
     batch is then redelivered (what was handled is handled again, idempotently) instead of

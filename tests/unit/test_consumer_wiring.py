@@ -14,7 +14,7 @@ from openv_gateway.adapters.video_feed import VideoFeed
 from openv_gateway.config import Settings as GatewaySettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.entrypoints import consumers as jobs_consumers
-from openv_shared import topics
+from openv_shared import kafka, topics
 from openv_shared.settings import KafkaSettings
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.entrypoints import consumers as storage_consumers
@@ -103,7 +103,7 @@ def test_storage_batches_fit_their_poll_interval() -> None:
         }
         for group, message_s in worst.items():
             interval_s = groups[group]._connection_args["max_poll_interval_ms"] / 1000
-            delivery_s = storage_consumers.delivery_time_s(message_s)
+            delivery_s = kafka.delivery_time_s(message_s, message_s)
             assert delivery_s >= 2 * message_s
             assert interval_s >= delivery_s + 30, group
 

@@ -26,7 +26,9 @@ from openv_shared.kafka import (
     BatchHandler,
     batch_options,
     consumer_options,
+    delivery_time_s,
     envelope_consumer,
+    max_poll_interval_ms,
     per_key_concurrently,
 )
 
@@ -36,8 +38,6 @@ TYPES: Final = frozenset(
 )
 #: Video events read per poll.
 BATCH: Final = 64
-#: Room on top of a batch's worst case before the group evicts the consumer.
-_POLL_MARGIN_S: Final = 60.0
 
 
 def register(broker: KafkaBroker, bridge: BridgeService, settings: Settings) -> None:
@@ -46,13 +46,11 @@ def register(broker: KafkaBroker, bridge: BridgeService, settings: Settings) -> 
     # submission and at most a cancel) a redelivered submission and a cancel per video.
     rounds = math.ceil(BATCH / settings.submit_concurrency)
     message_s = 3 * settings.submit_timeout_s
-    # The batch attempt, then at least one message isolated on its own (so a redelivery always
-    # gets further); Kafka's default of 5 minutes at the least.
-    delivery_s = max(rounds * message_s + message_s, 300.0 - _POLL_MARGIN_S)
+    delivery_s = delivery_time_s(rounds * message_s, message_s)
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=GROUP_ID,
-        max_poll_interval_ms=int((delivery_s + _POLL_MARGIN_S) * 1000),
+        max_poll_interval_ms=max_poll_interval_ms(delivery_s),
         **batch_options(settings, BATCH),
         **consumer_options(settings, request_path=False),
     )(

@@ -30,7 +30,9 @@ from openv_shared.kafka import (
     EnvelopeHandler,
     batch_options,
     consumer_options,
+    delivery_time_s,
     envelope_consumer,
+    max_poll_interval_ms,
     one_at_a_time,
 )
 from openv_storage.config import Settings
@@ -46,9 +48,6 @@ _REMEMBERED: Final = 1000
 DELETIONS_BATCH: Final = 200
 #: RunPod facts read per poll (almost all are skipped unread).
 IMPORTS_BATCH: Final = 200
-#: Room on top of a handler's worst case before the group evicts the consumer.
-_POLL_MARGIN_S: Final = 60.0
-_DEFAULT_MAX_POLL_S: Final = 300.0
 
 
 class DeadLetterWhenExhausted:
@@ -88,18 +87,6 @@ class DeadLetterWhenExhausted:
             raise PermanentError(reason) from exc
 
 
-def delivery_time_s(message_worst_case_s: float) -> float:
-    """How long one delivery (batch) may take: two messages' worst case, or what Kafka's
-    default poll interval of 5 minutes leaves after the margin."""
-    return max(2 * message_worst_case_s, _DEFAULT_MAX_POLL_S - _POLL_MARGIN_S)
-
-
-def _max_poll_interval_ms(delivery_s: float) -> int:
-    """Kafka's limit between two polls: a consumer slower than this is evicted from its group
-    (and the batch redelivered elsewhere). A delivery's time plus the margin."""
-    return int((delivery_s + _POLL_MARGIN_S) * 1000)
-
-
 def register(
     broker: KafkaBroker, deletions: DeletionService, imports: ImportService, settings: Settings
 ) -> None:
@@ -108,11 +95,12 @@ def register(
     deletion_budget = policy.budget_s(3 * settings.s3_timeout_s)
     # Of every video event only `VideoDeleted` matters here: read the topic in batches and
     # skip the rest by their header, instead of a decode and an offset commit per event.
-    deletion_delivery_s = delivery_time_s(deletion_budget)
+    # One message at a time: the batch attempt stops at a message that does not fit.
+    deletion_delivery_s = delivery_time_s(deletion_budget, deletion_budget)
     broker.subscriber(
         topics.VIDEO_EVENTS,
         group_id=DELETIONS_GROUP_ID,
-        max_poll_interval_ms=_max_poll_interval_ms(deletion_delivery_s),
+        max_poll_interval_ms=max_poll_interval_ms(deletion_delivery_s),
         **batch_options(settings, DELETIONS_BATCH),
         # `DELETE ?wait=N` waits on this consumer, but a deletion is rare and its answer may
         # take up to the long fetch wait more (a lone deletion does not fill a fetch's
@@ -132,11 +120,11 @@ def register(
     import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
     # Of the RunPod facts only `RunPodJobOutputAtUrl` matters here (a worker that kept its
     # output); the rest are skipped by their header, as above, and redone the same way.
-    import_delivery_s = delivery_time_s(import_budget)
+    import_delivery_s = delivery_time_s(import_budget, import_budget)
     broker.subscriber(
         topics.RUNPOD_EVENTS,
         group_id=IMPORTS_GROUP_ID,
-        max_poll_interval_ms=_max_poll_interval_ms(import_delivery_s),
+        max_poll_interval_ms=max_poll_interval_ms(import_delivery_s),
         **batch_options(settings, IMPORTS_BATCH),
         # An import follows a render of seconds to minutes: a longer fetch wait is noise there.
         **consumer_options(settings, request_path=False),
