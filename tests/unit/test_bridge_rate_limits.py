@@ -2,6 +2,7 @@
 rest after a 429, the per-route limiter (a fake clock), and which answers are whose fault."""
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -10,19 +11,27 @@ from openv_bridge.adapters.runpod_client import RunPodClient, RunPodThrottled
 from openv_bridge.adapters.runpod_limits import RUNPOD_LIMITS, RouteBusy, RouteLimiter
 from openv_bridge.domain.rate_limits import RouteLimit, SlidingWindow, throttled_hold
 from openv_bridge.domain.runpod_access import AccessState, Verdict, classify
+from tests.unit.support import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.sleeps: list[float] = []
+def cancelling_client(clock: FakeClock, **options: Any) -> tuple[RunPodClient, list[float]]:
+    """A client on `clock` whose every call is answered at once; the times calls were sent."""
+    sent: list[float] = []
 
-    def __call__(self) -> float:
-        return self.now
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.now)
+        return httpx.Response(200, json={"id": "j1", "status": "CANCELLED"})
 
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+    client = RunPodClient(
+        "https://api.example/v2",
+        "ep",
+        "k",
+        transport=httpx.MockTransport(handler),
+        sleep=clock.sleep,
+        clock=clock,
+        **options,
+    )
+    return client, sent
 
 
 def starts_in_any_window(starts: list[float], window_s: float) -> int:
@@ -71,7 +80,7 @@ def test_after_a_429_the_rest_is_past_the_window_with_jitter_and_any_retry_after
 
 
 async def test_the_limiter_caps_concurrency_and_rate_per_route() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RouteLimiter(RouteLimit(100, 10.0, concurrent=20), 60.0, 2.0, clock, clock.sleep)
     active = most = 0
     release = asyncio.Event()
@@ -93,7 +102,7 @@ async def test_the_limiter_caps_concurrency_and_rate_per_route() -> None:
 
 
 async def test_the_limiter_refuses_a_wait_longer_than_allowed_and_books_nothing() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RouteLimiter(RouteLimit(2, 10.0), 5.0, 0.0, clock, clock.sleep)
     for _ in range(2):
         async with limiter.admit():
@@ -114,22 +123,8 @@ async def test_the_client_keeps_runpods_documented_limits_by_default() -> None:
         "status": RouteLimit(2000, 10.0),
         "cancel": RouteLimit(100, 10.0, 20),
     } == RUNPOD_LIMITS
-    clock = Clock()
-    sent: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(clock.now)
-        return httpx.Response(200, json={"id": "j1", "status": "CANCELLED"})
-
-    client = RunPodClient(
-        "https://api.example/v2",
-        "ep",
-        "k",
-        transport=httpx.MockTransport(handler),
-        sleep=clock.sleep,
-        clock=clock,
-        limit_max_wait_s=15.0,
-    )
+    clock = FakeClock()
+    client, sent = cancelling_client(clock, limit_max_wait_s=15.0)
     for _ in range(200):
         await client.cancel("j1")
     assert starts_in_any_window(sent, 10.0) == 100
@@ -138,22 +133,9 @@ async def test_the_client_keeps_runpods_documented_limits_by_default() -> None:
 
 
 async def test_a_call_that_would_wait_too_long_is_not_sent() -> None:
-    clock = Clock()
-    sent: list[float] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(clock.now)
-        return httpx.Response(200, json={"id": "j1", "status": "CANCELLED"})
-
-    client = RunPodClient(
-        "https://api.example/v2",
-        "ep",
-        "k",
-        transport=httpx.MockTransport(handler),
-        sleep=clock.sleep,
-        clock=clock,
-        limits={"cancel": RouteLimit(1, 10.0)},
-        limit_max_wait_s=5.0,
+    clock = FakeClock()
+    client, sent = cancelling_client(
+        clock, limits={"cancel": RouteLimit(1, 10.0)}, limit_max_wait_s=5.0
     )
     await client.cancel("j1")
     with pytest.raises(RunPodThrottled) as throttled:

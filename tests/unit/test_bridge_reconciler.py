@@ -11,19 +11,7 @@ from openv_bridge.domain.runpod_access import AccessState
 from openv_bridge.domain.submissions import SubmissionState
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Pace, Reconciler, Sweep
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.unit.support import FakeClock
 
 
 async def test_pace_spreads_starts_evenly_and_does_not_burst_after_a_pause() -> None:
