@@ -25,6 +25,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from openv_bridge.adapters.metrics import WEBHOOKS
+from openv_bridge.adapters.submissions import Submission
 from openv_bridge.domain import reports
 from openv_bridge.domain.reports import InvalidReport
 from openv_bridge.service_layer import outputs
@@ -88,8 +89,13 @@ async def runpod_webhook(
     try:
         raw = await _read_body(request, chunks, bridge.settings.webhook_max_body_bytes)
     except _TooLarge as large:
-        if not await outputs.waits_for_a_lost_answer(bridge.submissions, vid):
-            return await _read_from_status(vid, bridge, background)
+        try:
+            sub = await bridge.submissions.get(vid)
+        except Exception:
+            log.exception("oversized webhook could not be handled", extra={"video_id": vid})
+            return _refuse(503, "unavailable", "try again")
+        if not outputs.waits_for_a_lost_answer(sub):
+            return _read_from_status(vid, sub, bridge, background)
         # The record waits for the job of a /run whose answer was lost: only this body (its
         # echoed input) can tell which job that is, so it is read after all, to RunPod's
         # largest answer the bridge accepts.
@@ -123,24 +129,21 @@ async def runpod_webhook(
     return JSONResponse({"ok": True})
 
 
-async def _read_from_status(
-    vid: UUID, bridge: BridgeService, background: BackgroundTasks
+def _read_from_status(
+    vid: UUID, sub: Submission | None, bridge: BridgeService, background: BackgroundTasks
 ) -> JSONResponse:
     """A body over the limit, left unread: the recorded job's /status says the same."""
     try:
-        sub = await outputs.job_to_read(bridge.submissions, vid)
+        to_read = outputs.job_to_read(sub, vid)
     except outputs.NoSubmission as exc:
         log.warning("oversized webhook refused: %s", exc, extra={"video_id": vid})
         return _refuse(409, "unknown_job", "the job is not this video's RunPod job")
     except outputs.NotYetKnown:
         return _refuse(503, "unavailable", "try again")
-    except Exception:
-        log.exception("oversized webhook could not be handled", extra={"video_id": vid})
-        return _refuse(503, "unavailable", "try again")
-    if sub is not None:
+    if to_read is not None:
         log.info(
             "oversized webhook body: reading the job's report from /status", extra={"video_id": vid}
         )
-        background.add_task(outputs.read_from_status, bridge.poll, sub)
+        background.add_task(outputs.read_from_status, bridge.poll, to_read)
     WEBHOOKS.labels("read_from_status").inc()
     return JSONResponse({"ok": True})

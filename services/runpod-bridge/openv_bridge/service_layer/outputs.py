@@ -12,7 +12,7 @@ from uuid import UUID
 
 from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.runpod_client import AnswerTooLarge
-from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.adapters.submissions import Submission
 from openv_bridge.domain import reports
 from openv_bridge.domain.submissions import SubmissionState
 from openv_shared.contracts import Message
@@ -64,10 +64,9 @@ class NoSubmission(Exception):
     """The video was never submitted here: the body cannot be any job's report of it."""
 
 
-async def waits_for_a_lost_answer(submissions: Submissions, video_id: UUID) -> bool:
+def waits_for_a_lost_answer(sub: Submission | None) -> bool:
     """Whether the video's record waits for the job of a /run whose answer was lost (see
     domain.ambiguity): its job id is unknown, so /status cannot be read in its place."""
-    sub = await submissions.get(video_id)
     return (
         sub is not None
         and sub.state is SubmissionState.SUBMITTING
@@ -75,12 +74,11 @@ async def waits_for_a_lost_answer(submissions: Submissions, video_id: UUID) -> b
     )
 
 
-async def job_to_read(submissions: Submissions, video_id: UUID) -> Submission | None:
-    """For a webhook body too large to read (token already checked): the submission whose
-    job's report must be read from /status, or None if the record is settled (nothing to
-    do). Raises NoSubmission for a video never submitted, NotYetKnown while its /run answer
-    is still being recorded."""
-    sub = await submissions.get(video_id)
+def job_to_read(sub: Submission | None, video_id: UUID) -> Submission | None:
+    """For a webhook body too large to read (token already checked), given the video's record:
+    the submission whose job's report must be read from /status, or None if the record is
+    settled (nothing to do). Raises NoSubmission for a video never submitted, NotYetKnown
+    while its /run answer is still being recorded."""
     if sub is None:
         raise NoSubmission(f"video {video_id} has no submission")
     if sub.state is SubmissionState.SUBMITTED and sub.runpod_job_id is not None:
