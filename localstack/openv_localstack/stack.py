@@ -232,6 +232,27 @@ class LocalStack:
         for server in (self.s3, self.kafka, self.postgres):
             server.stop()
 
+    def server(self, name: str) -> EmbeddedPostgres | TansuBroker | SeaweedS3:
+        """One of the stack's servers by name: "postgres", "kafka" or "s3"."""
+        servers: dict[str, EmbeddedPostgres | TansuBroker | SeaweedS3] = {
+            "postgres": self.postgres,
+            "kafka": self.kafka,
+            "s3": self.s3,
+        }
+        return servers[name]
+
+    def stop_server(self, name: str) -> None:
+        """Stop one server (an outage of Postgres, the broker or S3); ports stay reserved."""
+        self.server(name).stop()
+
+    def start_server(self, name: str) -> None:
+        """Start a stopped server on its old port, with its topics or bucket in place."""
+        self.server(name).start()
+        if name == "kafka":
+            self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
+        elif name == "s3":
+            self.s3.ensure_bucket(BUCKET)
+
     def restart_service(self, service: str) -> None:
         self.stop_service(service)
         time.sleep(0.1)
