@@ -68,7 +68,7 @@ async def test_0002_from_empty_matches_the_models(database: tuple[str, AsyncEngi
         indexes = await conn.run_sync(
             lambda c: {i["name"]: i for i in sa.inspect(c).get_indexes("runpod_submissions")}
         )
-    assert version == "0003"
+    assert version == "0004"
     assert indexes["runpod_submissions_job_id"]["unique"]
     assert indexes["runpod_submissions_state_news"]["column_names"] == ["state", "last_news_at"]
     await migrations.MIGRATIONS.check(engine)

@@ -407,26 +407,63 @@ async def test_a_failed_publish_answers_503_and_the_retried_webhook_records_it_o
 # --------------------------------------------------------------------------- crash window
 
 
-async def test_a_crash_after_runpod_accepted_resubmits_and_cancels_the_extra_job(
+async def test_a_crash_after_runpod_accepted_holds_the_video_until_its_job_reports(
     harness: HarnessFactory,
 ) -> None:
-    async with harness(submit_timeout_s=0.5, submit_lease_s=1.0) as h:
+    """The bridge dies between RunPod taking the job and recording it. When the dead attempt's
+    lease runs out, the video is held (its job may exist), not sent again; the job's webhook
+    adopts it: one GPU job."""
+    async with harness(submit_timeout_s=0.5, submit_lease_s=1.0, ambiguous_run_wait_s=30) as h:
         env = accepted()
         video_id = vid(env)
-        # The first job finishes at once but its webhook comes only after the resubmission.
-        h.runpod.next_knobs = [{"webhook_delay_s": 4}]
+        # The job finishes at once, but its webhook comes only after the lease ran out.
+        h.runpod.next_knobs = [{"webhook_delay_s": 3}]
         h.runpod.crash_after_run = 1
         with pytest.raises(Crash) as crash:
             await h.bridge.on_video_event(env)
         lost_job = str(crash.value)
         row = await h.row(video_id)
         assert (row.state, row.runpod_job_id, row.attempts) == (SubmissionState.SUBMITTING, None, 1)
+        assert row.attempt_open_since is not None
 
         # Redelivered after the restart while the dead attempt's lease runs: nothing yet.
         await h.bridge.on_video_event(env)
         assert h.sim.table.run_calls == 1 and h.facts.published == []
 
-        # The lease runs out: the reconciler submits again.
+        # The lease runs out: the reconciler holds the record instead of sending it again,
+        # and neither a later pass nor a redelivery sends it while the hold lasts.
+        await h.sweep_until(lambda s: s.held == 1)
+        held = await h.row(video_id)
+        assert (held.attempts, held.answer_lost_at is not None) == (1, True)
+        assert held.attempt_open_since is None
+        assert await h.reconciler.run_once() == Sweep()
+        await h.bridge.on_video_event(env)
+        assert h.sim.table.run_calls == 1
+
+        await eventually(lambda: h.facts.of(video_id, "RunPodJobCompleted"), "adoption")
+        assert h.facts.types(video_id) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert {e.data.get("runpod_job_id") for e in h.facts.of(video_id)} == {lost_job}
+        assert h.sim.table.runs_accepted == 1
+        assert h.sim.table.cancel_requests == []
+
+
+async def test_a_crash_whose_job_reports_after_the_hold_resubmits_and_cancels_the_extra_job(
+    harness: HarnessFactory,
+) -> None:
+    """The hold is a bound: a dead attempt's job that reports after it finds the video sent
+    again, and is cancelled as the extra one (with RunPod's evidence)."""
+    async with harness(submit_timeout_s=0.5, submit_lease_s=1.0, ambiguous_run_wait_s=0.5) as h:
+        env = accepted()
+        video_id = vid(env)
+        # Still running when the hold ends (a finished job's upload would complete the video).
+        h.runpod.next_knobs = [{"duration_s": 4}]
+        h.runpod.crash_after_run = 1
+        with pytest.raises(Crash) as crash:
+            await h.bridge.on_video_event(env)
+        lost_job = str(crash.value)
+
+        await h.sweep_until(lambda s: s.held == 1)
+        # The hold runs out: the next pass sends the video again.
         await h.sweep_until(lambda s: s.resubmitted == 1)
         [submitted] = h.facts.of(video_id, "RunPodJobSubmitted")
         new_job = submitted.data["runpod_job_id"]
@@ -443,6 +480,38 @@ async def test_a_crash_after_runpod_accepted_resubmits_and_cancels_the_extra_job
         assert all(e.data.get("runpod_job_id") != lost_job for e in h.facts.of(video_id))
         assert h.facts.types(video_id) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
         assert h.sim.table.runs_accepted == 2
+
+
+async def test_a_database_outage_while_recording_a_job_is_retried_not_resubmitted(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RunPod took the job, then recording it fails (Postgres restarting): the bridge tries
+    again and records it; one GPU job, no hold."""
+    async with harness() as h:
+        failures = 2
+        record = h.submissions.record_jobs
+
+        async def flaky(jobs: list[tuple[UUID, int, str]]) -> set[UUID]:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise ConnectionRefusedError("the database is restarting")
+            return await record(jobs)
+
+        monkeypatch.setattr(h.submissions, "record_jobs", flaky)
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        assert failures == 0
+        row = await h.row(vid(env))
+        [job] = h.jobs()
+        assert (row.runpod_job_id, row.attempt_open_since, row.answer_lost_at) == (
+            job.id,
+            None,
+            None,
+        )
+        await eventually(lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "done")
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert h.sim.table.run_calls == 1
 
 
 async def test_a_job_whose_answer_was_lost_is_adopted_when_it_reports(
@@ -637,8 +706,14 @@ async def test_an_attempt_that_waited_past_its_lease_does_not_send_a_second_job(
         assert isinstance(message, VideoAccepted)
         [stale] = await h.submissions.claim_many([h.bridge._claim_of(env, message)], 0.2)
         await asyncio.sleep(0.4)  # the lease runs out before the attempt got its turn
-        taken = await h.submissions.acquire(vid(env), h.settings.submit_lease_s)
-        assert taken is not None and taken.attempts == stale.attempts + 1
+        # The stale attempt is open: the first takeover only holds the record...
+        held = await h.submissions.acquire(vid(env), h.settings.submit_lease_s, 0.2)
+        assert held is not None and not held.attempt_started
+        await asyncio.sleep(0.4)
+        # ...and once the hold is over, the next attempt starts.
+        taken = await h.submissions.acquire(vid(env), h.settings.submit_lease_s, 0.2)
+        assert taken is not None and taken.attempt_started
+        assert taken.attempts == stale.attempts + 1
 
         await h.bridge.attempt(stale)  # its turn comes at last
         assert h.sim.table.run_calls == 0

@@ -2,6 +2,8 @@
 ones are exercised in tests/integration/test_bridge_service.py)."""
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import uuid4
 
@@ -32,12 +34,15 @@ def sub(state: SubmissionState = SubmissionState.SUBMITTED) -> Submission:
 
 
 class FakeSubmissions:
-    def __init__(self, stalled: int, cancels: int, quiet: int) -> None:
-        self.stalled = [sub(SubmissionState.SUBMITTING) for _ in range(stalled)]
+    def __init__(self, stalled: int, cancels: int, quiet: int, held: int = 0) -> None:
+        # A takeover starts an attempt (open) or holds the record of a dead attempt (not open).
+        started = replace(sub(SubmissionState.SUBMITTING), attempt_open_since=datetime.now(UTC))
+        self.stalled = [replace(started, video_id=uuid4()) for _ in range(stalled)]
+        self.stalled += [sub(SubmissionState.SUBMITTING) for _ in range(held)]
         self.cancels = [sub(SubmissionState.CANCELLING) for _ in range(cancels)]
         self.quiet = [sub() for _ in range(quiet)]
 
-    async def acquire_stalled(self, lease_s: float, limit: int) -> list[Submission]:
+    async def acquire_stalled(self, lease_s: float, hold_s: float, limit: int) -> list[Submission]:
         return self.stalled[:limit]
 
     async def acquire_stalled_cancels(self, lease_s: float, limit: int) -> list[Submission]:
@@ -81,7 +86,7 @@ class FakeBridge:
 
 async def test_a_pass_does_every_kind_of_work_concurrently_bounded_and_isolated() -> None:
     settings = Settings(reconcile_concurrency=3, reconcile_batch_size=50)
-    subs = FakeSubmissions(stalled=2, cancels=1, quiet=9)
+    subs = FakeSubmissions(stalled=2, cancels=1, quiet=9, held=1)
     failing = {subs.quiet[0].video_id}
     bridge = FakeBridge(failing)
     reconciler = Reconciler(
@@ -91,9 +96,9 @@ async def test_a_pass_does_every_kind_of_work_concurrently_bounded_and_isolated(
         pace=Pace(10_000.0),
     )
     sweep = await reconciler.run_once()
-    assert sweep == Sweep(resubmitted=2, cancels_retried=1, polled=9)
+    assert sweep == Sweep(resubmitted=2, cancels_retried=1, polled=9, held=1)
     assert bridge.most_active == 3  # RunPod sees at most `reconcile_concurrency` calls at once
-    # One record's failure did not stop the others.
+    # One record's failure did not stop the others; a held record is not sent again.
     assert len(bridge.done) == 11
     assert {what for what, _ in bridge.done} == {"resubmit", "cancel", "poll"}
 

@@ -67,6 +67,11 @@ class SubmissionRow(SQLModel, table=True):
     #: When the last `/run` answer of this record was lost (its job may exist): the next
     #: attempt waits for it (`domain.ambiguity`). Kept once a job is recorded, for the record.
     answer_lost_at: datetime | None = Field(default=None, sa_column=_tz(True))
+    #: Set while an attempt may be sending `/run` and has recorded no outcome (job, failure,
+    #: lost answer): if its lease runs out with this still set, the attempt died (a crash, a
+    #: database outage) perhaps after RunPod took the job, so the takeover waits like a lost
+    #: answer instead of sending the video again.
+    attempt_open_since: datetime | None = Field(default=None, sa_column=_tz(True))
 
 
 _t = SubmissionRow.__table__  # type: ignore[attr-defined]
@@ -90,6 +95,13 @@ class Submission:
     answer_lost_at: datetime | None = None
     #: Until when this attempt holds the record (the database's clock).
     lease_until: datetime | None = None
+    attempt_open_since: datetime | None = None
+
+    @property
+    def attempt_started(self) -> bool:
+        """Whether a takeover (`acquire`, `acquire_stalled`) started an attempt that may call
+        /run, rather than holding the record for a dead attempt's job (see `_TAKE_OVER`)."""
+        return self.state is SubmissionState.SUBMITTING and self.attempt_open_since is not None
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ def _submission(row: Any) -> Submission:
         last_progress=row.last_progress,
         answer_lost_at=row.answer_lost_at,
         lease_until=row.lease_until,
+        attempt_open_since=row.attempt_open_since,
     )
 
 
@@ -177,23 +190,25 @@ class Submissions:
             },
         )
 
-    async def acquire(self, video_id: UUID, lease_s: float) -> Submission | None:
-        """Start another attempt of a `submitting` record whose lease ran out; None if the
+    async def acquire(self, video_id: UUID, lease_s: float, hold_s: float) -> Submission | None:
+        """Take over a `submitting` record whose lease ran out (see `_take_over`); None if the
         record is not submitting or someone else's attempt still holds it."""
         return await self._one(
-            sa.update(_t)
-            .where(_t.c.video_id == video_id, _t.c.state == _S.SUBMITTING.value, _lease_free())
-            .values(attempts=_t.c.attempts + 1, lease_until=_after(lease_s))
-            .returning(*_t.c)
+            _take_over(lease_s, hold_s).where(
+                _t.c.video_id == video_id, _t.c.state == _S.SUBMITTING.value, _lease_free()
+            )
         )
 
     async def renew(self, video_id: UUID, attempt: int, lease_s: float) -> bool:
-        """Extend attempt `attempt`'s lease; False if another attempt took the record over
-        (or it is no longer submitting): then this attempt must not send anything."""
-        return await self._update_attempt(video_id, attempt, lease_until=_after(lease_s))
+        """Extend attempt `attempt`'s lease, marking it open (it is about to send); False if
+        another attempt took the record over (or it is no longer submitting): then this
+        attempt must not send anything."""
+        return await self._update_attempt(
+            video_id, attempt, lease_until=_after(lease_s), attempt_open_since=sa.func.now()
+        )
 
-    async def acquire_stalled(self, lease_s: float, limit: int) -> list[Submission]:
-        """Start another attempt of up to `limit` `submitting` records whose lease ran out."""
+    async def acquire_stalled(self, lease_s: float, hold_s: float, limit: int) -> list[Submission]:
+        """Take over up to `limit` `submitting` records whose lease ran out (`_take_over`)."""
         stalled = (
             sa.select(_t.c.video_id)
             .where(_t.c.state == _S.SUBMITTING.value, _lease_free())
@@ -202,10 +217,7 @@ class Submissions:
             .with_for_update(skip_locked=True)
         )
         return await self._many(
-            sa.update(_t)
-            .where(_t.c.video_id.in_(stalled.scalar_subquery()))
-            .values(attempts=_t.c.attempts + 1, lease_until=_after(lease_s))
-            .returning(*_t.c)
+            _take_over(lease_s, hold_s).where(_t.c.video_id.in_(stalled.scalar_subquery()))
         )
 
     async def record_jobs(self, jobs: list[tuple[UUID, int, str]]) -> set[UUID]:
@@ -247,6 +259,7 @@ class Submissions:
             "state": _S.SUBMITTED.value,
             "runpod_job_id": job_id,
             "lease_until": None,
+            "attempt_open_since": None,
             "last_error": None,
             "submitted_at": now,
             "last_news_at": now,
@@ -259,7 +272,11 @@ class Submissions:
     ) -> None:
         """Keep the record `submitting`; the next attempt may start in `retry_in_s`."""
         await self._update_attempt(
-            video_id, attempt, lease_until=_after(retry_in_s), last_error=error[:2000]
+            video_id,
+            attempt,
+            lease_until=_after(retry_in_s),
+            last_error=error[:2000],
+            attempt_open_since=None,
         )
 
     async def attempt_not_counted(
@@ -273,6 +290,7 @@ class Submissions:
             attempts=attempt - 1,
             lease_until=_after(retry_in_s),
             last_error=error[:2000],
+            attempt_open_since=None,
         )
 
     async def answer_lost(self, video_id: UUID, attempt: int, error: str, wait_s: float) -> None:
@@ -285,6 +303,7 @@ class Submissions:
             lease_until=_after(wait_s),
             answer_lost_at=sa.func.now(),
             last_error=error[:2000],
+            attempt_open_since=None,
         )
 
     async def _update_attempt(self, video_id: UUID, attempt: int, **values: Any) -> bool:
@@ -330,6 +349,7 @@ class Submissions:
         values: dict[str, Any] = {
             "state": _S.FINISHED.value,
             "lease_until": None,
+            "attempt_open_since": None,
             "updated_at": sa.func.now(),
         }
         if status is not None:
@@ -435,6 +455,39 @@ class Submissions:
             )
 
 
+#: Why a takeover held a record instead of starting an attempt.
+DIED_OPEN: Final = (
+    "an attempt ended without recording an answer (a crash or a database outage), perhaps "
+    "after RunPod took its job; waiting for that job to report"
+)
+
+
+def _take_over(lease_s: float, hold_s: float) -> Any:
+    """The update that takes over a stalled `submitting` record (filtered by the caller).
+
+    If its last attempt recorded an outcome (a failure to retry, a lost answer whose wait is
+    over), the next attempt starts: counted, leased for `lease_s`, open. If the attempt is
+    still open, it died between claiming and recording, maybe after RunPod took its job, which
+    then reports only at its end: the record is held like a lost answer (`answer_lost_at`,
+    `hold_s`; the job is adopted if it reports), and a later takeover starts the next attempt.
+    A held record comes back with `attempt_open_since` None (`Submission.attempt_started`).
+    """
+    died_open = _t.c.attempt_open_since.is_not(None)
+    now = sa.func.now()
+    return (
+        sa.update(_t)
+        .values(
+            attempts=sa.case((died_open, _t.c.attempts), else_=_t.c.attempts + 1),
+            lease_until=sa.case((died_open, _after(hold_s)), else_=_after(lease_s)),
+            answer_lost_at=sa.case((died_open, now), else_=_t.c.answer_lost_at),
+            last_error=sa.case((died_open, DIED_OPEN), else_=_t.c.last_error),
+            attempt_open_since=sa.case((died_open, sa.null()), else_=now),
+            updated_at=now,
+        )
+        .returning(*_t.c)
+    )
+
+
 def _unnest(name: str, **columns: Any) -> Any:
     """Rows from parallel array parameters `{name}_{column}`: a statement over any number of
     rows whose compiled form SQLAlchemy caches (a multi-row VALUES compiles anew per count,
@@ -468,6 +521,7 @@ _CLAIM_MANY: Final = (
             "correlation_id",
             "attempts",
             "lease_until",
+            "attempt_open_since",
         ],
         sa.select(
             _claims.c.video_id,
@@ -479,6 +533,7 @@ _CLAIM_MANY: Final = (
             _claims.c.correlation_id,
             sa.literal(1),
             sa.func.now() + sa.bindparam("lease", type_=sa.Interval),
+            sa.func.now(),
         ),
     )
     .on_conflict_do_nothing()

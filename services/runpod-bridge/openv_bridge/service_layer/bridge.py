@@ -24,7 +24,7 @@ from openv_bridge.adapters.runpod_client import (
     RunPodThrottled,
     RunSend,
 )
-from openv_bridge.adapters.submissions import Claim, Submission, Submissions
+from openv_bridge.adapters.submissions import DIED_OPEN, Claim, Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.domain import ambiguity, reports
 from openv_bridge.domain.submissions import (
@@ -59,6 +59,7 @@ from openv_shared.contracts.facts import (
     RunPodJobTimedOut,
 )
 from openv_shared.contracts.video import ErrorCode, VideoStatus
+from openv_shared.failures import is_transient
 from openv_shared.storage_keys import video_output_key
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ _IN_FLIGHT = frozenset({VideoStatus.QUEUED, VideoStatus.SUBMITTED, VideoStatus.R
 LOST_ANSWER_JOB_ID = "lost-answer"
 #: Room for the clocks of the bridge and the database to differ, in `_still_ours`.
 _LEASE_SAFETY_S = 5.0
+#: Pauses between tries to record jobs RunPod took while the database is away (~30 s in all).
+_RECORD_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _S = SubmissionState
 
 
@@ -135,13 +138,18 @@ class BridgeService:
                 log.info("video %s: %s; redelivery ignored", video_id, existing.state)
                 return
             # An attempt that died (or still runs elsewhere): take over once its lease is out.
-            claimed = await self.submissions.acquire(video_id, self.settings.submit_lease_s)
+            claimed = await self.submissions.acquire(
+                video_id, self.settings.submit_lease_s, self.settings.ambiguous_run_wait_s
+            )
             if claimed is None:
                 log.info(
                     "video %s: a submission attempt holds the lease; the reconciler retries "
                     "it if the attempt stalls",
                     video_id,
                 )
+                return
+            if not claimed.attempt_started:
+                log.warning("video %s: held: %s", video_id, DIED_OPEN)
                 return
         await self.attempt(claimed)
 
@@ -172,7 +180,7 @@ class BridgeService:
             for (sub, envelope), job_id in zip(started, job_ids, strict=True)
             if isinstance(job_id, str)
         ]
-        recorded = await self.submissions.record_jobs(
+        recorded = await self._record_jobs(
             [(sub.video_id, sub.attempts, job_id) for sub, _, job_id in ran]
         )
 
@@ -201,8 +209,27 @@ class BridgeService:
         """One /run attempt of a claimed submission (`sub.attempts` is this attempt)."""
         job_id = await self._run(sub)
         if job_id is not None:
-            recorded = await self.submissions.record_jobs([(sub.video_id, sub.attempts, job_id)])
+            recorded = await self._record_jobs([(sub.video_id, sub.attempts, job_id)])
             await self._settle(sub, job_id, sub.video_id in recorded)
+
+    async def _record_jobs(self, jobs: list[tuple[UUID, int, str]]) -> set[UUID]:
+        """Record the jobs RunPod took, retrying a database outage (a restart takes seconds):
+        an unrecorded job is paid for, and its video is only held, not sent again, until the
+        job reports (`Submissions.acquire_stalled`). Gives up (raises) after ~30 s."""
+        for delay in (*_RECORD_RETRY_DELAYS_S, None):
+            try:
+                return await self.submissions.record_jobs(jobs)
+            except Exception as exc:
+                if delay is None or not is_transient(exc):
+                    raise
+                log.warning(
+                    "recording %d RunPod job(s) failed (%s); retrying in %.1f s",
+                    len(jobs),
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _run(self, sub: Submission) -> str | None:
         """Ask RunPod to run a claimed submission: the job's id, or None when there is none

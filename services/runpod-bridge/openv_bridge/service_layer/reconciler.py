@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from openv_bridge.adapters.runpod_client import RunPodError
-from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.adapters.submissions import DIED_OPEN, Submission, Submissions
 from openv_bridge.config import Settings
 from openv_bridge.service_layer.bridge import BridgeService
 
@@ -63,6 +63,8 @@ class Sweep:
     resubmitted: int = 0
     cancels_retried: int = 0
     polled: int = 0
+    #: Stalled submissions whose dead attempt may have a job: held, not sent again (yet).
+    held: int = 0
 
 
 class Reconciler:
@@ -94,7 +96,15 @@ class Reconciler:
         s = self.settings
         if not await self._runpod_accepts_us():
             return Sweep()
-        stalled = await self.submissions.acquire_stalled(s.submit_lease_s, s.reconcile_batch_size)
+        taken = await self.submissions.acquire_stalled(
+            s.submit_lease_s, s.ambiguous_run_wait_s, s.reconcile_batch_size
+        )
+        stalled = [sub for sub in taken if sub.attempt_started]
+        for sub in taken:
+            if not sub.attempt_started:
+                log.warning(
+                    "video %s: held %.0f s: %s", sub.video_id, s.ambiguous_run_wait_s, DIED_OPEN
+                )
         cancels = await self.submissions.acquire_stalled_cancels(
             s.submit_lease_s, s.reconcile_batch_size
         )
@@ -104,7 +114,7 @@ class Reconciler:
             *(self._limited("cancel", sub, self.bridge.cancel_on_runpod) for sub in cancels),
             *(self._limited("poll", sub, self.bridge.poll) for sub in quiet),
         )
-        return Sweep(len(stalled), len(cancels), len(quiet))
+        return Sweep(len(stalled), len(cancels), len(quiet), len(taken) - len(stalled))
 
     async def _runpod_accepts_us(self) -> bool:
         runpod = self.bridge.runpod
