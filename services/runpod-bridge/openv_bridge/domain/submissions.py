@@ -12,13 +12,14 @@ may call /run; a crash leaves the lease to expire, after which the reconciler (o
 "accepted" event) takes over: an attempt that died open (no outcome recorded, perhaps after
 RunPod took its job) first holds the record for that job to report, then a new attempt starts.
 Recording the job is a compare-and-set on the attempt number, so of two attempts that both
-reached RunPod exactly one is recorded and the other job is cancelled. A job that reached RunPod but was never recorded (a crash in between) shows up
-when it reports: its webhook carries the video's valid token but a job id that is not the
-recorded one. Webhooks are unsigned and anyone holding the token can name any job id, so such
-a job is adopted (or cancelled as extra) only when RunPod's own /status answer shows it is this
-video's job (`runpod_says_ours`), or its echoed `input` carries the attempt marker only the
-bridge can make (`domain.ambiguity`, which also explains why an attempt whose /run answer was
-lost waits before the next one).
+reached RunPod exactly one is recorded and the other job is cancelled. A job that reached
+RunPod but was never recorded (a crash in between) shows up when it reports: its webhook
+carries the video's valid token but a job id that is not the recorded one. Webhooks are
+unsigned and anyone holding the token can name any job id, so such a job is adopted (or
+cancelled as extra) only when RunPod's own /status answer shows it is this video's job
+(`runpod_says_ours`), or its echoed `input` carries the attempt marker only the bridge can make
+(`domain.ambiguity`, which also explains why an attempt whose /run answer was lost waits before
+the next one).
 """
 
 from dataclasses import dataclass
