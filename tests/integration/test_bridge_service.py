@@ -496,7 +496,8 @@ async def test_a_database_outage_while_recording_a_job_is_retried_not_resubmitte
             if failures:
                 failures -= 1
                 raise ConnectionRefusedError("the database is restarting")
-            return await record(jobs)
+            recorded: set[UUID] = await record(jobs)
+            return recorded
 
         monkeypatch.setattr(h.submissions, "record_jobs", flaky)
         env = accepted()
