@@ -34,6 +34,7 @@ import httpx
 
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.state import is_zombie
 
 __all__ = ["EmbeddedPostgres", "SeaweedS3", "TansuBroker", "postgres_data_location"]
 
@@ -264,12 +265,25 @@ def _collect_orphan_clusters() -> None:
             shutil.rmtree(outside, ignore_errors=True)
 
 
-def _postmaster_alive(pgdata: Path) -> bool:
+def _postmaster_pid(pgdata: Path) -> int | None:
     try:
-        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
-        return False
-    return Path(f"/proc/{pid}").exists()
+        return None
+
+
+def _postmaster_alive(pgdata: Path) -> bool:
+    pid = _postmaster_pid(pgdata)
+    return pid is not None and Path(f"/proc/{pid}").exists()
+
+
+def _wait_for_dead_postmaster_reaped(pgdata: Path, timeout: float = 10.0) -> None:
+    """A postmaster killed with its parent (a SIGKILLed stack) is a zombie until init reaps it,
+    and postgres takes a zombie's postmaster.pid for a live server: wait for the reaping."""
+    pid = _postmaster_pid(pgdata)
+    deadline = time.monotonic() + timeout
+    while pid is not None and is_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _postgres_os_user() -> str | None:
@@ -343,6 +357,7 @@ class EmbeddedPostgres(_Server):
         pgdata, run_dir = self._prepare_dirs(os_user)
         if not (pgdata / "PG_VERSION").exists():
             self._initdb(os_user, pgdata, run_dir)
+        _wait_for_dead_postmaster_reaped(pgdata)
         socket_dir = run_dir if _short_socket_path(run_dir / f".s.PGSQL.{self.port}") else None
         argv = [
             str(self.bin_dir / "postgres"),

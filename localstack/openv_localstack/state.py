@@ -22,15 +22,26 @@ STATE_FILE = "stack.json"
 _POLL_S = 0.1
 
 
-def process_start_time(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot; None if it is gone or a zombie."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (the state) on; None if there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name (field 2) may contain spaces and parentheses: split after the last ")".
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def is_zombie(pid: int) -> bool:
+    """Dead, but not yet reaped by its parent (or by init, for an orphan)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] in ("Z", "X")
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot; None if it is gone or a zombie."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
         return None
     return int(fields[19])
 
