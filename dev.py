@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Set-up and everyday commands; needs only Python >= 3.11 on the machine.
 
-    python3 dev.py up              # install into .venv, start the whole system locally
+    python3 dev.py up              # install into .venv, start the whole system locally;
+                                   # restarts what crashes, stops a stale stack of .stack first
     python3 dev.py up --runpod-endpoint ID --webhook-base-url URL
                                    # the same against a real RunPod endpoint (README)
+    python3 dev.py status          # each process of the stack: running, pid, restarts, health
+    python3 dev.py down            # stop the stack (also one whose `up` was killed)
     python3 dev.py test            # install into .venv, lint, type-check, run every test
     python3 dev.py token USER_ID   # print an access token for the local stack
 
@@ -54,11 +57,11 @@ def run(*argv: str) -> int:
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
     rest = sys.argv[2:]
-    if command not in {"up", "test", "token", "lint"}:
+    if command not in {"up", "status", "down", "test", "token", "lint"}:
         print(__doc__)
         return 0 if command == "help" else 2
     ensure_venv()
-    if command in {"up", "token"}:
+    if command in {"up", "status", "down", "token"}:
         # Replace this process so Ctrl-C reaches the stack directly and it stops what it started;
         # from the repository root, so the data folder is always ./.stack there.
         os.chdir(ROOT)

@@ -1,4 +1,5 @@
-"""`python -m openv_localstack up` starts the whole system; `token USER_ID` prints a JWT."""
+"""`python -m openv_localstack up` starts the whole system and restarts what crashes; `status`
+and `down` report on and stop the stack of a data folder; `token USER_ID` prints a JWT."""
 
 import argparse
 import os
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from openv_localstack import realrunpod
+from openv_localstack.control import StackRunningError, status_lines, stop_stack, stop_stale_stack
 from openv_localstack.ports import free_port
 from openv_localstack.realrunpod import RunPodConfigError, real_runpod_from, s3_public_problem
 from openv_localstack.stack import LocalStack, StackOptions
@@ -73,6 +75,10 @@ def up(args: argparse.Namespace) -> None:
     except RunPodConfigError as exc:
         sys.exit(f"openv_localstack up: {exc}")
     stack = LocalStack(options)
+    try:
+        stop_stale_stack(stack.root, lambda line: print(line, flush=True))
+    except StackRunningError as exc:
+        sys.exit(f"openv_localstack up: {exc}")
     stopping = threading.Event()
     # Explicit handlers: a shell may start us with SIGINT ignored (background jobs).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -80,6 +86,7 @@ def up(args: argparse.Namespace) -> None:
     print(f"starting the OpenV stack; data and logs under {stack.root}", flush=True)
     try:
         stack.start()
+        stack.supervise()
         admin_ports = ", ".join(f"{name} {port}" for name, port in stack.admin_ports.items())
         print(
             f"\nOpenV is up.\n"
@@ -92,18 +99,30 @@ def up(args: argparse.Namespace) -> None:
             f"  Kafka:     {stack.kafka.bootstrap}\n"
             f"{runpod_lines(stack, os.environ)}"
             f"  logs:      {stack.root / 'logs'}\n"
-            f"Press Ctrl-C to stop everything.",
+            f"A crashed server or service is restarted (python3 dev.py status counts restarts).\n"
+            f"Press Ctrl-C (or run python3 dev.py down) to stop everything.",
             flush=True,
         )
         while not stopping.wait(0.5):
-            for name, proc in stack.processes.items():
-                if not proc.running:
-                    print(f"{name} exited:\n{proc.tail()}", file=sys.stderr)
-                    stopping.set()
+            pass  # short waits: signal handlers run between them
     finally:
         print("stopping...", flush=True)
         stack.stop()
         print("stopped.", flush=True)
+
+
+def status(args: argparse.Namespace) -> None:
+    running, lines = status_lines(Path(args.dir).absolute())
+    print("\n".join(lines))
+    sys.exit(0 if running else 3)
+
+
+def down(args: argparse.Namespace) -> None:
+    root = Path(args.dir).absolute()
+    if stop_stack(root, lambda line: print(line, flush=True)):
+        print(f"stopped the stack in {root}")
+    else:
+        print(f"no stack running in {root}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -123,6 +142,13 @@ def parser() -> argparse.ArgumentParser:
         help="public URL that reaches the bridge (a tunnel); or OPENV_WEBHOOK_BASE_URL",
     )
     real.add_argument("--runpod-base-url", metavar="URL", help="or OPENV_RUNPOD_BASE_URL")
+    for name, what in (
+        ("status", "each process of the folder's stack: running, pid, restarts, health"),
+        ("down", "stop the folder's stack, whether its `up` process is alive or not"),
+    ):
+        sub.add_parser(name, help=what).add_argument(
+            "--dir", default=".stack", help="the stack's data folder"
+        )
     p_token = sub.add_parser("token", help="print a local access token for a user id")
     p_token.add_argument("user_id")
     p_token.add_argument("--admin", action="store_true")
@@ -134,6 +160,10 @@ def main() -> None:
     args = parser().parse_args()
     if args.command == "up":
         up(args)
+    elif args.command == "status":
+        status(args)
+    elif args.command == "down":
+        down(args)
     else:
         print(make_token(args.user_id, ttl_s=args.ttl, role="admin" if args.admin else None))
 

