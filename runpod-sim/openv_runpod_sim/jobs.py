@@ -155,6 +155,9 @@ class Job:
         return {
             **self.status_body(),
             "endpoint_id": self.endpoint_id,
+            # time.monotonic() of the /run that created it (one clock for every process on
+            # the machine: tests compare it with their own, e.g. with when they killed a service).
+            "created_at": self.created_at,
             "input": self.input,
             "webhook": self.webhook,
             "policy": self.policy,

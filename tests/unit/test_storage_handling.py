@@ -11,9 +11,9 @@ import pytest
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.video import VideoStatus
-from openv_shared.failures import PermanentError
+from openv_shared.failures import PermanentError, TransientError
 from openv_shared.storage_keys import video_prefix
-from openv_storage.adapters.bucket import StorageUnavailable
+from openv_storage.adapters.bucket import S3Unreachable, StorageUnavailable
 from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver
 from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy
@@ -132,15 +132,19 @@ class DownBucket:
 
     name = "b"
 
-    def __init__(self) -> None:
+    def __init__(self, error: StorageUnavailable | None = None) -> None:
         self.calls = 0
+        self.error = error or StorageUnavailable("S3 AccessDenied: Access Denied.")
+        self.up = False
 
     async def keys(self, prefix: str) -> list[str]:
         self.calls += 1
-        raise StorageUnavailable("connection refused")
+        if self.up:
+            return []
+        raise self.error
 
     async def remove(self, keys: list[str]) -> None:
-        raise AssertionError("never reached")
+        assert self.up and not keys, "only reached once S3 is back, with nothing to remove"
 
 
 def deleted(prefix: str | None = None) -> Envelope:
@@ -274,3 +278,23 @@ async def test_a_consumer_for_some_types_skips_the_others_unread() -> None:
     assert handled == [["VideoDeleted", "VideoDeleted"]]
     await consume((record(submitted),))
     assert handled == [["VideoDeleted", "VideoDeleted"]]  # nothing left: not called
+
+
+async def test_a_deletion_outlasting_its_budget_in_an_s3_outage_waits_for_s3() -> None:
+    """S3 down longer than the retry budget (the fault suite's 30 s outage): the deletion is
+    redelivered once S3 is back, not dead-lettered (its files would stay until an operator
+    replayed it)."""
+    bucket = DownBucket(S3Unreachable("listing: NewConnectionError: Connection refused"))
+    published: list[Envelope] = []
+
+    async def publish(envelope: Envelope) -> None:
+        published.append(envelope)
+
+    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
+    handle = DeadLetterWhenExhausted(service.on_video_event, remember_s=60, clock=lambda: 0.0)
+    event = deleted()
+    with pytest.raises(TransientError, match="failed after 3 attempts"):
+        await handle(event)
+    bucket.up = True  # the redelivery, S3 back
+    await handle(event)
+    assert [e.type for e in published] == ["StorageObjectsDeleted"]

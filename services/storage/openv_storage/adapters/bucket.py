@@ -35,6 +35,11 @@ class StorageUnavailable(Exception):
     """S3 did not do what was asked (unreachable, timed out, an error answer): retry later."""
 
 
+class S3Unreachable(StorageUnavailable):
+    """No answer from S3 at all (refused, reset, timed out) or a 5xx: an outage, which passes,
+    unlike an error answer about the request (access denied, no such bucket)."""
+
+
 def make_client(settings: S3Settings, timeout_s: float) -> Minio:
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
@@ -68,11 +73,18 @@ _S3_FAILURES: Final = (
 )
 
 
+#: Error answers that say the server cannot serve now, not that the request is wrong.
+_S3_BUSY: Final = frozenset({"SlowDown", "ServiceUnavailable", "InternalError"})
+
+
 async def _call(what: str, fn: Callable[[], T]) -> T:
     try:
         return await asyncio.to_thread(fn)
+    except S3Error as exc:
+        kind = S3Unreachable if exc.code in _S3_BUSY else StorageUnavailable
+        raise kind(f"{what}: {_describe(exc)}") from exc
     except _S3_FAILURES as exc:
-        raise StorageUnavailable(f"{what}: {_describe(exc)}") from exc
+        raise S3Unreachable(f"{what}: {_describe(exc)}") from exc
 
 
 class ChunkSource(Protocol):

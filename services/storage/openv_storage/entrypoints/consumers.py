@@ -25,7 +25,7 @@ from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.facts import RunPodJobOutputAtUrl
-from openv_shared.failures import PermanentError
+from openv_shared.failures import PermanentError, TransientError
 from openv_shared.kafka import (
     EnvelopeHandler,
     batch_options,
@@ -35,6 +35,7 @@ from openv_shared.kafka import (
     max_poll_interval_ms,
     one_at_a_time,
 )
+from openv_storage.adapters.bucket import S3Unreachable
 from openv_storage.config import Settings
 from openv_storage.service_layer.cleanup import DeletionService
 from openv_storage.service_layer.imports import ImportService
@@ -51,7 +52,8 @@ IMPORTS_BATCH: Final = 200
 
 
 class DeadLetterWhenExhausted:
-    """Wraps a handler: RetriesExhausted becomes PermanentError (so it is dead-lettered).
+    """Wraps a handler: RetriesExhausted becomes PermanentError (so it is dead-lettered),
+    unless S3 gave no answer at all (an outage: TransientError, redelivered until it passes).
 
     The reason is remembered for `remember_s`, so neither the isolation nor a redelivery of
     the batch (see delivery_time_s) spends the retry budget on that message again: each
@@ -80,6 +82,11 @@ class DeadLetterWhenExhausted:
         try:
             await self.handle(envelope)
         except RetriesExhausted as exc:
+            if isinstance(exc.__cause__, S3Unreachable):
+                # An outage longer than the budget: the message is fine, S3 is not. Hold the
+                # partition and redeliver after a growing pause (every message behind it
+                # needs S3 too), instead of leaving the video's files for an operator.
+                raise TransientError(f"{SERVICE}: {exc}") from exc
             reason = f"{SERVICE}: {exc}"
             self._exhausted[envelope.event_id] = (reason, self.clock() + self.remember_s)
             while len(self._exhausted) > _REMEMBERED:
