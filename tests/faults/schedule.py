@@ -72,8 +72,6 @@ class FaultRecord:
 class Injector:
     stack: LocalStack
     profile: Profile
-    #: time.monotonic() of each SIGKILL of the bridge (the submission check needs them).
-    bridge_kills: list[float] = field(default_factory=list)
     records: list[FaultRecord] = field(default_factory=list)
 
     def inject(self, fault: PlannedFault, started: float) -> FaultRecord:
@@ -112,8 +110,6 @@ class Injector:
         proc = self.stack.processes[service]
         pid = proc.pid
         assert pid is not None
-        if service == "runpod-bridge":
-            self.bridge_kills.append(time.monotonic())
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not proc.running, 10, f"{service} to die")
         self.stack.stop_service(service)  # reaps it and sweeps its process group

@@ -614,6 +614,25 @@ async def test_a_cancel_during_submission_cancels_the_job_once_run_answers(
         assert h.sim.table.run_calls == 1
 
 
+async def test_a_job_that_finished_as_its_video_was_cancelled_leaves_no_upload(
+    harness: HarnessFactory,
+) -> None:
+    """The job completes and uploads just as its video is cancelled (or deleted, after the
+    storage service's purge); its webhook comes after the cancel: the upload is removed, and
+    no file is stored for the video."""
+    async with harness() as h:
+        h.runpod.next_knobs = [{"webhook_delay_s": 1.5}]
+        env = accepted()
+        await h.bridge.on_video_event(env)
+        await eventually(lambda: h.store.objects, "the worker's upload")
+        await h.bridge.on_video_event(cancelled(env, VideoStatus.SUBMITTED))
+        [job] = h.jobs()
+        await eventually(lambda: [r for r in job.webhook_log if r.http_status], "the webhook")
+        assert (await h.row(vid(env))).state is SubmissionState.CANCELLED
+        assert h.store.objects == {}
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted"]
+
+
 async def test_a_video_the_jobs_service_timed_out_while_queued_is_never_run(
     harness: HarnessFactory,
 ) -> None:

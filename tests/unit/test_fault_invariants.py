@@ -75,14 +75,14 @@ def test_one_terminal_event_per_stream() -> None:
     assert not check_one_terminal_event([A, B], _good_log()[:4], VIEWS).ok
 
 
-def test_a_second_runpod_job_is_excused_only_by_a_bridge_crash_right_after_the_first() -> None:
+def test_a_second_runpod_job_is_excused_only_after_the_lease_and_the_hold() -> None:
     one_each = [SimJob("j1", A, 10.0), SimJob("j2", B, 11.0)]
-    assert check_single_submission(one_each, [], 10).ok
-    doubled = [SimJob("j1", A, 10.0), SimJob("j2", A, 40.0)]
-    assert not check_single_submission(doubled, [], 10).ok
-    assert not check_single_submission(doubled, [5.0], 10).ok  # killed before the first job
-    assert not check_single_submission(doubled, [25.0], 10).ok  # killed long after it
-    assert check_single_submission(doubled, [12.0], 10).ok
+    assert check_single_submission(one_each, 25).ok
+    assert not check_single_submission([SimJob("j1", A, 10.0), SimJob("j2", A, 30.0)], 25).ok
+    assert check_single_submission([SimJob("j1", A, 10.0), SimJob("j2", A, 40.0)], 25).ok
+    # Each job counts against the one before it.
+    three = [SimJob("j1", A, 10.0), SimJob("j2", A, 40.0), SimJob("j3", A, 41.0)]
+    assert not check_single_submission(three, 25).ok
 
 
 def test_objects_of_deleted_videos_are_gone_and_completed_ones_are_there() -> None:

@@ -3,17 +3,21 @@ the dead-lettering of a deletion that spent its budget (once, not twice)."""
 
 import ipaddress
 from collections.abc import Iterable
-from uuid import uuid4
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 import httpcore
 import pytest
 
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.video import VideoStatus
+from openv_shared.contracts.facts import RunPodJobCompleted
+from openv_shared.contracts.queries import VideoView
+from openv_shared.contracts.video import VideoParams, VideoStatus
 from openv_shared.failures import PermanentError, TransientError
 from openv_shared.storage_keys import video_prefix
 from openv_storage.adapters.bucket import S3Unreachable, StorageUnavailable
+from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver
 from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy
@@ -164,7 +168,7 @@ async def test_an_exhausted_deletion_is_dead_lettered_without_spending_the_budge
     async def publish(envelope: Envelope) -> None:
         published.append(envelope)
 
-    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
+    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), NoVideos(), sleep=no_sleep)
     now = 0.0
     handle = DeadLetterWhenExhausted(service.on_video_event, remember_s=60, clock=lambda: now)
     event = deleted()
@@ -199,7 +203,7 @@ async def test_a_deletion_never_removes_a_broader_prefix(prefix: str) -> None:
     async def publish(envelope: Envelope) -> None:
         raise AssertionError("nothing to report")
 
-    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
+    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), NoVideos(), sleep=no_sleep)
     with pytest.raises(PermanentError, match="refusing to delete"):
         await service.on_video_event(deleted(prefix))
     assert bucket.calls == 0
@@ -233,7 +237,7 @@ async def test_the_fact_is_published_only_once_a_fresh_listing_is_empty() -> Non
         assert await bucket.keys(prefix) == []  # really gone when reported
         published.append(envelope)
 
-    service = DeletionService(bucket, publish, RetryPolicy(5, 0, 0), sleep=no_sleep)
+    service = DeletionService(bucket, publish, RetryPolicy(5, 0, 0), NoVideos(), sleep=no_sleep)
     await service.on_video_event(event)
     assert bucket.removals == 2  # the first pass left one behind: tried again
     assert service.stats.deletion_failures == 1
@@ -290,7 +294,7 @@ async def test_a_deletion_outlasting_its_budget_in_an_s3_outage_waits_for_s3() -
     async def publish(envelope: Envelope) -> None:
         published.append(envelope)
 
-    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), sleep=no_sleep)
+    service = DeletionService(bucket, publish, RetryPolicy(3, 0, 0), NoVideos(), sleep=no_sleep)
     handle = DeadLetterWhenExhausted(service.on_video_event, remember_s=60, clock=lambda: 0.0)
     event = deleted()
     with pytest.raises(TransientError, match="failed after 3 attempts"):
@@ -298,3 +302,77 @@ async def test_a_deletion_outlasting_its_budget_in_an_s3_outage_waits_for_s3() -
     bucket.up = True  # the redelivery, S3 back
     await handle(event)
     assert [e.type for e in published] == ["StorageObjectsDeleted"]
+
+
+class NoVideos:
+    """The jobs service's view of videos, for the deletion service: `states` by id."""
+
+    def __init__(self, states: dict[UUID, VideoStatus] | None = None, down: bool = False) -> None:
+        self.states = states or {}
+        self.down = down
+
+    async def video(self, video_id: UUID) -> VideoView | None:
+        if self.down:
+            raise JobsUnavailable("connection refused")
+        status = self.states.get(video_id)
+        if status is None:
+            return None
+        now = datetime.now(UTC)
+        return VideoView(
+            id=video_id,
+            user_id="alice",
+            status=status,
+            progress=None,
+            prompt="p",
+            params=VideoParams(seed=1),
+            duration_seconds=1.0,
+            created_at=now,
+            updated_at=now,
+            version=3,
+        )
+
+
+def completed(video_id: UUID) -> Envelope:
+    key = f"{video_prefix('alice', video_id)}video.mp4"
+    fact = RunPodJobCompleted(video_id=video_id, runpod_job_id="j", object_key=key, size_bytes=9)
+    return Envelope.wrap(fact, user_id="alice")
+
+
+@pytest.mark.parametrize(
+    ("status", "left"),
+    [(VideoStatus.DELETED, 1), (VideoStatus.COMPLETED, 3), (None, 3)],
+)
+async def test_a_completion_of_a_video_deleted_meanwhile_removes_its_late_file(
+    status: VideoStatus | None, left: int
+) -> None:
+    """The bridge stored a job's output after the deletion's purge (it lagged): the completion
+    fact finds the video deleted and purges its prefix again; a live video keeps its file."""
+    video_id = uuid4()
+    prefix = video_prefix("alice", video_id)
+    bucket = StubbornBucket({f"{prefix}video.mp4", f"{prefix}uploads/a1", "videos/bob/other"})
+
+    async def publish(envelope: Envelope) -> None:
+        raise AssertionError("the deletion was reported already")
+
+    states = {} if status is None else {video_id: status}
+    service = DeletionService(
+        bucket, publish, RetryPolicy(5, 0, 0), NoVideos(states), sleep=no_sleep
+    )
+    await service.on_completion(completed(video_id))
+    assert len(bucket.stored) == left
+    assert "videos/bob/other" in bucket.stored
+
+
+async def test_a_completion_is_redelivered_while_the_jobs_service_does_not_answer() -> None:
+    video_id = uuid4()
+    prefix = video_prefix("alice", video_id)
+    bucket = StubbornBucket({f"{prefix}video.mp4"})
+
+    async def publish(envelope: Envelope) -> None:
+        raise AssertionError("nothing to report")
+
+    jobs = NoVideos(down=True)
+    service = DeletionService(bucket, publish, RetryPolicy(5, 0, 0), jobs, sleep=no_sleep)
+    with pytest.raises(TransientError):
+        await service.on_completion(completed(video_id))
+    assert bucket.stored == {f"{prefix}video.mp4"}

@@ -40,7 +40,13 @@ from openv_bridge.domain.submissions import (
 from openv_bridge.domain.tokens import token_valid, webhook_token
 from openv_bridge.domain.uploads import staging_key
 from openv_bridge.service_layer import outputs
-from openv_bridge.service_layer.uploads import Nothing, Refused, Stored, take_upload
+from openv_bridge.service_layer.uploads import (
+    Nothing,
+    Refused,
+    Stored,
+    discard_uploads,
+    take_upload,
+)
 from openv_shared import telemetry
 from openv_shared.contracts import Envelope, Message
 from openv_shared.contracts.events import (
@@ -465,6 +471,9 @@ class BridgeService:
                     return await self.apply(sub, report)
                 case Route.SETTLED:
                     log.info("video %s: %s after the record settled", video_id, report.status)
+                    if sub.state in (_S.CANCELLING, _S.CANCELLED):
+                        # Cancelled or deleted: whatever its job uploaded is nobody's file.
+                        await discard_uploads(self.objects, sub)
                     return None
                 case Route.FOREIGN:
                     raise UnknownJob(f"job {report.job_id!r} belongs to another video")

@@ -67,6 +67,14 @@ async def take_upload(objects: ObjectStore, sub: Submission, max_bytes: int) -> 
     return Nothing()
 
 
+async def discard_uploads(objects: ObjectStore, sub: Submission) -> int:
+    """Remove every staging upload of a video that will have no file (cancelled, deleted): a
+    job that finished anyway uploaded after the video's objects were purged. How many."""
+    staged = await objects.keys(video_uploads_prefix(sub.user_id, sub.video_id))
+    await _remove_all(objects, staged)
+    return len(staged)
+
+
 async def _remove_all(objects: ObjectStore, keys: list[str]) -> None:
     # Every attempt's staging object: once the video is settled none is ever read again.
     for key in keys:

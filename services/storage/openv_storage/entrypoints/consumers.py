@@ -1,5 +1,6 @@
 """Kafka subscribers: video events (act on `VideoDeleted`) and RunPod facts (act on
-`RunPodJobOutputAtUrl`), each its own consumer group.
+`RunPodJobOutputAtUrl`, and on `RunPodJobCompleted` of a video deleted meanwhile), each its own
+consumer group.
 
 The shared `envelope_consumer` redelivers a batch whose failure is transient and dead-letters
 a message that fails for good. A deletion that spent its retry budget (S3 down too long) is
@@ -24,7 +25,7 @@ from faststream.kafka import KafkaBroker
 from openv_shared import topics
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.facts import RunPodJobOutputAtUrl
+from openv_shared.contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
 from openv_shared.failures import PermanentError, TransientError
 from openv_shared.kafka import (
     EnvelopeHandler,
@@ -124,6 +125,15 @@ def register(
             message_time_s=deletion_budget,
         )
     )
+    late_outputs = DeadLetterWhenExhausted(deletions.on_completion)
+
+    async def on_runpod_fact(envelope: Envelope) -> None:
+        if envelope.type == RunPodJobCompleted.TYPE:
+            await late_outputs(envelope)
+        else:
+            await imports.on_runpod_event(envelope)
+
+    # An import's budget covers a late output's purge (three S3 calls) too.
     import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
     # Of the RunPod facts only `RunPodJobOutputAtUrl` matters here (a worker that kept its
     # output); the rest are skipped by their header, as above, and redone the same way.
@@ -139,8 +149,8 @@ def register(
         envelope_consumer(
             broker,
             SERVICE,
-            one_at_a_time(imports.on_runpod_event),
-            types=frozenset({RunPodJobOutputAtUrl.TYPE}),
+            one_at_a_time(on_runpod_fact),
+            types=frozenset({RunPodJobOutputAtUrl.TYPE, RunPodJobCompleted.TYPE}),
             time_budget_s=import_delivery_s,
             message_time_s=import_budget,
         )

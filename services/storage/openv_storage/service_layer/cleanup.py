@@ -1,19 +1,27 @@
 """Remove a deleted video's objects, then report it: the fact is published only once a fresh
 listing shows the video's prefix empty. Idempotent: already gone counts as gone, and the fact's
-id is derived from the VideoDeleted's, so a redelivery reports the same fact."""
+id is derived from the VideoDeleted's, so a redelivery reports the same fact.
+
+A file can land after that purge: the bridge, lagging behind (it was down), stores the output
+of a job that completed after the user deleted the video. Every `RunPodJobCompleted` follows
+its file into the bucket, so it is checked against the jobs service's view: a deleted video's
+prefix is purged again (no fact: the deletion was reported already)."""
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
-from uuid import uuid5
+from uuid import UUID, uuid5
 
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.facts import StorageObjectsDeleted
-from openv_shared.failures import PermanentError
+from openv_shared.contracts.facts import RunPodJobCompleted, StorageObjectsDeleted
+from openv_shared.contracts.queries import VideoView
+from openv_shared.contracts.video import VideoStatus
+from openv_shared.failures import PermanentError, TransientError
 from openv_shared.storage_keys import video_prefix
 from openv_storage.adapters.bucket import StorageUnavailable
+from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.domain.keys import is_video_prefix
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.service_layer.retrying import RetriesExhausted, Sleep, with_retries
@@ -32,17 +40,23 @@ class PrefixStore(Protocol):
     async def remove(self, keys: list[str]) -> None: ...
 
 
+class VideoStates(Protocol):
+    async def video(self, video_id: UUID) -> VideoView | None: ...
+
+
 class DeletionService:
     def __init__(
         self,
         bucket: PrefixStore,
         publish_fact: PublishFact,
         policy: RetryPolicy,
+        videos: VideoStates,
         stats: StorageStats | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.bucket = bucket
         self.publish_fact = publish_fact
+        self.videos = videos
         self.policy = policy
         self.stats = stats or StorageStats()
         self.sleep = sleep
@@ -72,6 +86,29 @@ class DeletionService:
         fact = StorageObjectsDeleted(video_id=message.video_id, objects_removed=removed)
         await self.publish_fact(envelope.follow(fact, event_id=uuid5(envelope.event_id, "purged")))
         self.stats.deletions += 1
+
+    async def on_completion(self, envelope: Envelope) -> None:
+        """Acts on RunPodJobCompleted: if the video is deleted by now, its file came too late
+        for the deletion's purge; remove it. TransientError while the jobs service does not
+        answer (redelivered: the file must not be left, nor removed on a guess)."""
+        message = envelope.message()
+        if not isinstance(message, RunPodJobCompleted) or not envelope.user_id:
+            return
+        try:
+            view = await self.videos.video(message.video_id)
+        except JobsUnavailable as exc:
+            raise TransientError(f"the state of video {message.video_id}: {exc}") from exc
+        if view is None or view.status is not VideoStatus.DELETED:
+            return
+        prefix = video_prefix(envelope.user_id, message.video_id)
+        removed = await self.purge(prefix)
+        log.warning(
+            "removed %d objects under %s: the output of a job completed after its video was "
+            "deleted",
+            removed,
+            prefix,
+            extra={"video_id": message.video_id},
+        )
 
     async def purge(self, prefix: str) -> int:
         """Remove every object under `prefix` and check none is left; returns how many objects
