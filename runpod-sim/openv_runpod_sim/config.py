@@ -20,6 +20,9 @@ class SimSettings(BaseSettings):
     webhook_retry_interval_s: float = 10.0
     webhook_attempts: int = 3
     webhook_timeout_s: float = 10.0
+    # The worker contract (docs/architecture.md): a PUT of the result that S3 did not answer
+    # (no connection, 5xx, 429) is tried again with backoff for this long before the job fails.
+    upload_retry_s: float = 120.0
     # /run results are kept 30 minutes after completion, /runsync results 1 minute.
     retention_s: float = 1800.0
     runsync_retention_s: float = 60.0

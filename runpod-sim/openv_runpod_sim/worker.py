@@ -5,6 +5,7 @@ import base64
 import json
 import logging
 import re
+import time
 import traceback
 from collections.abc import Coroutine
 from typing import Any
@@ -29,6 +30,10 @@ _DEFAULTS = {"width": 848, "height": 480, "num_frames": 31, "seed": 0}
 
 class UploadError(Exception):
     """The presigned PUT of the result was refused; the job fails like a real worker's would."""
+
+
+class _Unanswered(Exception):
+    """S3 gave no answer to the PUT (no connection, 5xx, 429): worth trying again."""
 
 
 def progress_value(fmt: str, percent: int) -> Any:
@@ -260,6 +265,21 @@ class Runner:
         return {"result": url, "status": "SUCCESS" if style == "openv_success" else "DONE"}
 
     async def _upload(self, url: str, video: bytes) -> None:
+        """PUT the result; what S3 did not answer (an outage) is tried again with backoff for
+        `upload_retry_s`, as the worker contract asks: a render must outlive a short outage."""
+        deadline = time.monotonic() + self._settings.upload_retry_s
+        delay = 0.25
+        while True:
+            try:
+                await self._put(url, video)
+                return
+            except _Unanswered as exc:
+                if time.monotonic() + delay > deadline:
+                    raise UploadError(str(exc)) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _put(self, url: str, video: bytes) -> None:
         assert self._client is not None, "Runner.start() not called"
         try:
             response = await self._client.put(
@@ -267,11 +287,12 @@ class Runner:
             )
         except httpx.HTTPError as exc:
             message = f"upload to output_put_url failed: {type(exc).__name__}: {exc}"
-            raise UploadError(message) from exc
+            raise _Unanswered(message) from exc
         if not response.is_success:
             # The URL itself is left out: it carries a presigned signature (and S3's error
             # body may quote the request's query: its credential is cut out too).
             body = _SIGNED.sub(r"\1=REDACTED", response.text[:300])
-            raise UploadError(
-                f"upload to output_put_url failed: HTTP {response.status_code}: {body}"
-            )
+            message = f"upload to output_put_url failed: HTTP {response.status_code}: {body}"
+            if response.status_code >= 500 or response.status_code == 429:
+                raise _Unanswered(message)
+            raise UploadError(message)

@@ -125,6 +125,14 @@ def check_settled(
     ]
     statuses = Counter((views.get(vid) or {}).get("status", "missing") for vid in known)
     summary = ", ".join(f"{s} {n}" for s, n in sorted(statuses.items()))
+    # Why videos failed: a fault should not be a reason (a worker's failure is).
+    reasons = Counter(
+        str(((views.get(vid) or {}).get("error") or {}).get("code", "?"))
+        for vid in known
+        if (views.get(vid) or {}).get("status") == "failed"
+    )
+    if reasons:
+        summary += "; failed: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
     if unsettled:
         return Check(
             "settled in the gateway's view",

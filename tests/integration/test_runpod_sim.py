@@ -65,8 +65,14 @@ def receiver_app(rec: Receiver) -> FastAPI:
     app = FastAPI()
 
     @app.put("/put/{key:path}")
-    async def put(key: str, request: Request, fail: int | None = None) -> Response:
+    async def put(key: str, request: Request, fail: int | None = None, codes: str = "") -> Response:
+        # `codes` scripts the answers per attempt (e.g. "503,503": S3 away), then 200.
         body = await request.body()
+        attempt = rec.hits.get(f"put:{key}", 0)
+        rec.hits[f"put:{key}"] = attempt + 1
+        script = [int(c) for c in codes.split(",") if c]
+        if attempt < len(script):
+            fail = script[attempt]
         if fail:
             return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=fail)
         rec.uploads[key] = (body, request.headers.get("content-type", ""))
@@ -378,6 +384,37 @@ async def test_result_url_modes_and_runsync(client: httpx.AsyncClient, receiver:
     assert response.status_code == 200
     assert response.json()["status"] == "COMPLETED"
     assert response.json()["output"]["result"].endswith(".mp4")
+
+
+async def test_an_upload_s3_does_not_answer_is_tried_again_a_refused_one_is_not(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """The worker contract: a PUT S3 did not answer (5xx, 429, no connection) is retried with
+    backoff, so a render outlives a short S3 outage; a refusal (4xx) fails the job at once."""
+    fast = {"duration_s": 0.1, "queue_s": 0.05}
+    away, refused = f"away/{name()}.mp4", f"refused/{name()}.mp4"
+    outage = await submit(
+        client,
+        model_input(
+            output_put_url=f"{receiver.url}/put/{away}?codes=503,500,429",
+            output_key=away,
+            sim=fast,
+        ),
+    )
+    denied = await submit(
+        client,
+        model_input(
+            output_put_url=f"{receiver.url}/put/{refused}?codes=403,403",
+            output_key=refused,
+            sim=fast,
+        ),
+    )
+    done, failed = await asyncio.gather(final(client, outage), final(client, denied))
+    assert done["status"] == "COMPLETED"
+    assert receiver.hits[f"put:{away}"] == 4 and away in receiver.uploads
+    assert failed["status"] == "FAILED"
+    assert "HTTP 403" in json.dumps(failed)
+    assert receiver.hits[f"put:{refused}"] == 1
 
 
 async def test_failure_knobs_progress_formats_and_retry(
