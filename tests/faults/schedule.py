@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from openv_localstack.processes import wait_until
 from openv_localstack.stack import SERVICES, LocalStack
+from tests.faults.replay import replay_everything
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Profile:
     kills_per_service: int
     postgres_restarts: int
     broker_restarts: int
+    #: Times every consumer group is rewound to the beginning (`replay.py`).
+    replays: int
     s3_outage_s: float
     #: How long after the load every acknowledged video must have settled.
     settle_bound_s: float
@@ -29,16 +32,16 @@ class Profile:
 
 PROFILES = {
     # In `python3 dev.py test`: every fault kind once, ~2-3 min on a 2-core machine.
-    "short": Profile("short", 120, 30, 75.0, 3.0, 1, 1, 1, 10.0, 180.0),
+    "short": Profile("short", 120, 30, 75.0, 3.0, 1, 1, 1, 1, 10.0, 180.0),
     # The long run: 1,000 videos, each service killed 3 times, S3 down 30 s.
-    "long": Profile("long", 1000, 150, 540.0, 5.0, 3, 2, 2, 30.0, 600.0),
+    "long": Profile("long", 1000, 150, 540.0, 5.0, 3, 2, 2, 2, 30.0, 600.0),
 }
 
 
 @dataclass(frozen=True)
 class PlannedFault:
     at_s: float
-    kind: str  # "kill", "broker-restart", "s3-outage", "postgres-restart"
+    kind: str  # "kill", "broker-restart", "s3-outage", "postgres-restart", "replay"
     target: str
 
 
@@ -49,6 +52,7 @@ def plan(profile: Profile, seed: int) -> list[PlannedFault]:
     faults = [("kill", s) for s in SERVICES for _ in range(profile.kills_per_service)]
     faults += [("postgres-restart", "postgres")] * profile.postgres_restarts
     faults += [("broker-restart", "kafka")] * profile.broker_restarts
+    faults += [("replay", "consumer groups")] * profile.replays
     faults += [("s3-outage", "s3")]
     rng.shuffle(faults)
     lead_in, tail = 5.0, 10.0
@@ -100,6 +104,8 @@ class Injector:
             time.sleep(self.profile.s3_outage_s)
             self.stack.start_server("s3")
             return f"done ({self.profile.s3_outage_s:.0f} s down)"
+        if fault.kind == "replay":
+            return replay_everything(self.stack)
         if fault.kind == "postgres-restart":
             self.stack.stop_server("postgres")
             self.stack.start_server("postgres")
