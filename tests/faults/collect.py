@@ -116,8 +116,22 @@ def storage_facts(stack: LocalStack) -> list[TopicRecord]:
 
 def sim_jobs(stack: LocalStack) -> list[SimJob]:
     jobs = httpx.get(f"{stack.sim_url}/admin/jobs", timeout=30.0).json()["jobs"]
+    # Webhook times are wall-clock, creation times monotonic: one offset maps the first.
+    wall_to_monotonic = time.monotonic() - time.time()
     return [
-        SimJob(job["id"], (job["input"].get("openv") or {}).get("video_id"), job["created_at"])
+        SimJob(
+            job["id"],
+            (job["input"].get("openv") or {}).get("video_id"),
+            job["created_at"],
+            min(
+                (
+                    r["at"] + wall_to_monotonic
+                    for r in job["webhook_log"]
+                    if 200 <= (r["http_status"] or 0) < 300
+                ),
+                default=None,
+            ),
+        )
         for job in jobs
     ]
 

@@ -83,6 +83,11 @@ def test_a_second_runpod_job_is_excused_only_after_the_lease_and_the_hold() -> N
     # Each job counts against the one before it.
     three = [SimJob("j1", A, 10.0), SimJob("j2", A, 40.0), SimJob("j3", A, 41.0)]
     assert not check_single_submission(three, 25).ok
+    # Sent again after the bridge took the first one's report: it knew, whenever that was.
+    reported = [SimJob("j1", A, 10.0, reported=12.0), SimJob("j2", A, 60.0)]
+    assert not check_single_submission(reported, 25).ok
+    reported_late = [SimJob("j1", A, 10.0, reported=61.0), SimJob("j2", A, 60.0)]
+    assert check_single_submission(reported_late, 25).ok
 
 
 def test_objects_of_deleted_videos_are_gone_and_completed_ones_are_there() -> None:
