@@ -66,7 +66,7 @@ def test_storage_reads_with_the_long_wait_in_batches() -> None:
     broker = KafkaBroker()
     storage_consumers.register(
         broker,
-        _handlers("on_video_event"),
+        _handlers("on_video_event", "on_completion"),
         _handlers("on_runpod_event"),
         _settings(StorageSettings),
     )
@@ -91,7 +91,10 @@ def test_storage_batches_fit_their_poll_interval() -> None:
         )
         broker = KafkaBroker()
         storage_consumers.register(
-            broker, _handlers("on_video_event"), _handlers("on_runpod_event"), settings
+            broker,
+            _handlers("on_video_event", "on_completion"),
+            _handlers("on_runpod_event"),
+            settings,
         )
         groups = _subscribers(broker)
         policy = settings.retry_policy
