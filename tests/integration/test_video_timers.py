@@ -1,5 +1,6 @@
-"""A video that stays `queued` (its request never became a RunPod job) is timed out by the
-jobs service, and its concurrency slot and quota are given back: over a real Postgres."""
+"""A video that stays `queued` (its request never became a RunPod job), or stays in flight with
+no news of its job for longer than RunPod keeps one, is timed out by the jobs service, and its
+concurrency slot and quota are given back: over a real Postgres."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -9,13 +10,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_jobs.adapters.queries import Queries
+from openv_jobs.domain.timers import SilentTooLong, silent_too_long_id
 from openv_jobs.domain.usage import Limits
 from openv_jobs.service_layer.handlers import JobsService
 from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.queued_timer import QueuedTimer
+from openv_jobs.service_layer.video_timers import VideoTimers
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.facts import RunPodJobSubmitted
+from openv_shared.contracts.facts import RunPodJobRunning, RunPodJobSubmitted
 from openv_shared.contracts.video import VideoParams, VideoStatus
 
 pytestmark = pytest.mark.integration
@@ -59,7 +61,9 @@ async def test_a_video_queued_too_long_is_timed_out_and_its_slot_and_quota_given
     assert full.active_jobs == 2
     await Projector(jobs_dsn).catch_up()
 
-    timer = QueuedTimer(jobs_engine, service, limit_s=600, interval_s=60, clock=clock)
+    timer = VideoTimers(
+        jobs_engine, service, queued_limit_s=600, silent_limit_s=10**6, interval_s=60, clock=clock
+    )
     clock.now += timedelta(seconds=599)
     assert await timer.sweep() == 0  # not yet
 
@@ -82,3 +86,55 @@ async def test_a_video_queued_too_long_is_timed_out_and_its_slot_and_quota_given
     # The slot it held is free again.
     again = await queries.video(await _request(service, "alice"))
     assert again is not None and again.status is VideoStatus.QUEUED
+
+
+async def test_a_video_in_flight_without_news_too_long_is_timed_out_unless_news_came(
+    jobs_engine: AsyncEngine, jobs_dsn: str, service: JobsService
+) -> None:
+    """The outcome of a video's job was lost (its fact dead-lettered): after the silence limit
+    it is timed out and its slot given back; a video with news meanwhile is left alone."""
+    clock = Clock()
+    service.clock = clock
+    lost, alive = await _request(service, "bob"), await _request(service, "bob")
+    for video_id, job in ((lost, "job-lost"), (alive, "job-alive")):
+        fact = RunPodJobSubmitted(video_id=video_id, runpod_job_id=job)
+        await service.handle(Envelope.wrap(fact, user_id="bob"))
+    timers = VideoTimers(
+        jobs_engine, service, queued_limit_s=600, silent_limit_s=3600, interval_s=60, clock=clock
+    )
+    clock.now += timedelta(seconds=1800)
+    running = RunPodJobRunning(video_id=alive, runpod_job_id="job-alive", progress=40)
+    await service.handle(Envelope.wrap(running, user_id="bob"))
+    await Projector(jobs_dsn).catch_up()
+    queries = Queries(jobs_engine, LIMITS)
+    view = await queries.video(alive)
+    assert view is not None
+    # A timer message read before `alive`'s news arrived decides nothing: that silence ended.
+    stale = SilentTooLong(video_id=alive, silent_since=view.created_at, limit_s=3600)
+    assert (
+        await service.handle_batch(
+            [
+                Envelope.wrap(
+                    stale, user_id="bob", event_id=silent_too_long_id(alive, view.created_at)
+                )
+            ]
+        )
+        == []
+    )
+
+    clock.now += timedelta(seconds=1801)  # `lost` silent 3601 s, `alive` 1801 s
+    assert await timers.sweep() == 1
+    timed_out = await queries.video(lost)
+    assert timed_out is not None and timed_out.status is VideoStatus.TIMED_OUT
+    assert timed_out.error is not None and "no news of the video's RunPod job" in (
+        timed_out.error.message
+    )
+    still = await queries.video(alive)
+    assert still is not None and still.status is VideoStatus.RUNNING
+    assert (await queries.usage("bob", clock.now)).active_jobs == 1
+
+    clock.now += timedelta(seconds=1800)  # now `alive` has been silent too long as well
+    await Projector(jobs_dsn).catch_up()
+    assert await timers.sweep() == 1
+    ended = await queries.video(alive)
+    assert ended is not None and ended.status is VideoStatus.TIMED_OUT

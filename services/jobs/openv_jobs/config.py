@@ -21,7 +21,11 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):
     #: submission retries last, so a RunPod that refuses jobs for a while delays videos
     #: without ending them.
     queued_timeout_s: float = Field(default=3600.0, gt=0)
-    #: How often each instance looks for such videos.
+    #: A video `submitted` or `running` with no news of its RunPod job this long is timed out:
+    #: its outcome was lost. Keep it above the bridge's `runpod_ttl_s` (24 h) plus
+    #: `runpod_execution_timeout_s` (600 s): RunPod keeps a job no longer.
+    silent_timeout_s: float = Field(default=90000.0, gt=0)
+    #: How often each instance looks for such videos (queued or silent).
     queued_timeout_check_s: float = Field(default=60.0, gt=0)
 
     @property

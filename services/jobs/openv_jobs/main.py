@@ -13,9 +13,9 @@ from openv_jobs.config import Settings
 from openv_jobs.entrypoints import api, consumers
 from openv_jobs.service_layer.handlers import JobsService
 from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.queued_timer import QueuedTimer
 from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
 from openv_jobs.service_layer.relay import Relay
+from openv_jobs.service_layer.video_timers import VideoTimers
 from openv_shared import topics
 from openv_shared.admin import INTERNAL_DOCS
 from openv_shared.db import asyncpg_dsn, make_engine
@@ -51,15 +51,19 @@ def create_app(settings: Settings) -> FastAPI:
         asyncpg_dsn(settings), min_interval_s=settings.projector_interval_ms / 1000
     )
 
-    queued_timer = QueuedTimer(
-        engine, service, settings.queued_timeout_s, settings.queued_timeout_check_s
+    timers = VideoTimers(
+        engine,
+        service,
+        settings.queued_timeout_s,
+        settings.silent_timeout_s,
+        settings.queued_timeout_check_s,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         tasks = [
-            asyncio.create_task(queued_timer.run(), name="queued-timer"),
+            asyncio.create_task(timers.run(), name="video-timers"),
             asyncio.create_task(relay.run(), name="relay"),
             asyncio.create_task(projector.run(), name="projector"),
             asyncio.create_task(metrics.refresh_video_counts(engine), name="video-counts"),

@@ -62,6 +62,12 @@ class VideoRow(SQLModel, table=True):
         sa.Index(
             "videos_queued_since", "updated_at", postgresql_where=sa.text("status = 'queued'")
         ),
+        # The silent-too-long timer's: the videos in flight, by their last news.
+        sa.Index(
+            "videos_in_flight_since",
+            "updated_at",
+            postgresql_where=sa.text("status IN ('submitted', 'running')"),
+        ),
     )
 
     video_id: UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))

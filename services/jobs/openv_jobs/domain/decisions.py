@@ -1,6 +1,11 @@
 """Deciders: (state, message) -> new events. Pure; duplicates and late facts decide nothing."""
 
-from openv_jobs.domain.timers import QueuedTooLong, queued_too_long_reason
+from openv_jobs.domain.timers import (
+    QueuedTooLong,
+    SilentTooLong,
+    queued_too_long_reason,
+    silent_too_long_reason,
+)
 from openv_jobs.domain.usage import Limits, Usage
 from openv_jobs.domain.video import VideoState, can_move
 from openv_shared.contracts.base import Message
@@ -159,6 +164,14 @@ def decide(state: VideoState, message: Message) -> list[Message]:
             if status is VideoStatus.QUEUED:
                 return [
                     VideoTimedOut(video_id=state.video_id, reason=queued_too_long_reason(message))
+                ]
+        case SilentTooLong():
+            # Only the silence it was sent for: news since (a newer `updated_at`) ends it.
+            if status in (VideoStatus.SUBMITTED, VideoStatus.RUNNING) and (
+                state.updated_at <= message.silent_since
+            ):
+                return [
+                    VideoTimedOut(video_id=state.video_id, reason=silent_too_long_reason(message))
                 ]
         case StorageObjectsDeleted():
             if status is VideoStatus.DELETED and not state.file_deleted:

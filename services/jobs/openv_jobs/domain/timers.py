@@ -32,3 +32,29 @@ def queued_too_long_reason(message: QueuedTooLong) -> str:
         f"the video was not submitted to RunPod within {message.limit_s:g} s of being queued; "
         "its slot and quota are given back"
     )
+
+
+class SilentTooLong(Message):
+    """A video was `submitted` or `running` with no news (no report of its RunPod job) for
+    `limit_s`: longer than RunPod keeps a job (its ttl plus its execution timeout). Its job's
+    outcome was lost on the way (a fact dead-lettered, a bridge record lost); nothing else
+    would ever end it."""
+
+    TYPE = "SilentTooLong"
+    VERSION = 1
+
+    video_id: UUID
+    silent_since: datetime
+    limit_s: float
+
+
+def silent_too_long_id(video_id: UUID, silent_since: datetime) -> UUID:
+    """One id per video and silence: a video with news since is another silence."""
+    return uuid5(_TIMER_IDS, f"silent-too-long/{video_id}/{silent_since.isoformat()}")
+
+
+def silent_too_long_reason(message: SilentTooLong) -> str:
+    return (
+        f"no news of the video's RunPod job for {message.limit_s:g} s, longer than RunPod "
+        "keeps a job; its outcome was lost, so it is timed out and its slot given back"
+    )

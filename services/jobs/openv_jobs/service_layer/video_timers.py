@@ -1,34 +1,50 @@
-"""Times out videos that stay `queued` too long, giving back their slot and quota.
+"""Times out videos that nothing else would ever end, giving back their slot and quota.
 
-A video leaves `queued` when the bridge reports its RunPod job. If its `VideoAccepted` never
-reaches the bridge (dead-lettered by an older release during a rolling deploy, say), or
-RunPod takes no job for that long, nothing else would ever end it: it would hold one of its
-user's few concurrency slots for good. Every jobs instance runs this; the message each sends
-for a video has one id, and its effect is decided under the append lock like any other, so
-two instances (or two sweeps) time a video out once.
+- Still `queued` after `queued_limit_s`: a video leaves `queued` when the bridge reports its
+  RunPod job. If its `VideoAccepted` never reaches the bridge (dead-lettered by an older
+  release during a rolling deploy, say), or RunPod takes no job for that long, it would hold one
+  of its user's few concurrency slots for good.
+- `submitted` or `running` with no news for `silent_limit_s`: longer than RunPod keeps a job
+  (ttl + execution timeout), so the job's outcome was lost on the way (its fact dead-lettered,
+  the bridge's record lost). The bridge cancels the job if it still runs.
+
+Every jobs instance runs this; the message each sends for a video has one id per video (and
+silence), and its effect is decided under the append lock like any other, so two instances (or
+two sweeps) time a video out once, and news that arrived meanwhile wins.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openv_jobs.domain.timers import QueuedTooLong, queued_too_long_id
+from openv_jobs.domain.timers import (
+    QueuedTooLong,
+    SilentTooLong,
+    queued_too_long_id,
+    silent_too_long_id,
+)
 from openv_jobs.service_layer.handlers import JobsService
 from openv_shared.contracts import Envelope
-from openv_shared.contracts.video import VideoStatus
 
 log = logging.getLogger(__name__)
 
 #: Videos timed out per transaction.
 BATCH = 200
 
+# Each matches a partial index (`videos_queued_since`, `videos_in_flight_since`).
 _QUEUED_BEFORE = sa.text(
     "SELECT video_id, user_id, updated_at FROM videos "
-    "WHERE status = :queued AND updated_at < :cutoff ORDER BY updated_at LIMIT :limit"
+    "WHERE status = 'queued' AND updated_at < :cutoff ORDER BY updated_at LIMIT :limit"
+)
+_SILENT_BEFORE = sa.text(
+    "SELECT video_id, user_id, updated_at FROM videos "
+    "WHERE status IN ('submitted', 'running') AND updated_at < :cutoff "
+    "ORDER BY updated_at LIMIT :limit"
 )
 
 
@@ -36,18 +52,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class QueuedTimer:
+class VideoTimers:
     def __init__(
         self,
         engine: AsyncEngine,
         service: JobsService,
-        limit_s: float,
+        queued_limit_s: float,
+        silent_limit_s: float,
         interval_s: float,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.engine = engine
         self.service = service
-        self.limit_s = limit_s
+        self.queued_limit_s = queued_limit_s
+        self.silent_limit_s = silent_limit_s
         self.interval_s = interval_s
         self.clock = clock
 
@@ -56,33 +74,39 @@ class QueuedTimer:
             try:
                 await self.sweep()
             except Exception:  # the next sweep tries again
-                log.exception("timing out queued videos failed")
+                log.exception("timing out stuck videos failed")
             await asyncio.sleep(self.interval_s)
 
     async def sweep(self) -> int:
-        """Time out up to BATCH videos queued for longer than the limit (the oldest first; the
-        next sweep takes the rest); how many it timed out."""
-        cutoff = self.clock() - timedelta(seconds=self.limit_s)
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    _QUEUED_BEFORE,
-                    {"queued": VideoStatus.QUEUED.value, "cutoff": cutoff, "limit": BATCH},
-                )
-            ).all()
-        if not rows:
-            return 0
-        envelopes = [
+        """Time out up to BATCH videos of each kind (the oldest first; the next sweep takes
+        the rest); how many it timed out."""
+        queued = [
             Envelope.wrap(
-                QueuedTooLong(video_id=video_id, queued_since=queued_since, limit_s=self.limit_s),
+                QueuedTooLong(video_id=video_id, queued_since=since, limit_s=self.queued_limit_s),
                 user_id=user_id,
                 event_id=queued_too_long_id(video_id),
             )
-            for video_id, user_id, queued_since in rows
+            for video_id, user_id, since in await self._rows(_QUEUED_BEFORE, self.queued_limit_s)
         ]
+        silent = [
+            Envelope.wrap(
+                SilentTooLong(video_id=video_id, silent_since=since, limit_s=self.silent_limit_s),
+                user_id=user_id,
+                event_id=silent_too_long_id(video_id, since),
+            )
+            for video_id, user_id, since in await self._rows(_SILENT_BEFORE, self.silent_limit_s)
+        ]
+        envelopes = queued + silent
+        if not envelopes:
+            return 0
         # The states are read again under the append lock: a video that moved on since the
         # (projected) row was read is left alone.
         recorded = await self.service.handle_batch(envelopes)
         for event in recorded:
-            log.warning("video %s stayed queued too long: timed out", event.envelope.stream_id)
+            log.warning("video %s was stuck: timed out", event.envelope.stream_id)
         return len(recorded)
+
+    async def _rows(self, query: sa.TextClause, limit_s: float) -> list[Any]:
+        cutoff = self.clock() - timedelta(seconds=limit_s)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query, {"cutoff": cutoff, "limit": BATCH})).all())
