@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import httpx
 
@@ -22,6 +23,8 @@ S3_SECRET_KEY = "openv-local-secret-key"  # noqa: S105 (local stack only; produc
 BUCKET = "openv-videos"
 RUNPOD_API_KEY = "openv-local-runpod-key"
 SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")
+BrokerStorage = Literal["s3", "memory"]
+BROKER_STORAGES: tuple[str, ...] = get_args(BrokerStorage)
 _MODULES = {
     "jobs": "openv_jobs",
     "runpod-bridge": "openv_bridge",
@@ -46,6 +49,10 @@ class StackOptions:
     #: Fixed ports for what a tunnel forwards to (the bridge's webhook, S3); None = any free.
     bridge_port: int | None = None
     s3_port: int | None = None
+    #: Where the broker keeps topics and committed offsets: "s3" (the stack's SeaweedFS,
+    #: bucket `tansu`; survives a broker restart) or "memory" (lost on restart; a little
+    #: lighter, see docs/performance.md).
+    broker_storage: BrokerStorage = "s3"
 
 
 class LocalStack:
@@ -54,10 +61,13 @@ class LocalStack:
         root = options.root.absolute()
         self.root = root
         self.postgres = EmbeddedPostgres(root / "postgres", free_port())
-        self.kafka = TansuBroker(free_port(), root / "kafka")
         self.s3 = SeaweedS3(
             root / "s3", options.s3_port or free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
         )
+        if options.broker_storage not in BROKER_STORAGES:
+            raise ValueError(f"broker_storage must be one of {BROKER_STORAGES}")
+        durable = options.broker_storage == "s3"
+        self.kafka = TansuBroker(free_port(), root / "kafka", s3=self.s3 if durable else None)
         self.ports = {name: free_port() for name in SERVICES}
         if options.gateway_port:
             self.ports["gateway"] = options.gateway_port
@@ -138,10 +148,11 @@ class LocalStack:
         self.postgres.start()
         for database in ("openv_jobs", "openv_bridge"):
             self.postgres.create_database(database)
-        self.kafka.start()
-        self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
+        # S3 first: a durable broker keeps its topics there.
         self.s3.start()
         self.s3.ensure_bucket(BUCKET)
+        self.kafka.start()
+        self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
         if self.simulated:
             self._start_simulator()
         self._run_migrations()
@@ -229,7 +240,7 @@ class LocalStack:
             proc = self.processes.pop(name, None)
             if proc is not None:
                 proc.stop()
-        for server in (self.s3, self.kafka, self.postgres):
+        for server in (self.kafka, self.s3, self.postgres):  # the broker may write to S3
             server.stop()
 
     def server(self, name: str) -> EmbeddedPostgres | TansuBroker | SeaweedS3:
