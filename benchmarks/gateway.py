@@ -358,9 +358,6 @@ def main() -> None:
                 },
                 # Keep simulated jobs queued: no MP4 rendering competing for the CPU.
                 sim_queue_s=3600.0,
-                # The durable broker (S3) cannot carry hundreds of creates a second
-                # (docs/performance.md, "Local broker storage"); production runs Kafka.
-                broker_storage="memory",
             )
         )
         hello_port = free_port()

@@ -1,7 +1,7 @@
 """A soak of the local stack (a script, not a test): each process's memory idle, under a steady
 mixed load for `--minutes`, and idle again afterwards.
 
-Starts the whole local stack as `python3 dev.py up` does (durable broker, span files on),
+Starts the whole local stack as `python3 dev.py up` does (span files on; `--broker-storage`),
 with per-user limits raised so the load is never refused. Then:
 
 1. idle: `--idle-s` seconds after start-up, RSS sampled every `--sample-s`;
@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=60.0, help="load before 'start'")
     parser.add_argument("--sample-s", type=float, default=5.0)
     parser.add_argument(
-        "--broker-storage", choices=("s3", "memory"), default="s3", help="as dev.py up's"
+        "--broker-storage", choices=("memory", "s3"), default="memory", help="as dev.py up's"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="openv-soak-") as tmp:

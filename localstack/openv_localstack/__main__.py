@@ -122,9 +122,10 @@ def parser() -> argparse.ArgumentParser:
     p_up.add_argument(
         "--broker-storage",
         choices=BROKER_STORAGES,
-        default="s3",
-        help="where the Kafka broker keeps topics and offsets: s3 (the local SeaweedFS, "
-        "survives a broker restart; default) or memory (lost on restart)",
+        default="memory",
+        help="where the Kafka broker keeps topics and offsets: memory (lost when the broker "
+        "restarts; default) or s3 (the local SeaweedFS: survives a broker restart, but falls "
+        "behind under a steady video a second)",
     )
     real = p_up.add_argument_group(
         "a real RunPod endpoint instead of the simulator",
