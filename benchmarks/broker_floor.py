@@ -35,6 +35,7 @@ from openv_shared.topics import COMMANDS, DEFAULT_PARTITIONS, RUNPOD_EVENTS, VID
 TOPICS = (COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS)
 VALUE = b"x" * 700  # about an envelope's size
 HEADERS = [("event-type", b"VideoAccepted"), ("event-id", b"0" * 36)]
+SENT_AT = "sent-at"  # monotonic ns at send: the consumers on a request's path time each hop
 #: (group, topics, on a request's path); None: the gateway's live feed (no group, assigned).
 CONSUMERS: list[tuple[str | None, tuple[str, ...], bool]] = [
     ("jobs", (COMMANDS, RUNPOD_EVENTS), True),
@@ -52,18 +53,40 @@ def cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-async def consume(consumer: AIOKafkaConsumer, group: str | None, stop: asyncio.Event) -> int:
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(fraction * len(sorted_values)))]
+
+
+async def consume(
+    consumer: AIOKafkaConsumer,
+    group: str | None,
+    stop: asyncio.Event,
+    hops_ms: list[float] | None = None,
+) -> int:
+    """Read until `stop`; with `hops_ms`, append each record's produce->consume latency."""
     read = 0
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=100, max_records=500)
         if batches:
-            read += sum(len(records) for records in batches.values())
+            now = time.monotonic_ns()
+            for records in batches.values():
+                read += len(records)
+                if hops_ms is not None:
+                    hops_ms.extend((now - sent_at(r.headers)) / 1e6 for r in records)
             if group is not None:
                 await consumer.commit()
     return read
 
 
-async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> dict[str, Any]:
+def sent_at(headers: Any) -> int:
+    return next(int(value) for key, value in headers if key == SENT_AT)
+
+
+async def one_rate(
+    bootstrap: str, pid: int, rate: float, duration_s: float, others: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """The broker's CPU per create at `rate` creates/s, the hops' latency on a request's path
+    and the CPU of `others` (e.g. the S3 server a durable broker writes to)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     consumers: list[tuple[AIOKafkaConsumer, str | None]] = []
@@ -89,14 +112,23 @@ async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> 
     # Groups joined and positions set before the clock starts.
     await asyncio.sleep(3.0)
     broker = psutil.Process(pid)
+    helpers = [psutil.Process(other) for other in others]
     stop = asyncio.Event()
-    readers = [asyncio.create_task(consume(c, g, stop)) for c, g in consumers]
+    hops_ms: list[float] = []
+    readers = [
+        asyncio.create_task(consume(c, g, stop, hops_ms if request_path else None))
+        for (c, g), (_, _, request_path) in zip(consumers, CONSUMERS, strict=True)
+    ]
     await asyncio.sleep(1.0)
     # What the consumers' fetches cost with nothing produced, for the figure net of it.
     idle_before = cpu_seconds(broker)
+    others_idle_before = sum(cpu_seconds(helper) for helper in helpers)
     await asyncio.sleep(IDLE_S)
     idle_cores = (cpu_seconds(broker) - idle_before) / IDLE_S
+    others_idle_cores = (sum(cpu_seconds(h) for h in helpers) - others_idle_before) / IDLE_S
     cpu_before, started = cpu_seconds(broker), time.monotonic()
+    helpers_before = sum(cpu_seconds(helper) for helper in helpers)
+    measured_from = len(hops_ms)  # hops of the idle phase's stragglers do not count
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Future[Any]] = set()
     total = int(rate * duration_s)
@@ -104,7 +136,8 @@ async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> 
         await asyncio.sleep(max(0.0, started + i / rate - loop.time()))
         key = str(i).encode()
         for topic in (COMMANDS, VIDEO_EVENTS, VIDEO_EVENTS, RUNPOD_EVENTS):  # four a create
-            sent = await producer.send(topic, VALUE, key=key, headers=HEADERS)
+            headers = [*HEADERS, (SENT_AT, str(time.monotonic_ns()).encode())]
+            sent = await producer.send(topic, VALUE, key=key, headers=headers)
             pending.add(sent)
             sent.add_done_callback(pending.discard)
     kept = total / (time.monotonic() - started)
@@ -112,12 +145,18 @@ async def one_rate(bootstrap: str, pid: int, rate: float, duration_s: float) -> 
     await asyncio.sleep(1.0)  # the consumers read the last records
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(broker) - cpu_before
+    helpers_cpu = sum(cpu_seconds(helper) for helper in helpers) - helpers_before
     stop.set()
     read = sum(await asyncio.gather(*readers))
     for consumer, _ in consumers:
         await consumer.stop()
     await producer.stop()
+    hops = sorted(hops_ms[measured_from:])
     return {
+        "hop_p50_ms": percentile(hops, 0.50),
+        "hop_p99_ms": percentile(hops, 0.99),
+        "others_ms_per_create": 1000 * helpers_cpu / total,
+        "others_idle_cores": others_idle_cores,
         "rate": rate,
         "kept": kept,
         "read_per_create": read / total,

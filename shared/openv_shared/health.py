@@ -4,14 +4,16 @@ port, see `admin.py`) for every service."""
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_shared.admin import admin_router
+
+if TYPE_CHECKING:  # the services without a database do not load SQLAlchemy (~19 MB of RSS)
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,9 @@ async def _run(name: str, check: Check) -> bool:
         return False
 
 
-def database_check(engine: AsyncEngine) -> Check:
+def database_check(engine: "AsyncEngine") -> Check:
+    from sqlalchemy import text
+
     async def check() -> bool:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
