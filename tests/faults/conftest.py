@@ -50,6 +50,9 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             root=tmp_path_factory.mktemp("fault-stack"),
             sim_duration_s=1.0,
             sim_queue_s=0.1,
+            # Durable (topics and offsets in the stack's SeaweedFS): the broker restart fault
+            # loses nothing, as with production's Kafka; an S3 outage is a broker outage too.
+            broker_storage="s3",
             service_env={
                 # runpod-bridge: quiet jobs polled after 1 s; a stalled attempt (its bridge
                 # killed between /run and recording the answer) is taken over after its
