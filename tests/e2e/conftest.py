@@ -10,7 +10,9 @@ from openv_localstack.stack import LocalStack, StackOptions
 from openv_localstack.tokens import make_token
 
 
-@pytest.fixture(scope="session")
+# Package scope: stopped after the last e2e test, so its idle consumers do not take the
+# machine's cores from the tests that follow (the fault suite starts a stack of its own).
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
         StackOptions(
@@ -43,7 +45,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(stack: LocalStack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway_url, timeout=30.0) as client:
         yield client

@@ -43,7 +43,7 @@ def seed(request: pytest.FixtureRequest) -> int:
     return chosen if chosen is not None else random.SystemRandom().randrange(2**31)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once the fault test is done
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
         StackOptions(
