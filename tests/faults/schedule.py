@@ -5,6 +5,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from openv_localstack.processes import wait_until
 from openv_localstack.stack import SERVICES, LocalStack
@@ -28,13 +29,15 @@ class Profile:
     s3_outage_s: float
     #: How long after the load every acknowledged video must have settled.
     settle_bound_s: float
+    #: The local broker's storage ("s3": durable, its restarts run; "memory": they are skipped).
+    broker_storage: Literal["s3", "memory"] = "s3"
 
 
 PROFILES = {
     # In `python3 dev.py test`: every fault kind once, ~2-3 min on a 2-core machine.
     "short": Profile("short", 120, 30, 75.0, 3.0, 1, 1, 1, 1, 10.0, 180.0),
     # The long run: 1,000 videos, each service killed 3 times, S3 down 30 s.
-    "long": Profile("long", 1000, 150, 540.0, 5.0, 3, 2, 2, 2, 30.0, 600.0),
+    "long": Profile("long", 1000, 150, 540.0, 5.0, 3, 2, 2, 2, 30.0, 600.0, "memory"),
 }
 
 
