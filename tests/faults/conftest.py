@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from openv_localstack.stack import LocalStack, StackOptions
+from openv_localstack.stack import LocalStack
+from tests.e2e.support import running_stack
 from tests.faults.schedule import PROFILES, Profile
 
 #: Bounds the invariants are stated against (docs/operations.md, "Fault tests").
@@ -56,37 +57,23 @@ def fault_stack(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, profile: Profile
 ) -> Iterator[LocalStack]:
     chosen = request.config.getoption("fault_broker_storage", default=None)
-    local = LocalStack(
-        StackOptions(
-            root=tmp_path_factory.mktemp("fault-stack"),
-            sim_duration_s=1.0,
-            sim_queue_s=0.1,
-            # The short profile's broker is durable (topics and offsets in the stack's
-            # SeaweedFS): its restart loses nothing, as with production's Kafka; an S3 outage
-            # is a broker outage too. The long profile's rate is more than it keeps up with
-            # (docs/operations.md, "Fault tests"): memory, and its broker restarts are skipped.
-            broker_storage=chosen or profile.broker_storage,
-            service_env={
-                # runpod-bridge: quiet jobs polled after 1 s; a stalled attempt (its bridge
-                # killed between /run and recording the answer) is taken over after its
-                # lease; a lost answer's job is waited for 10 s (the simulator's take 1 s).
-                "OPENV_RECONCILE_INTERVAL_S": "0.5",
-                "OPENV_RECONCILE_QUIET_S": "1",
-                "OPENV_SUBMIT_RETRY_BASE_S": "1",
-                "OPENV_SUBMIT_TIMEOUT_S": str(SUBMIT_TIMEOUT_S),
-                "OPENV_SUBMIT_LEASE_S": str(SUBMIT_LEASE_S),
-                "OPENV_AMBIGUOUS_RUN_WAIT_S": str(AMBIGUOUS_RUN_WAIT_S),
-                # jobs: nothing stays queued beyond this (the settle bound is above it).
-                "OPENV_QUEUED_TIMEOUT_S": str(QUEUED_TIMEOUT_S),
-                "OPENV_QUEUED_TIMEOUT_CHECK_S": "2",
-                # storage: the simulator serves result URLs on loopback.
-                "OPENV_IMPORT_ALLOW_PRIVATE_HOSTS": "true",
-            },
-            sim_env={"RUNPOD_SIM_WEBHOOK_RETRY_INTERVAL_S": "0.5"},
-        )
-    )
-    local.start()
-    try:
+    # The short profile's broker is durable (topics and offsets in the stack's SeaweedFS):
+    # its restart loses nothing, as with production's Kafka; an S3 outage is a broker outage
+    # too. The long profile's rate is more than it keeps up with (docs/operations.md, "Fault
+    # tests"): memory, and its broker restarts are skipped.
+    with running_stack(
+        tmp_path_factory.mktemp("fault-stack"),
+        chosen or profile.broker_storage,
+        {
+            # runpod-bridge: a stalled attempt (its bridge killed between /run and recording
+            # the answer) is held after its lease; a lost answer's job is waited for 10 s (the
+            # simulator's take 1 s).
+            "OPENV_SUBMIT_TIMEOUT_S": str(SUBMIT_TIMEOUT_S),
+            "OPENV_SUBMIT_LEASE_S": str(SUBMIT_LEASE_S),
+            "OPENV_AMBIGUOUS_RUN_WAIT_S": str(AMBIGUOUS_RUN_WAIT_S),
+            # jobs: nothing stays queued beyond this (the settle bound is above it).
+            "OPENV_QUEUED_TIMEOUT_S": str(QUEUED_TIMEOUT_S),
+            "OPENV_QUEUED_TIMEOUT_CHECK_S": "2",
+        },
+    ) as local:
         yield local
-    finally:
-        local.stop()
