@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -250,12 +251,17 @@ def test_quota_exceeded_is_a_429_with_retry_after_until_the_next_period(
         body = problem(refused, 429, "quota_exceeded")
         assert "monthly" in body["detail"]
         retry = int(refused.headers["Retry-After"])
-        assert 1 <= retry <= 31 * 24 * 3600  # until the next calendar month: at most 31 days
+        asked_at = datetime.now(UTC)
         usage = api.get("/v1/usage", headers=headers).json()
         assert usage["quota_seconds"] == QUOTA_S
         assert usage["used_seconds"] == pytest.approx(3 * 13 / 24, abs=0.01)
         period_end = usage["period_end"]
         assert period_end > usage["period_start"]
+        # Retry-After points at the end of the quota period (the next calendar month), the
+        # moment /v1/usage names, within the seconds between the two requests.
+        until_end = (datetime.fromisoformat(period_end) - asked_at).total_seconds()
+        assert 1 <= retry <= 31 * 24 * 3600
+        assert retry == pytest.approx(until_end, abs=30)
 
 
 def test_the_per_user_rate_limit_answers_rate_limited_with_retry_after(
