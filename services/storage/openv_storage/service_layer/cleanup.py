@@ -11,12 +11,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
-from uuid import UUID, uuid5
+from uuid import uuid5
 
 from openv_shared.contracts import Envelope
 from openv_shared.contracts.events import VideoDeleted
 from openv_shared.contracts.facts import RunPodJobCompleted, StorageObjectsDeleted
-from openv_shared.contracts.queries import VideoView
 from openv_shared.contracts.video import VideoStatus
 from openv_shared.failures import PermanentError, TransientError
 from openv_shared.storage_keys import video_prefix
@@ -24,6 +23,7 @@ from openv_storage.adapters.bucket import StorageUnavailable
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.domain.keys import is_video_prefix
 from openv_storage.domain.retry import RetryPolicy
+from openv_storage.service_layer.imports import VideoStates
 from openv_storage.service_layer.retrying import RetriesExhausted, Sleep, with_retries
 from openv_storage.service_layer.stats import StorageStats
 
@@ -38,10 +38,6 @@ class PrefixStore(Protocol):
     async def keys(self, prefix: str) -> list[str]: ...
 
     async def remove(self, keys: list[str]) -> None: ...
-
-
-class VideoStates(Protocol):
-    async def video(self, video_id: UUID) -> VideoView | None: ...
 
 
 class DeletionService:
