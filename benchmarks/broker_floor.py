@@ -3,7 +3,7 @@ the whole stack at a fixed create rate, with no service running.
 
 Per create the stack writes four records (a command; the accepted and the submitted video
 events; the bridge's RunPod fact), read by five consumers with the fetch options the
-services use (`openv_shared.kafka.consumer_options`): the jobs service (commands and facts
+services use (`openv_infra.kafka.consumer_options`): the jobs service (commands and facts
 in one group) and the gateway's live feed on the request path, the bridge and storage
 (twice) off it; each group commits after every batch. One process (uvloop) plays every
 producer and consumer. The figure is the broker's CPU per create, at each rate against the
@@ -26,11 +26,11 @@ import psutil
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from openv_contracts.topics import COMMANDS, DEFAULT_PARTITIONS, RUNPOD_EVENTS, VIDEO_EVENTS
+from openv_infra.kafka import consumer_options
+from openv_infra.settings import KafkaSettings
 from openv_localstack.ports import free_port
 from openv_localstack.servers import TansuBroker
-from openv_shared.kafka import consumer_options
-from openv_shared.settings import KafkaSettings
-from openv_shared.topics import COMMANDS, DEFAULT_PARTITIONS, RUNPOD_EVENTS, VIDEO_EVENTS
 
 TOPICS = (COMMANDS, VIDEO_EVENTS, RUNPOD_EVENTS)
 VALUE = b"x" * 700  # about an envelope's size

@@ -23,9 +23,9 @@ from typing import Any
 import uvloop
 from benchmarks.broker_floor import TOPICS, one_rate
 
+from openv_contracts.topics import DEFAULT_PARTITIONS
 from openv_localstack.ports import free_port
 from openv_localstack.servers import SeaweedS3, TansuBroker
-from openv_shared.topics import DEFAULT_PARTITIONS
 
 ENGINES = ("memory", "s3")
 

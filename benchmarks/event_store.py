@@ -25,6 +25,20 @@ from uuid import uuid4
 
 import asyncpg
 
+from openv_contracts import Envelope, Message
+from openv_contracts.commands import RequestVideo
+from openv_contracts.events import (
+    VideoAccepted,
+    VideoCompleted,
+    VideoProgressed,
+    VideoRunning,
+    VideoSubmitted,
+    video_stream_id,
+)
+from openv_contracts.facts import RunPodJobSubmitted
+from openv_contracts.video import VideoParams
+from openv_infra.db import make_engine
+from openv_infra.serve import tune_gc
 from openv_jobs.config import Settings
 from openv_jobs.domain.usage import Limits
 from openv_jobs.main import migrate
@@ -33,20 +47,6 @@ from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import rebuild
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres
-from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.events import (
-    VideoAccepted,
-    VideoCompleted,
-    VideoProgressed,
-    VideoRunning,
-    VideoSubmitted,
-    video_stream_id,
-)
-from openv_shared.contracts.facts import RunPodJobSubmitted
-from openv_shared.contracts.video import VideoParams
-from openv_shared.db import make_engine
-from openv_shared.serve import tune_gc
 
 BATCH = 500
 _COLUMNS = [
@@ -185,7 +185,7 @@ async def append_round(pg: EmbeddedPostgres, name: str, commands: int) -> tuple[
 
 
 async def main(commands: int, rebuild_events: int, rounds: int) -> None:
-    tune_gc()  # as every service process runs (openv_shared.serve.run_service)
+    tune_gc()  # as every service process runs (openv_infra.serve.run_service)
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", free_port())
         pg.start()

@@ -41,11 +41,11 @@ import psutil
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from openv_contracts import topics
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.stack import LocalStack, StackOptions
 from openv_localstack.tokens import make_token
-from openv_shared import topics
 
 HERE = Path(__file__).resolve().parent
 CREATE_LUA = HERE / "gateway_create.lua"

@@ -31,19 +31,18 @@ from openv_bridge.config import Settings
 from openv_bridge.main import make_runpod_client
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler
+from openv_contracts import Envelope, topics
+from openv_contracts.events import VideoAccepted
+from openv_contracts.storage_keys import video_prefix
+from openv_contracts.video import VideoParams
+from openv_infra.db import make_engine
+from openv_infra.kafka import make_broker, publish
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres, TansuBroker
 from openv_runpod_sim.app import create_app
 from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import ScenarioSpec
 from openv_runpod_sim.limits import LimitsUpdate
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoAccepted
-from openv_shared.contracts.video import VideoParams
-from openv_shared.db import make_engine
-from openv_shared.kafka import make_broker, publish
-from openv_shared.storage_keys import video_prefix
 
 API_KEY = "bench-key"
 BATCH = 64  # the bridge consumer's batch (openv_bridge.entrypoints.consumers.BATCH)

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/asyncapi.py --check    # exit 1 if docs/asyncapi.json is stale
 
 Each service's app is composed with default settings (nothing connects); every broker it made
-(`openv_shared.kafka.CREATED_BROKERS`) contributes its subscribers and declared publishers.
+(`openv_infra.kafka.CREATED_BROKERS`) contributes its subscribers and declared publishers.
 """
 
 import argparse
@@ -20,9 +20,9 @@ from openv_bridge.config import Settings as BridgeSettings
 from openv_bridge.main import create_app as bridge_app
 from openv_gateway.config import Settings as GatewaySettings
 from openv_gateway.main import create_app as gateway_app
+from openv_infra.kafka import CREATED_BROKERS
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.main import create_app as jobs_app
-from openv_shared.kafka import CREATED_BROKERS
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.main import create_app as storage_app
 

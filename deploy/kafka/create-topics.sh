@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates OpenV's topics (idempotent). Runs in the apache/kafka image (compose: kafka-init).
-# Partition counts match openv_shared.topics.DEFAULT_PARTITIONS: the partitions of a topic are
+# Partition counts match openv_contracts.topics.DEFAULT_PARTITIONS: the partitions of a topic are
 # the most consumers of one group that can share its load.
 set -euo pipefail
 

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 import httpx
 
+from openv_contracts import topics
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.realrunpod import RealRunPod, webhook_secret
@@ -20,7 +21,6 @@ from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
 from openv_localstack.state import StackState, record, remove_state, write_state
 from openv_localstack.supervisor import Supervisor
 from openv_localstack.tokens import LOCAL_JWT_SECRET
-from openv_shared import topics
 
 S3_ACCESS_KEY = "openv-local"
 S3_SECRET_KEY = "openv-local-secret-key"  # noqa: S105 (local stack only; production reads a Secret)

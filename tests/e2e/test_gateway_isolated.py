@@ -30,11 +30,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from openv_contracts import topics
 from openv_localstack.ports import free_port
 from openv_localstack.processes import ManagedProcess, wait_until
 from openv_localstack.servers import TansuBroker
 from openv_localstack.stack import LocalStack
-from openv_shared import topics
 
 pytestmark = pytest.mark.e2e
 

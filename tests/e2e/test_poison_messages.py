@@ -16,11 +16,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from openv_contracts import Envelope, topics
+from openv_contracts.commands import RequestVideo
+from openv_contracts.video import VideoParams
 from openv_localstack.stack import LocalStack
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.video import VideoParams
 from tests.e2e.support import SMALL, Auth
 
 pytestmark = pytest.mark.e2e

@@ -22,9 +22,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from openv_contracts import topics
 from openv_localstack.stack import BUCKET, RUNPOD_API_KEY, LocalStack
 from openv_localstack.tokens import make_token
-from openv_shared import topics
 from tests.e2e.support import SMALL, Auth, wait_for
 
 pytestmark = pytest.mark.e2e

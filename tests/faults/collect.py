@@ -12,8 +12,8 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
+from openv_contracts import topics
 from openv_localstack.stack import BUCKET, LocalStack
-from openv_shared import topics
 from tests.faults.invariants import LogEvent, SimJob, TopicRecord, settled
 
 Rows = dict[str, dict[str, Any]]

@@ -14,9 +14,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-unt
 from aiokafka.structs import OffsetAndMetadata  # type: ignore[import-untyped]
 
 from openv_bridge.entrypoints.consumers import GROUP_ID as BRIDGE_GROUP
+from openv_contracts import topics
 from openv_jobs.entrypoints.consumers import GROUP_ID as JOBS_GROUP
 from openv_localstack.stack import LocalStack
-from openv_shared import topics
 from openv_storage.entrypoints.consumers import DELETIONS_GROUP_ID, IMPORTS_GROUP_ID
 
 #: The services that consume in a group, and the groups.

@@ -6,13 +6,13 @@ from uuid import uuid4
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_contracts import topics
+from openv_infra.db import make_engine
+from openv_infra.settings import DatabaseSettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.main import migrate
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
-from openv_shared import topics
-from openv_shared.db import make_engine
-from openv_shared.settings import DatabaseSettings
 from tests.integration.storage_support import S3_ACCESS_KEY, S3_SECRET_KEY
 
 

@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from openv_contracts import Envelope, Message
+from openv_contracts.queries import VideoPage, VideoView
+from openv_contracts.storage_keys import video_output_key
+from openv_contracts.video import VideoParams, VideoStatus
 from openv_runpod_sim.render import RenderSpec, render_mp4
-from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.queries import VideoPage, VideoView
-from openv_shared.contracts.video import VideoParams, VideoStatus
-from openv_shared.storage_keys import video_output_key
 
 S3_ACCESS_KEY = "openv-storage-test"
 S3_SECRET_KEY = "openv-storage-test-secret-0123456789"

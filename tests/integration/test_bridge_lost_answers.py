@@ -16,9 +16,9 @@ import pytest
 from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.domain.ambiguity import INPUT_KEY, attempt_marker
 from openv_bridge.domain.submissions import SubmissionState
+from openv_contracts import Envelope
 from openv_runpod_sim.faults import ScenarioSpec
 from openv_runpod_sim.jobs import Job
-from openv_shared.contracts import Envelope
 from tests.integration import test_bridge_uploads
 from tests.integration.support import eventually
 from tests.integration.test_bridge_service import (

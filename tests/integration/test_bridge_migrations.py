@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_bridge.adapters import migrations
 from openv_bridge.config import Settings
+from openv_infra.db import make_engine
+from openv_infra.migrations import CONNECTION
 from openv_localstack.servers import EmbeddedPostgres
-from openv_shared.db import make_engine
-from openv_shared.migrations import CONNECTION
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 
 from openv_bridge.main import runpod_check, runpod_client_options
 from openv_bridge.service_layer.reconciler import Sweep
+from openv_contracts import Envelope
+from openv_infra.admin import create_admin_app
+from openv_infra.health import install_readiness
 from openv_runpod_sim.limits import LimitsUpdate
-from openv_shared.admin import create_admin_app
-from openv_shared.contracts import Envelope
-from openv_shared.health import install_readiness
 from tests.integration import test_bridge_service
 from tests.integration.test_bridge_service import (
     API_KEY,

@@ -34,17 +34,17 @@ from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.main import runpod_client_options
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler, Sweep
+from openv_contracts import Envelope
+from openv_contracts.events import VideoAccepted, VideoCancelled, VideoTimedOut
+from openv_contracts.storage_keys import video_output_key, video_prefix
+from openv_contracts.video import VideoParams, VideoStatus
+from openv_infra.db import make_engine
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres
 from openv_runpod_sim.app import Simulator, create_app
 from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import ScenarioSpec
 from openv_runpod_sim.jobs import Job
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoAccepted, VideoCancelled, VideoTimedOut
-from openv_shared.contracts.video import VideoParams, VideoStatus
-from openv_shared.db import make_engine
-from openv_shared.storage_keys import video_output_key, video_prefix
 from tests.integration.support import eventually, serve
 
 pytestmark = pytest.mark.integration

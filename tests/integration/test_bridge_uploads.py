@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from openv_bridge.adapters.object_store import ObjectStore
+from openv_contracts.storage_keys import video_output_key, video_uploads_prefix
+from openv_contracts.video import ErrorCode
 from openv_localstack.servers import SeaweedS3
 from openv_runpod_sim.jobs import JobStatus
-from openv_shared.contracts.video import ErrorCode
-from openv_shared.storage_keys import video_output_key, video_uploads_prefix
 from tests.integration import test_bridge_service
 from tests.integration.support import eventually
 from tests.integration.test_bridge_service import Harness, HarnessFactory, accepted, vid

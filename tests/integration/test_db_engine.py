@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openv_shared.db import driver_connection, make_engine
-from openv_shared.settings import DatabaseSettings
+from openv_infra.db import driver_connection, make_engine
+from openv_infra.settings import DatabaseSettings
 
 pytestmark = pytest.mark.integration
 

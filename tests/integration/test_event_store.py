@@ -14,6 +14,20 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_contracts import Envelope, Message, topics
+from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
+from openv_contracts.envelope import derived_event_id
+from openv_contracts.events import VideoAccepted, video_stream_id
+from openv_contracts.facts import (
+    RunPodJobCompleted,
+    RunPodJobFailed,
+    RunPodJobRunning,
+    RunPodJobSubmitted,
+    StorageObjectsDeleted,
+)
+from openv_contracts.video import VideoParams, VideoStatus
+from openv_infra.kafka import make_broker, publish_many
+from openv_infra.settings import KafkaSettings
 from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import (
     ConcurrencyConflict,
@@ -29,21 +43,6 @@ from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import rebuild
 from openv_jobs.service_layer.relay import Relay
 from openv_localstack.servers import TansuBroker
-from openv_shared import topics
-from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_shared.contracts.envelope import derived_event_id
-from openv_shared.contracts.events import VideoAccepted, video_stream_id
-from openv_shared.contracts.facts import (
-    RunPodJobCompleted,
-    RunPodJobFailed,
-    RunPodJobRunning,
-    RunPodJobSubmitted,
-    StorageObjectsDeleted,
-)
-from openv_shared.contracts.video import VideoParams, VideoStatus
-from openv_shared.kafka import make_broker, publish_many
-from openv_shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

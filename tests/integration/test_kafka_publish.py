@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
+from openv_contracts import Envelope
+from openv_contracts.commands import CancelVideo
+from openv_infra import kafka as shared_kafka
+from openv_infra.settings import KafkaSettings
 from openv_localstack.servers import TansuBroker
-from openv_shared import kafka as shared_kafka
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.commands import CancelVideo
-from openv_shared.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 

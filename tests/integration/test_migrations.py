@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from openv_bridge.adapters import migrations as bridge_migrations
 from openv_bridge.config import Settings as BridgeSettings
+from openv_infra.db import make_engine
+from openv_infra.migrations import Migrations
 from openv_jobs.adapters import migrations as jobs_migrations
 from openv_jobs.config import Settings as JobsSettings
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres
-from openv_shared.db import make_engine
-from openv_shared.migrations import Migrations
 
 pytestmark = pytest.mark.integration
 

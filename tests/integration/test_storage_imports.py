@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from openv_localstack.ports import free_port
-from openv_localstack.servers import SeaweedS3
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.facts import (
+from openv_contracts import Envelope
+from openv_contracts.facts import (
     RunPodJobOutputAtUrl,
     StorageImportFailed,
     StorageObjectImported,
 )
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.settings import S3Settings
+from openv_contracts.queries import VideoView
+from openv_contracts.video import VideoStatus
+from openv_infra.settings import S3Settings
+from openv_localstack.ports import free_port
+from openv_localstack.servers import SeaweedS3
 from openv_storage.adapters.bucket import Bucket, make_client
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import Resolver, UrlSource, system_resolver

@@ -10,13 +10,12 @@ from uuid import UUID, uuid5
 
 import pytest
 
+from openv_contracts import Envelope, topics
+from openv_contracts.events import VideoDeleted
+from openv_contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
+from openv_contracts.storage_keys import video_prefix
+from openv_contracts.video import VideoStatus
 from openv_localstack.servers import SeaweedS3, TansuBroker
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.storage_keys import video_prefix
 from openv_storage.config import Settings
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.main import Storage, create_app

@@ -15,12 +15,12 @@ from uuid import UUID
 
 import pytest
 
+from openv_contracts import Envelope
+from openv_contracts.facts import StorageObjectsDeleted
+from openv_contracts.storage_keys import video_output_key, video_prefix
+from openv_contracts.video import VideoStatus
+from openv_infra.settings import S3Settings
 from openv_localstack.servers import SeaweedS3
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.facts import StorageObjectsDeleted
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.settings import S3Settings
-from openv_shared.storage_keys import video_output_key, video_prefix
 from openv_storage.adapters.bucket import Bucket, make_client
 from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.domain.retry import RetryPolicy

@@ -3,9 +3,9 @@
 import httpx
 from fastapi import FastAPI
 
-from openv_shared.admin import INTERNAL_DOCS, admin_router, create_admin_app
-from openv_shared.health import install_health
-from openv_shared.settings import BaseServiceSettings
+from openv_infra.admin import INTERNAL_DOCS, admin_router, create_admin_app
+from openv_infra.health import install_health
+from openv_infra.settings import BaseServiceSettings
 
 
 def internal_app(ready: bool) -> FastAPI:

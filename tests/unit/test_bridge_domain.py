@@ -18,8 +18,8 @@ from openv_bridge.domain.submissions import (
     route_report,
     runpod_says_ours,
 )
-from openv_shared.contracts.events import VideoAccepted
-from openv_shared.contracts.video import VideoParams
+from openv_contracts.events import VideoAccepted
+from openv_contracts.video import VideoParams
 
 S = SubmissionState
 VIDEO, OTHER = uuid4(), uuid4()

@@ -13,7 +13,7 @@ from openv_bridge.domain.uploads import (
     staging_key,
     upload_problem,
 )
-from openv_shared.storage_keys import video_output_key, video_prefix, video_uploads_prefix
+from openv_contracts.storage_keys import video_output_key, video_prefix, video_uploads_prefix
 
 MP4_HEAD = b"\0\0\0\x20ftypisom"
 

@@ -12,10 +12,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from openv_shared import kafka
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoSubmitted
-from openv_shared.failures import PermanentError, TransientError, is_transient
+from openv_contracts import Envelope
+from openv_contracts.events import VideoSubmitted
+from openv_infra import kafka
+from openv_infra.failures import PermanentError, TransientError, is_transient
 
 
 def _pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:

@@ -10,12 +10,13 @@ from faststream.kafka import KafkaBroker
 
 from openv_bridge.config import Settings as BridgeSettings
 from openv_bridge.entrypoints import consumers as bridge_consumers
+from openv_contracts import topics
 from openv_gateway.adapters.video_feed import VideoFeed
 from openv_gateway.config import Settings as GatewaySettings
+from openv_infra import kafka
+from openv_infra.settings import KafkaSettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.entrypoints import consumers as jobs_consumers
-from openv_shared import kafka, topics
-from openv_shared.settings import KafkaSettings
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.entrypoints import consumers as storage_consumers
 

@@ -6,11 +6,11 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
-from openv_shared.contracts import Envelope, UnknownMessageType
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.events import VideoFailed
-from openv_shared.contracts.upcasting import upcast, upcaster
-from openv_shared.contracts.video import VideoParams
+from openv_contracts import Envelope, UnknownMessageType
+from openv_contracts.commands import RequestVideo
+from openv_contracts.events import VideoFailed
+from openv_contracts.upcasting import upcast, upcaster
+from openv_contracts.video import VideoParams
 
 
 def test_envelope_round_trips_through_json_and_keeps_the_typed_message() -> None:
@@ -68,7 +68,7 @@ def test_older_schema_versions_are_upcast_on_read() -> None:
 def test_derived_event_ids_are_deterministic_distinct_and_version_8() -> None:
     from uuid import uuid4
 
-    from openv_shared.contracts.envelope import derived_event_id
+    from openv_contracts.envelope import derived_event_id
 
     causes = [uuid4() for _ in range(200)]
     ids = [derived_event_id(c, i) for c in causes for i in range(10)]
@@ -121,13 +121,13 @@ def test_the_view_of_a_decision_is_the_jobs_services_own(active_jobs: int) -> No
     that view must be exactly the one the jobs service folds and serves at version 1."""
     from datetime import UTC, datetime
 
+    from openv_contracts.events import video_stream_id
+    from openv_contracts.queries import decided_view
     from openv_jobs.adapters.event_store import NewEvent
     from openv_jobs.adapters.queries import _view
     from openv_jobs.domain.decisions import decide_request
     from openv_jobs.domain.projection import fold_video
     from openv_jobs.domain.usage import Limits, Usage
-    from openv_shared.contracts.events import video_stream_id
-    from openv_shared.contracts.queries import decided_view
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     cmd = RequestVideo(video_id=uuid4(), prompt="a cat", params=VideoParams(seed=5))
@@ -147,8 +147,8 @@ def test_a_decided_event_is_stored_as_the_row_of_its_envelope() -> None:
     be the one the envelope itself would give."""
     from datetime import UTC, datetime
 
+    from openv_contracts.events import VideoSubmitted, video_stream_id
     from openv_jobs.adapters.event_store import NewEvent, _row
-    from openv_shared.contracts.events import VideoSubmitted, video_stream_id
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     video_id = uuid4()

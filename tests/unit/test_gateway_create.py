@@ -3,15 +3,15 @@
 from typing import Any, cast
 from uuid import UUID
 
+from openv_contracts.commands import RequestVideo
+from openv_contracts.queries import VideoView
+from openv_contracts.video import VideoStatus
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jobs_client import JobsClient
 from openv_gateway.domain.pending import PendingRequests
 from openv_gateway.domain.principal import Principal
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideoRequest, VideosService
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoStatus
 from tests.unit.test_gateway_live import view
 
 

@@ -5,11 +5,11 @@ from uuid import uuid4
 
 import pytest
 
+from openv_contracts.video import VideoParams
 from openv_gateway.domain import idempotency, sse
 from openv_gateway.domain.pending import PendingRequests, PendingVideo
 from openv_gateway.domain.prefer import InvalidPreference, parse_wait
 from openv_gateway.domain.rate_limit import RateLimiter, retry_after_header
-from openv_shared.contracts.video import VideoParams
 
 
 def test_token_bucket_allows_a_burst_then_the_sustained_rate() -> None:

@@ -22,8 +22,8 @@ from openv_gateway.domain.rate_limit import RateLimiter
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.schemas import CreateVideoRequest
 from openv_gateway.main import create_app
+from openv_infra.json_depth import nesting_exceeds
 from openv_localstack.tokens import make_token
-from openv_shared.json_depth import nesting_exceeds
 
 SECRET = "unit-test-door-secret-0123456789abcdef"
 

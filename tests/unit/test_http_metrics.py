@@ -5,8 +5,8 @@ from uuid import uuid4
 import httpx
 from fastapi import FastAPI
 
-from openv_shared.admin import create_admin_app
-from openv_shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics
+from openv_infra.admin import create_admin_app
+from openv_infra.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics
 
 
 def count(service: str, route: str, status: str, method: str = "GET") -> float:

@@ -1,4 +1,4 @@
-"""The services' HTTP transport (openv_shared.http) against a real HTTP/1.1 server on a
+"""The services' HTTP transport (openv_infra.http) against a real HTTP/1.1 server on a
 socket: keep-alive reuse, a connection the server closed while idle, timeouts, connection
 errors, large bodies through the read flow control, and TLS."""
 
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from openv_shared.http import AsyncioBackend, AsyncioTransport, ConnectionPool, async_client
+from openv_infra.http import AsyncioBackend, AsyncioTransport, ConnectionPool, async_client
 
 BIG = bytes(range(256)) * 4096  # 1 MiB
 

@@ -5,9 +5,9 @@ from uuid import uuid4
 
 import pytest
 
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoSubmitted, video_stream_id
-from openv_shared.kafka import per_key_concurrently
+from openv_contracts import Envelope
+from openv_contracts.events import VideoSubmitted, video_stream_id
+from openv_infra.kafka import per_key_concurrently
 
 
 def event(video: str, n: int) -> Envelope:

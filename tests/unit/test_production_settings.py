@@ -15,13 +15,13 @@ from openv_bridge.config import Settings as BridgeSettings
 from openv_gateway.adapters.jwt_verifier import InvalidToken, JwtVerifier
 from openv_gateway.config import Settings as GatewaySettings
 from openv_gateway.main import create_app as gateway_app
-from openv_jobs.config import Settings as JobsSettings
-from openv_localstack.tokens import make_token
-from openv_shared.settings import (
+from openv_infra.settings import (
     BaseServiceSettings,
     DevelopmentDefaultsRefused,
     refuse_development_defaults,
 )
+from openv_jobs.config import Settings as JobsSettings
+from openv_localstack.tokens import make_token
 from openv_storage.config import Settings as StorageSettings
 
 ROOT = Path(__file__).resolve().parents[2]

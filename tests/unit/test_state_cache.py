@@ -3,12 +3,12 @@
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
 
+from openv_contracts.commands import RequestVideo
+from openv_contracts.video import VideoParams
 from openv_jobs.domain.decisions import decide_request
 from openv_jobs.domain.usage import Limits, Usage, period_of
 from openv_jobs.domain.video import VideoState, start
 from openv_jobs.service_layer.state_cache import StateCache
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.video import VideoParams
 
 AT = datetime(2026, 12, 3, tzinfo=UTC)
 LIMITS = Limits(max_active_jobs=3, quota_seconds=600.0)

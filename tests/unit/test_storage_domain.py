@@ -7,10 +7,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoParams, VideoStatus
-from openv_shared.mp4 import looks_like_mp4
-from openv_shared.storage_keys import video_output_key, video_prefix
+from openv_contracts.queries import VideoView
+from openv_contracts.storage_keys import video_output_key, video_prefix
+from openv_contracts.video import VideoParams, VideoStatus
+from openv_infra.mp4 import looks_like_mp4
 from openv_storage.config import Settings
 from openv_storage.domain.imports import (
     AddressPolicy,

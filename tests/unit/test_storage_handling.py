@@ -9,13 +9,13 @@ from uuid import UUID, uuid4
 import httpcore
 import pytest
 
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.facts import RunPodJobCompleted
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoParams, VideoStatus
-from openv_shared.failures import PermanentError, TransientError
-from openv_shared.storage_keys import video_prefix
+from openv_contracts import Envelope
+from openv_contracts.events import VideoDeleted
+from openv_contracts.facts import RunPodJobCompleted
+from openv_contracts.queries import VideoView
+from openv_contracts.storage_keys import video_prefix
+from openv_contracts.video import VideoParams, VideoStatus
+from openv_infra.failures import PermanentError, TransientError
 from openv_storage.adapters.bucket import S3Unreachable, StorageUnavailable
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver
@@ -253,8 +253,8 @@ async def test_a_consumer_for_some_types_skips_the_others_unread() -> None:
     from types import SimpleNamespace
     from typing import Any
 
-    from openv_shared.contracts.events import VideoSubmitted
-    from openv_shared.kafka import envelope_consumer, kafka_headers
+    from openv_contracts.events import VideoSubmitted
+    from openv_infra.kafka import envelope_consumer, kafka_headers
 
     def record(envelope: Envelope | None, headers: bool = True) -> SimpleNamespace:
         if envelope is None:  # a submitted event's header on an unreadable value

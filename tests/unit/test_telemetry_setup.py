@@ -10,8 +10,8 @@ import pytest
 
 PROBE = """
 import asyncpg
-from openv_shared.http import async_client
-from openv_shared.telemetry import setup_tracing
+from openv_infra.http import async_client
+from openv_infra.telemetry import setup_tracing
 setup_tracing("probe")
 traced = lambda client: getattr(client, "_is_instrumented_by_opentelemetry", False)
 print(

@@ -4,8 +4,8 @@ from uuid import uuid4
 
 import pytest
 
-from openv_shared.segments import is_user_id, path_segment
-from openv_shared.storage_keys import video_output_key, video_prefix
+from openv_contracts.segments import is_user_id, path_segment
+from openv_contracts.storage_keys import video_output_key, video_prefix
 from openv_storage.domain.keys import is_video_prefix, key_belongs_to, parse_video_key
 
 VID = uuid4()

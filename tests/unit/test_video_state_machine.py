@@ -5,12 +5,9 @@ from uuid import uuid4
 
 import pytest
 
-from openv_jobs.domain.decisions import decide, decide_request
-from openv_jobs.domain.usage import Limits, Usage, apply, period_of
-from openv_jobs.domain.video import VideoState, can_move, evolve, start
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_shared.contracts.events import (
+from openv_contracts.base import Message
+from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
+from openv_contracts.events import (
     VideoAccepted,
     VideoCancelled,
     VideoCompleted,
@@ -22,7 +19,7 @@ from openv_shared.contracts.events import (
     VideoRunning,
     VideoSubmitted,
 )
-from openv_shared.contracts.facts import (
+from openv_contracts.facts import (
     RunPodJobCompleted,
     RunPodJobFailed,
     RunPodJobRunning,
@@ -31,7 +28,10 @@ from openv_shared.contracts.facts import (
     StorageObjectImported,
     StorageObjectsDeleted,
 )
-from openv_shared.contracts.video import VideoParams, VideoStatus
+from openv_contracts.video import VideoParams, VideoStatus
+from openv_jobs.domain.decisions import decide, decide_request
+from openv_jobs.domain.usage import Limits, Usage, apply, period_of
+from openv_jobs.domain.video import VideoState, can_move, evolve, start
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LIMITS = Limits(max_active_jobs=3, quota_seconds=600.0)
@@ -255,8 +255,8 @@ def test_an_imported_result_completes_and_a_failed_import_fails_the_video() -> N
 
 
 def test_a_video_queued_too_long_times_out_and_only_while_queued() -> None:
+    from openv_contracts.events import VideoTimedOut
     from openv_jobs.domain.timers import QueuedTooLong, queued_too_long_id
-    from openv_shared.contracts.events import VideoTimedOut
 
     state = accepted_state()
     timer = QueuedTooLong(video_id=state.video_id, queued_since=state.created_at, limit_s=3600)
@@ -273,8 +273,8 @@ def test_a_video_queued_too_long_times_out_and_only_while_queued() -> None:
 
 
 def test_a_runpod_timeout_keeps_its_code_and_older_events_fold_as_timed_out() -> None:
-    from openv_shared.contracts.events import VideoTimedOut
-    from openv_shared.contracts.facts import RunPodJobTimedOut
+    from openv_contracts.events import VideoTimedOut
+    from openv_contracts.facts import RunPodJobTimedOut
 
     state = accepted_state()
     submitted, _ = run(state, RunPodJobSubmitted(video_id=state.video_id, runpod_job_id="j"))

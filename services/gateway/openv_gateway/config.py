@@ -4,7 +4,7 @@ from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from openv_shared.settings import BaseServiceSettings, Credential, KafkaSettings, S3Settings
+from openv_infra.settings import BaseServiceSettings, Credential, KafkaSettings, S3Settings
 
 
 class Settings(BaseServiceSettings, KafkaSettings, S3Settings):

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from openv_contracts import topics
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jobs_client import JobsClient
 from openv_gateway.adapters.jwks import JwksKeys
@@ -24,10 +25,9 @@ from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.schemas import Health
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
-from openv_shared import topics
-from openv_shared.health import broker_check, install_readiness
-from openv_shared.kafka import make_broker
-from openv_shared.s3 import make_minio
+from openv_infra.health import broker_check, install_readiness
+from openv_infra.kafka import make_broker
+from openv_infra.s3 import make_minio
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@
 import argparse
 import asyncio
 
+from openv_infra.logging import configure_logging
+from openv_infra.serve import run_service
 from openv_jobs.config import Settings
 from openv_jobs.main import create_app, migrate, rebuild_projections
-from openv_shared.logging import configure_logging
-from openv_shared.serve import run_service
 
 
 def main() -> None:

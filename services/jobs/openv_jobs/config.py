@@ -2,8 +2,8 @@
 
 from pydantic import Field
 
+from openv_infra.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings
 from openv_jobs.domain.usage import Limits
-from openv_shared.settings import BaseServiceSettings, DatabaseSettings, KafkaSettings
 
 
 class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings):

@@ -6,6 +6,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from openv_contracts import topics
+from openv_infra.admin import INTERNAL_DOCS
+from openv_infra.db import asyncpg_dsn, make_engine
+from openv_infra.health import broker_check, database_check, install_health
+from openv_infra.kafka import make_broker, publish_many
+from openv_infra.metrics import watch_consumer_lag
 from openv_jobs.adapters import metrics, migrations
 from openv_jobs.adapters.event_store import RecordedEvent
 from openv_jobs.adapters.queries import Queries
@@ -16,12 +22,6 @@ from openv_jobs.service_layer.projector import Projector
 from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
 from openv_jobs.service_layer.relay import Relay
 from openv_jobs.service_layer.video_timers import VideoTimers
-from openv_shared import topics
-from openv_shared.admin import INTERNAL_DOCS
-from openv_shared.db import asyncpg_dsn, make_engine
-from openv_shared.health import broker_check, database_check, install_health
-from openv_shared.kafka import make_broker, publish_many
-from openv_shared.metrics import watch_consumer_lag
 
 
 async def migrate(settings: Settings) -> None:

@@ -7,8 +7,8 @@ import asyncio
 from openv_bridge.adapters import migrations
 from openv_bridge.config import Settings
 from openv_bridge.main import create_app
-from openv_shared.logging import configure_logging
-from openv_shared.serve import run_service
+from openv_infra.logging import configure_logging
+from openv_infra.serve import run_service
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
-from openv_shared.settings import (
+from openv_infra.settings import (
     BaseServiceSettings,
     Credential,
     DatabaseSettings,

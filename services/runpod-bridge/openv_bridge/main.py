@@ -15,14 +15,13 @@ from openv_bridge.config import Settings
 from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler
-from openv_shared import topics
-from openv_shared.admin import INTERNAL_DOCS
-from openv_shared.contracts import Envelope
-from openv_shared.db import make_engine
-from openv_shared.health import Check, broker_check, database_check, install_health
-from openv_shared.kafka import make_broker, publish
-from openv_shared.metrics import watch_consumer_lag
-from openv_shared.s3 import make_minio
+from openv_contracts import Envelope, topics
+from openv_infra.admin import INTERNAL_DOCS
+from openv_infra.db import make_engine
+from openv_infra.health import Check, broker_check, database_check, install_health
+from openv_infra.kafka import make_broker, publish
+from openv_infra.metrics import watch_consumer_lag
+from openv_infra.s3 import make_minio
 
 
 def runpod_client_options(settings: Settings) -> dict[str, Any]:

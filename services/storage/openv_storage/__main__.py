@@ -10,8 +10,8 @@ import argparse
 import asyncio
 import sys
 
-from openv_shared.logging import configure_logging
-from openv_shared.serve import run_service
+from openv_infra.logging import configure_logging
+from openv_infra.serve import run_service
 from openv_storage.config import Settings
 from openv_storage.main import create_app, sweep_once
 

@@ -10,12 +10,11 @@ from datetime import timedelta
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from openv_shared import topics
-from openv_shared.admin import INTERNAL_DOCS, admin_router
-from openv_shared.contracts import Envelope
-from openv_shared.health import broker_check, install_health
-from openv_shared.kafka import make_broker, publish
-from openv_shared.metrics import watch_consumer_lag
+from openv_contracts import Envelope, topics
+from openv_infra.admin import INTERNAL_DOCS, admin_router
+from openv_infra.health import broker_check, install_health
+from openv_infra.kafka import make_broker, publish
+from openv_infra.metrics import watch_consumer_lag
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable, make_client
 from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.adapters.source import UrlSource

@@ -2,9 +2,8 @@
 
 from faststream.kafka import KafkaBroker
 
-from openv_shared import topics
-from openv_shared.contracts import Envelope, Message
-from openv_shared.kafka import publish
+from openv_contracts import Envelope, Message, topics
+from openv_infra.kafka import publish
 
 
 class CommandUnavailable(Exception):

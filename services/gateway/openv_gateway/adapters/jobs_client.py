@@ -4,10 +4,10 @@ from uuid import UUID
 
 import httpx
 
-from openv_shared.contracts.queries import EventPage, UsageView, VideoPage, VideoView
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.http import async_client
-from openv_shared.segments import path_segment
+from openv_contracts.queries import EventPage, UsageView, VideoPage, VideoView
+from openv_contracts.segments import path_segment
+from openv_contracts.video import VideoStatus
+from openv_infra.http import async_client
 
 
 class JobsUnavailable(Exception):

@@ -16,7 +16,7 @@ import time
 import httpx
 import jwt
 
-from openv_shared.http import async_client
+from openv_infra.http import async_client
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ configured), optional `role`; anonymous users (`is_anonymous: true`) only when a
 
 import jwt
 
+from openv_contracts.segments import is_user_id
 from openv_gateway.adapters.jwks import JWKS_ALGORITHMS, JwksKeys, JwksUnavailable
 from openv_gateway.domain.principal import Principal
-from openv_shared.segments import is_user_id
 
 
 class InvalidToken(Exception):

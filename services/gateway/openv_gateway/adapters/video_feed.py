@@ -19,11 +19,10 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer
 
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.queries import VideoView, decided_view
-from openv_shared.kafka import fetch_max_wait_ms
-from openv_shared.settings import KafkaSettings
+from openv_contracts import Envelope, topics
+from openv_contracts.queries import VideoView, decided_view
+from openv_infra.kafka import fetch_max_wait_ms
+from openv_infra.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import re
 from typing import Final
 from uuid import UUID, uuid5
 
-from openv_shared.contracts.video import VideoParams
+from openv_contracts.video import VideoParams
 
 NAMESPACE: Final = UUID("6f1d4a52-3c2e-4f43-9b8e-0a6e1f6c9d21")
 MAX_KEY_LENGTH: Final = 255

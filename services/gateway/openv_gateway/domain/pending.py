@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from openv_shared.contracts.video import VideoParams
+from openv_contracts.video import VideoParams
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openv_gateway.domain.body_limit import BodyLimits, content_length
 from openv_gateway.entrypoints.problems import problem
-from openv_shared.json_depth import nesting_exceeds
+from openv_infra.json_depth import nesting_exceeds
 
 
 class BodyLimitMiddleware:

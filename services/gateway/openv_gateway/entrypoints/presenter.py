@@ -1,5 +1,7 @@
 """Turn the jobs service's view of a video (or a pending request) into the public resource."""
 
+from openv_contracts.queries import EventPage, UsageView, VideoView
+from openv_contracts.video import VideoStatus
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.entrypoints.schemas import (
@@ -11,8 +13,6 @@ from openv_gateway.entrypoints.schemas import (
     VideoFile,
     VideoParamsOut,
 )
-from openv_shared.contracts.queries import EventPage, UsageView, VideoView
-from openv_shared.contracts.video import VideoStatus
 
 
 def present(view: VideoView, playback: Playback) -> Video:

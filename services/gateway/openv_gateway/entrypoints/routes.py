@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from openv_contracts.video import TERMINAL_STATUSES, ErrorCode, VideoStatus
 from openv_gateway.adapters.command_bus import CommandUnavailable
 from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.adapters.playback import Playback
@@ -50,7 +51,6 @@ from openv_gateway.service_layer.videos import (
     VideoRequest,
     VideosService,
 )
-from openv_shared.contracts.video import TERMINAL_STATUSES, ErrorCode, VideoStatus
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 

@@ -6,8 +6,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from openv_gateway.domain import text
-from openv_shared.contracts.video import (
+from openv_contracts.video import (
     Cfg,
     NegativePrompt,
     NumFrames,
@@ -17,6 +16,7 @@ from openv_shared.contracts.video import (
     Steps,
     VideoStatus,
 )
+from openv_gateway.domain import text
 
 #: Free text a client sends is refused at the door if it holds characters no human writes
 #: (NUL and other controls, lone surrogates; see domain/text.py). Only here, in the public

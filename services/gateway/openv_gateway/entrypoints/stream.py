@@ -7,6 +7,8 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from openv_contracts.queries import VideoView
+from openv_contracts.video import TERMINAL_STATUSES
 from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import sse
@@ -23,8 +25,6 @@ from openv_gateway.entrypoints.routes import (
 )
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideoNotFound
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import TERMINAL_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 

@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 from uuid import UUID
 
+from openv_contracts.queries import VideoView
 from openv_gateway.adapters.jobs_client import JobsUnavailable
-from openv_shared.contracts.queries import VideoView
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
+from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
+from openv_contracts.queries import VideoView
+from openv_contracts.video import TERMINAL_STATUSES, VideoParams, VideoStatus
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jobs_client import JobsClient, JobsUnavailable
 from openv_gateway.domain import idempotency
 from openv_gateway.domain.pending import PendingRequests, PendingVideo
 from openv_gateway.domain.principal import Principal
 from openv_gateway.service_layer.live import LiveVideos
-from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import TERMINAL_STATUSES, VideoParams, VideoStatus
 
 
 class VideoNotFound(Exception):

@@ -21,8 +21,8 @@ from typing import Final
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from openv_infra.db import driver_connection
 from openv_jobs.adapters.event_store import APPEND_LOCK_KEY, EventStore
-from openv_shared.db import driver_connection
 
 log = logging.getLogger(__name__)
 

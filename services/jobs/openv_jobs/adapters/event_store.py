@@ -19,9 +19,9 @@ import pydantic_core
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openv_contracts import Envelope, Message
+from openv_infra.db import driver_connection
 from openv_jobs.adapters.tables import StoredEvent
-from openv_shared.contracts import Envelope, Message
-from openv_shared.db import driver_connection
 
 #: Advisory lock taken first by every appending transaction: positions are then assigned in
 #: commit order, so a reader that saw position N can never later find a smaller new one.

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from openv_infra.migrations import Baseline, Migrations, module_metadata
 from openv_jobs.adapters import tables
 from openv_jobs.config import Settings
-from openv_shared.migrations import Baseline, Migrations, module_metadata
 
 MIGRATIONS = Migrations(
     script_location=Path(__file__).resolve().parent.parent / "migrations",

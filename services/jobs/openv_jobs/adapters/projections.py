@@ -16,15 +16,15 @@ import asyncpg
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 
+from openv_contracts.base import Message, message_class
+from openv_contracts.events import video_stream_id
+from openv_contracts.upcasting import upcast
+from openv_contracts.video import VideoParams, VideoStatus
 from openv_jobs.adapters.tables import UsageRow, VideoRow
 from openv_jobs.domain import usage as usage_rules
 from openv_jobs.domain.projection import fold_video
 from openv_jobs.domain.usage import Usage
 from openv_jobs.domain.video import VideoState
-from openv_shared.contracts.base import Message, message_class
-from openv_shared.contracts.events import video_stream_id
-from openv_shared.contracts.upcasting import upcast
-from openv_shared.contracts.video import VideoParams, VideoStatus
 
 VIDEOS_CHECKPOINT: Final = "videos"
 USAGE_CHECKPOINT: Final = "user_usage"

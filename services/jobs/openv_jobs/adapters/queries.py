@@ -8,13 +8,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openv_jobs.adapters import projections
-from openv_jobs.adapters.event_store import EventStore
-from openv_jobs.adapters.tables import VideoRow
-from openv_jobs.domain.usage import Limits, period_end
-from openv_jobs.domain.video import VideoState
-from openv_shared.contracts.events import video_stream_id
-from openv_shared.contracts.queries import (
+from openv_contracts.events import video_stream_id
+from openv_contracts.queries import (
     EventPage,
     EventView,
     UsageView,
@@ -22,8 +17,13 @@ from openv_shared.contracts.queries import (
     VideoPage,
     VideoView,
 )
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.db import driver_connection
+from openv_contracts.video import VideoStatus
+from openv_infra.db import driver_connection
+from openv_jobs.adapters import projections
+from openv_jobs.adapters.event_store import EventStore
+from openv_jobs.adapters.tables import VideoRow
+from openv_jobs.domain.usage import Limits, period_end
+from openv_jobs.domain.video import VideoState
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
 

@@ -1,16 +1,8 @@
 """Deciders: (state, message) -> new events. Pure; duplicates and late facts decide nothing."""
 
-from openv_jobs.domain.timers import (
-    QueuedTooLong,
-    SilentTooLong,
-    queued_too_long_reason,
-    silent_too_long_reason,
-)
-from openv_jobs.domain.usage import Limits, Usage
-from openv_jobs.domain.video import VideoState, can_move
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_shared.contracts.events import (
+from openv_contracts.base import Message
+from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
+from openv_contracts.events import (
     VideoAccepted,
     VideoCancelled,
     VideoCompleted,
@@ -23,7 +15,7 @@ from openv_shared.contracts.events import (
     VideoSubmitted,
     VideoTimedOut,
 )
-from openv_shared.contracts.facts import (
+from openv_contracts.facts import (
     RunPodJobCancelled,
     RunPodJobCompleted,
     RunPodJobFailed,
@@ -34,8 +26,16 @@ from openv_shared.contracts.facts import (
     StorageObjectImported,
     StorageObjectsDeleted,
 )
-from openv_shared.contracts.video import ErrorCode, VideoStatus
-from openv_shared.storage_keys import video_prefix
+from openv_contracts.storage_keys import video_prefix
+from openv_contracts.video import ErrorCode, VideoStatus
+from openv_jobs.domain.timers import (
+    QueuedTooLong,
+    SilentTooLong,
+    queued_too_long_reason,
+    silent_too_long_reason,
+)
+from openv_jobs.domain.usage import Limits, Usage
+from openv_jobs.domain.video import VideoState, can_move
 
 
 def decide_request(

@@ -3,10 +3,10 @@ readers and the rebuild share these, which is why a rebuild gives exactly the li
 
 from datetime import datetime
 
+from openv_contracts.base import Message
 from openv_jobs.domain import usage as usage_rules
 from openv_jobs.domain.usage import Usage
 from openv_jobs.domain.video import VideoState, evolve, start
-from openv_shared.contracts.base import Message
 
 
 def fold_video(state: VideoState | None, event: Message, user_id: str, at: datetime) -> VideoState:

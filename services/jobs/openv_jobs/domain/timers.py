@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Final
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from openv_shared.contracts.base import Message
+from openv_contracts.base import Message
 
 _TIMER_IDS: Final = uuid5(NAMESPACE_URL, "https://openv.dev/jobs/timers")
 

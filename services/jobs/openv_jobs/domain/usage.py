@@ -3,9 +3,8 @@
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from openv_jobs.domain.video import VideoState
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.events import (
+from openv_contracts.base import Message
+from openv_contracts.events import (
     VideoAccepted,
     VideoCancelled,
     VideoCompleted,
@@ -13,7 +12,8 @@ from openv_shared.contracts.events import (
     VideoFailed,
     VideoTimedOut,
 )
-from openv_shared.contracts.video import ACTIVE_STATUSES, VideoStatus
+from openv_contracts.video import ACTIVE_STATUSES, VideoStatus
+from openv_jobs.domain.video import VideoState
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from uuid import UUID
 
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.events import (
+from openv_contracts.base import Message
+from openv_contracts.events import (
     VideoAccepted,
     VideoCancelled,
     VideoCompleted,
@@ -18,7 +18,7 @@ from openv_shared.contracts.events import (
     VideoSubmitted,
     VideoTimedOut,
 )
-from openv_shared.contracts.video import ACTIVE_STATUSES, VideoParams, VideoStatus
+from openv_contracts.video import ACTIVE_STATUSES, VideoParams, VideoStatus
 
 # Forward-only order: a status may only move to a higher rank (deleted follows anything).
 _RANK: dict[VideoStatus, int] = {

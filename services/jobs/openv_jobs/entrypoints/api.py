@@ -6,9 +6,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from openv_contracts.queries import EventPage, UsageView, VideoPage, VideoView
+from openv_contracts.video import VideoStatus
 from openv_jobs.adapters.queries import InvalidCursor, Queries
-from openv_shared.contracts.queries import EventPage, UsageView, VideoPage, VideoView
-from openv_shared.contracts.video import VideoStatus
 
 router = APIRouter(prefix="/internal")
 

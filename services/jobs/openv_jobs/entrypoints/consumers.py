@@ -2,11 +2,10 @@
 
 from faststream.kafka import KafkaBroker
 
+from openv_contracts import Envelope, topics
+from openv_infra.kafka import batch_options, consumer_options, envelope_consumer
+from openv_infra.settings import KafkaSettings
 from openv_jobs.service_layer.handlers import JobsService
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.kafka import batch_options, consumer_options, envelope_consumer
-from openv_shared.settings import KafkaSettings
 
 GROUP_ID = "openv-jobs"
 

@@ -5,8 +5,8 @@
 revision, it opens the database of `Settings()` (OPENV_DATABASE_URL).
 """
 
+from openv_infra.db import make_engine
 from openv_jobs.adapters.migrations import MIGRATIONS
 from openv_jobs.config import Settings
-from openv_shared.db import make_engine
 
 MIGRATIONS.run_env(lambda: make_engine(Settings()))

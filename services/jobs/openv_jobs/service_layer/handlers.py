@@ -19,6 +19,11 @@ from uuid import UUID
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_contracts import Envelope, Message
+from openv_contracts.commands import RequestVideo
+from openv_contracts.envelope import derived_event_id
+from openv_contracts.events import video_stream_id
+from openv_infra.failures import PermanentError
 from openv_jobs.adapters import metrics, projections
 from openv_jobs.adapters.append_connection import AppendConnection
 from openv_jobs.adapters.event_store import (
@@ -32,11 +37,6 @@ from openv_jobs.domain.projection import apply_event
 from openv_jobs.domain.usage import Limits, Usage, period_of
 from openv_jobs.domain.video import VideoState
 from openv_jobs.service_layer.state_cache import StateCache
-from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.commands import RequestVideo
-from openv_shared.contracts.envelope import derived_event_id
-from openv_shared.contracts.events import video_stream_id
-from openv_shared.failures import PermanentError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

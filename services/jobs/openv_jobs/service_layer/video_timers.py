@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openv_contracts import Envelope
 from openv_jobs.domain.timers import (
     QueuedTooLong,
     SilentTooLong,
@@ -29,7 +30,6 @@ from openv_jobs.domain.timers import (
     silent_too_long_id,
 )
 from openv_jobs.service_layer.handlers import JobsService
-from openv_shared.contracts import Envelope
 
 log = logging.getLogger(__name__)
 

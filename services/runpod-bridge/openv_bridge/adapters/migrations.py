@@ -4,7 +4,7 @@ from pathlib import Path
 
 from openv_bridge.adapters import submissions
 from openv_bridge.config import Settings
-from openv_shared.migrations import Baseline, Migrations, module_metadata
+from openv_infra.migrations import Baseline, Migrations, module_metadata
 
 MIGRATIONS = Migrations(
     script_location=Path(__file__).resolve().parent.parent / "migrations",

@@ -37,8 +37,8 @@ from openv_bridge.adapters.runpod_limits import RUNPOD_LIMITS, RouteBusy, RouteL
 from openv_bridge.domain.rate_limits import RouteLimit, throttled_hold
 from openv_bridge.domain.reports import MAX_MESSAGE, clean_text, is_job_id
 from openv_bridge.domain.runpod_access import AccessState, Verdict, classify
-from openv_shared.http import async_client
-from openv_shared.segments import path_segment
+from openv_contracts.segments import path_segment
+from openv_infra.http import async_client
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class InvalidJobId(ValueError):
 
 
 def _segment(value: str) -> str:
-    """`value` as one URL path segment (openv_shared.segments); an empty or dots-only value
+    """`value` as one URL path segment (openv_contracts.segments); an empty or dots-only value
     is refused rather than encoded: no RunPod id looks like that."""
     if value.strip(".") == "":
         raise ValueError(f"{value!r} cannot be a URL path segment")

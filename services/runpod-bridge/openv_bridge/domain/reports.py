@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from openv_shared.contracts.facts import MAX_URL
-from openv_shared.contracts.video import ErrorCode
-from openv_shared.json_depth import nesting_exceeds
-from openv_shared.mp4 import looks_like_mp4
-from openv_shared.redact import redact
+from openv_contracts.facts import MAX_URL
+from openv_contracts.video import ErrorCode
+from openv_infra.json_depth import nesting_exceeds
+from openv_infra.mp4 import looks_like_mp4
+from openv_infra.redact import redact
 
 KNOWN_STATUSES = frozenset(
     {"IN_QUEUE", "IN_PROGRESS", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
@@ -49,7 +49,7 @@ def is_job_id(value: object) -> bool:
 
 
 def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Whether a webhook body nests deeper than `limit` (see openv_shared.json_depth)."""
+    """Whether a webhook body nests deeper than `limit` (see openv_infra.json_depth)."""
     return nesting_exceeds(raw, limit)
 
 

@@ -27,7 +27,7 @@ from enum import Enum, StrEnum
 from typing import Any
 from uuid import UUID, uuid5
 
-from openv_shared.contracts.events import VideoAccepted
+from openv_contracts.events import VideoAccepted
 
 
 class SubmissionState(StrEnum):

@@ -11,8 +11,8 @@ import hashlib
 import hmac
 from uuid import UUID
 
-from openv_shared.mp4 import MP4_HEAD_BYTES, looks_like_mp4
-from openv_shared.storage_keys import video_uploads_prefix
+from openv_contracts.storage_keys import video_uploads_prefix
+from openv_infra.mp4 import MP4_HEAD_BYTES, looks_like_mp4
 
 #: Bytes read from the start of an upload to recognise an MP4.
 HEAD_BYTES = MP4_HEAD_BYTES

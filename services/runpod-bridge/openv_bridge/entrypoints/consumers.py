@@ -14,15 +14,14 @@ from faststream.kafka import KafkaBroker
 
 from openv_bridge.config import Settings
 from openv_bridge.service_layer.bridge import BridgeService
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import (
+from openv_contracts import Envelope, topics
+from openv_contracts.events import (
     VideoAccepted,
     VideoCancelled,
     VideoDeleted,
     VideoTimedOut,
 )
-from openv_shared.kafka import (
+from openv_infra.kafka import (
     BatchHandler,
     batch_options,
     consumer_options,

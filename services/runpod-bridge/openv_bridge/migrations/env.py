@@ -7,6 +7,6 @@ revision, it opens the database of `Settings()` (OPENV_DATABASE_URL).
 
 from openv_bridge.adapters.migrations import MIGRATIONS
 from openv_bridge.config import Settings
-from openv_shared.db import make_engine
+from openv_infra.db import make_engine
 
 MIGRATIONS.run_env(lambda: make_engine(Settings()))

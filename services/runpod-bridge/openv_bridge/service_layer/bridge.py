@@ -47,15 +47,14 @@ from openv_bridge.service_layer.uploads import (
     discard_uploads,
     take_upload,
 )
-from openv_shared import telemetry
-from openv_shared.contracts import Envelope, Message
-from openv_shared.contracts.events import (
+from openv_contracts import Envelope, Message
+from openv_contracts.events import (
     VideoAccepted,
     VideoCancelled,
     VideoDeleted,
     VideoTimedOut,
 )
-from openv_shared.contracts.facts import (
+from openv_contracts.facts import (
     RunPodJobCancelled,
     RunPodJobCompleted,
     RunPodJobFailed,
@@ -64,9 +63,10 @@ from openv_shared.contracts.facts import (
     RunPodJobSubmitted,
     RunPodJobTimedOut,
 )
-from openv_shared.contracts.video import ErrorCode, VideoStatus
-from openv_shared.failures import is_transient
-from openv_shared.storage_keys import video_output_key
+from openv_contracts.storage_keys import video_output_key
+from openv_contracts.video import ErrorCode, VideoStatus
+from openv_infra import telemetry
+from openv_infra.failures import is_transient
 
 log = logging.getLogger(__name__)
 

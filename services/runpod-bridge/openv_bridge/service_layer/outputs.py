@@ -15,9 +15,9 @@ from openv_bridge.adapters.runpod_client import AnswerTooLarge
 from openv_bridge.adapters.submissions import Submission
 from openv_bridge.domain import reports
 from openv_bridge.domain.submissions import SubmissionState
-from openv_shared.contracts import Message
-from openv_shared.contracts.facts import RunPodJobCompleted, RunPodJobFailed
-from openv_shared.contracts.video import ErrorCode
+from openv_contracts import Message
+from openv_contracts.facts import RunPodJobCompleted, RunPodJobFailed
+from openv_contracts.video import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from openv_bridge.adapters.object_store import ObjectStore
 from openv_bridge.adapters.submissions import Submission
 from openv_bridge.domain.uploads import HEAD_BYTES, check_order, upload_problem
-from openv_shared.storage_keys import video_uploads_prefix
+from openv_contracts.storage_keys import video_uploads_prefix
 
 log = logging.getLogger(__name__)
 

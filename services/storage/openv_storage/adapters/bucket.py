@@ -1,6 +1,6 @@
 """The video bucket through the `minio` client (blocking calls run in a thread).
 
-The client is built here rather than with `openv_shared.s3.make_minio` because the storage
+The client is built here rather than with `openv_infra.s3.make_minio` because the storage
 service owns its retries (bounded, with backoff, then dead-letter): urllib3's own retries are
 off and every call has a short timeout, so an unreachable S3 fails fast into that policy.
 """
@@ -18,7 +18,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 
-from openv_shared.settings import S3Settings
+from openv_infra.settings import S3Settings
 from openv_storage.domain.sweep import StoredObject
 
 T = TypeVar("T")

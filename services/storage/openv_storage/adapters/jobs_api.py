@@ -6,9 +6,9 @@ from uuid import UUID
 import httpx
 from pydantic import ValidationError
 
-from openv_shared.contracts.queries import VideoPage, VideoView
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.http import async_client
+from openv_contracts.queries import VideoPage, VideoView
+from openv_contracts.video import VideoStatus
+from openv_infra.http import async_client
 
 PAGE_SIZE = 100
 

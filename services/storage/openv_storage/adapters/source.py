@@ -19,7 +19,7 @@ from typing import Final
 import httpcore
 import httpx
 
-from openv_shared.http import AsyncioBackend, AsyncioTransport, async_client
+from openv_infra.http import AsyncioBackend, AsyncioTransport, async_client
 from openv_storage.domain.imports import (
     AddressPolicy,
     ImportRefused,

@@ -1,6 +1,6 @@
 """The object-key scheme, as the storage service reads it.
 
-Every object of a video lives under one prefix (built by `openv_shared.storage_keys`):
+Every object of a video lives under one prefix (built by `openv_contracts.storage_keys`):
 
     videos/{user_id}/{video_id}/            the video's prefix (`video_prefix`)
     videos/{user_id}/{video_id}/video.mp4   the rendered or imported result (`video_output_key`)
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
-from openv_shared.segments import is_user_id
-from openv_shared.storage_keys import video_prefix
+from openv_contracts.segments import is_user_id
+from openv_contracts.storage_keys import video_prefix
 
 ROOT: Final = "videos/"
 
@@ -50,7 +50,7 @@ def parse_video_key(key: str) -> VideoKey | None:
     """The video an object key belongs to, or None if the key does not follow the scheme.
 
     `videos/{user_id}/{video_id}/{rest}` with a user id as the gateway admits them (so the
-    key's segment is the id itself, see `openv_shared.segments`), a canonical UUID and no
+    key's segment is the id itself, see `openv_contracts.segments`), a canonical UUID and no
     empty, `.` or `..` segment.
     """
     if not key.startswith(ROOT):

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoStatus
+from openv_contracts.queries import VideoView
+from openv_contracts.video import VideoStatus
 from openv_storage.domain.keys import VideoKey, parse_video_key
 
 

@@ -22,12 +22,11 @@ from uuid import UUID
 
 from faststream.kafka import KafkaBroker
 
-from openv_shared import topics
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
-from openv_shared.failures import PermanentError, TransientError
-from openv_shared.kafka import (
+from openv_contracts import Envelope, topics
+from openv_contracts.events import VideoDeleted
+from openv_contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
+from openv_infra.failures import PermanentError, TransientError
+from openv_infra.kafka import (
     EnvelopeHandler,
     batch_options,
     consumer_options,

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import uuid5
 
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.events import VideoDeleted
-from openv_shared.contracts.facts import RunPodJobCompleted, StorageObjectsDeleted
-from openv_shared.contracts.video import VideoStatus
-from openv_shared.failures import PermanentError, TransientError
-from openv_shared.storage_keys import video_prefix
+from openv_contracts import Envelope
+from openv_contracts.events import VideoDeleted
+from openv_contracts.facts import RunPodJobCompleted, StorageObjectsDeleted
+from openv_contracts.storage_keys import video_prefix
+from openv_contracts.video import VideoStatus
+from openv_infra.failures import PermanentError, TransientError
 from openv_storage.adapters.bucket import StorageUnavailable
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.domain.keys import is_video_prefix

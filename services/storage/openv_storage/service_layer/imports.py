@@ -19,15 +19,15 @@ from enum import Enum
 from typing import Protocol
 from uuid import UUID, uuid5
 
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.facts import (
+from openv_contracts import Envelope
+from openv_contracts.facts import (
     RunPodJobOutputAtUrl,
     StorageImportFailed,
     StorageObjectImported,
 )
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import ACTIVE_STATUSES, VideoStatus
-from openv_shared.mp4 import MP4_HEAD_BYTES, looks_like_mp4
+from openv_contracts.queries import VideoView
+from openv_contracts.video import ACTIVE_STATUSES, VideoStatus
+from openv_infra.mp4 import MP4_HEAD_BYTES, looks_like_mp4
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import CappedBody, SourceUnavailable, UrlSource

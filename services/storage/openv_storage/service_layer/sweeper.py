@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 from uuid import UUID, uuid5
 
-from openv_shared.contracts import Envelope
-from openv_shared.contracts.facts import StorageObjectsDeleted
-from openv_shared.contracts.queries import VideoView
-from openv_shared.contracts.video import VideoStatus
+from openv_contracts import Envelope
+from openv_contracts.facts import StorageObjectsDeleted
+from openv_contracts.queries import VideoView
+from openv_contracts.video import VideoStatus
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable
 from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.domain.keys import ROOT

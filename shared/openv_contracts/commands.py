@@ -2,8 +2,8 @@
 
 from uuid import UUID
 
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.video import Prompt, VideoParams
+from openv_contracts.base import Message
+from openv_contracts.video import Prompt, VideoParams
 
 
 class RequestVideo(Message):

@@ -11,11 +11,11 @@ import sniffio
 import uvicorn
 from fastapi import FastAPI
 
-from openv_shared.admin import create_admin_app
-from openv_shared.logging import configure_logging
-from openv_shared.metrics import install_metrics
-from openv_shared.settings import BaseServiceSettings, refuse_development_defaults
-from openv_shared.telemetry import instrument_app, setup_tracing, shutdown_tracing
+from openv_infra.admin import create_admin_app
+from openv_infra.logging import configure_logging
+from openv_infra.metrics import install_metrics
+from openv_infra.settings import BaseServiceSettings, refuse_development_defaults
+from openv_infra.telemetry import instrument_app, setup_tracing, shutdown_tracing
 
 S = TypeVar("S", bound=BaseServiceSettings)
 

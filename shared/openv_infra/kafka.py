@@ -18,10 +18,10 @@ from opentelemetry import propagate, trace
 from prometheus_client import Counter
 from pydantic import WithJsonSchema
 
-from openv_shared import metrics, telemetry, topics
-from openv_shared.contracts import Envelope
-from openv_shared.failures import TransientError, is_transient
-from openv_shared.settings import KafkaSettings
+from openv_contracts import Envelope, topics
+from openv_infra import metrics, telemetry
+from openv_infra.failures import TransientError, is_transient
+from openv_infra.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ def envelope_consumer(
 
     No message can hold up its partition for ever:
     - undecodable messages are dead-lettered with the reason (and acknowledged);
-    - a transient failure (`openv_shared.failures.is_transient`, plus this service's
+    - a transient failure (`openv_infra.failures.is_transient`, plus this service's
       `transient` types) is raised after a pause growing from `retry_delay_s` to
       `retry_delay_max_s`, so the batch is redelivered (subscribers use
       AckPolicy.NACK_ON_ERROR) once the dependency is back;

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Status
 
-from openv_shared.redact import redact, redact_attributes
+from openv_infra.redact import redact, redact_attributes
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
 
 class RedactingSpanExporter(SpanExporter):
-    """Hands `inner` each span with secrets in URLs redacted (see `openv_shared.redact`):
+    """Hands `inner` each span with secrets in URLs redacted (see `openv_infra.redact`):
     the webhook token in the server span's `http.target`/`url.query`, a presigned signature
     in a client span's `url.full`, either in an exception event's message."""
 

@@ -31,7 +31,7 @@ from typing import Any, cast
 import httpcore
 import httpx
 
-from openv_shared import telemetry
+from openv_infra import telemetry
 
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]

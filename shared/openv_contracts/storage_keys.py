@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from openv_shared.segments import path_segment
+from openv_contracts.segments import path_segment
 
 
 def video_prefix(user_id: str, video_id: UUID) -> str:

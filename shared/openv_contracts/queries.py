@@ -6,9 +6,9 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from openv_shared.contracts.envelope import Envelope
-from openv_shared.contracts.events import VideoAccepted, VideoRejected
-from openv_shared.contracts.video import VideoParams, VideoStatus
+from openv_contracts.envelope import Envelope
+from openv_contracts.events import VideoAccepted, VideoRejected
+from openv_contracts.video import VideoParams, VideoStatus
 
 _DECISIONS = frozenset({VideoAccepted.TYPE, VideoRejected.TYPE})
 

@@ -43,8 +43,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openv_shared.db import make_engine
-from openv_shared.settings import DatabaseSettings
+from openv_infra.db import make_engine
+from openv_infra.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from uuid import NAMESPACE_OID, UUID, SafeUUID, uuid4, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openv_shared.contracts.base import Message, message_class
-from openv_shared.contracts.upcasting import upcast
-from openv_shared.telemetry import current_trace_context
+from openv_contracts.base import Message, message_class
+from openv_contracts.upcasting import upcast
+from openv_infra.telemetry import current_trace_context
 
 
 def utcnow() -> datetime:

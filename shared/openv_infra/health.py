@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
-from openv_shared.admin import admin_router
+from openv_infra.admin import admin_router
 
 if TYPE_CHECKING:  # the services without a database do not load SQLAlchemy (~19 MB of RSS)
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -5,8 +5,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from openv_shared.redact import redact
-from openv_shared.telemetry import current_ids
+from openv_infra.redact import redact
+from openv_infra.telemetry import current_ids
 
 
 class JsonFormatter(logging.Formatter):

@@ -2,7 +2,7 @@
 
 from minio import Minio
 
-from openv_shared.settings import S3Settings
+from openv_infra.settings import S3Settings
 
 
 def make_minio(settings: S3Settings, *, public: bool = False) -> Minio:

@@ -8,9 +8,9 @@ from uuid import UUID
 
 from pydantic import Field
 
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.upcasting import upcaster
-from openv_shared.contracts.video import ErrorCode, VideoParams, VideoStatus
+from openv_contracts.base import Message
+from openv_contracts.upcasting import upcaster
+from openv_contracts.video import ErrorCode, VideoParams, VideoStatus
 
 
 def video_stream_id(video_id: UUID) -> str:

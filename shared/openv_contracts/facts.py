@@ -7,8 +7,8 @@ from uuid import UUID
 
 from pydantic import Field
 
-from openv_shared.contracts.base import Message
-from openv_shared.contracts.video import ErrorCode
+from openv_contracts.base import Message
+from openv_contracts.video import ErrorCode
 
 #: Longest result URL a fact carries; the bridge fails a video whose worker returned a longer one.
 MAX_URL = 4096

@@ -6,7 +6,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import await_
 
-from openv_shared.settings import DatabaseSettings
+from openv_infra.settings import DatabaseSettings
 
 
 def asyncpg_dsn(settings: DatabaseSettings) -> str:
