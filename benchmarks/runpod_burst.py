@@ -36,7 +36,8 @@ from openv_contracts.events import VideoAccepted
 from openv_contracts.storage_keys import video_prefix
 from openv_contracts.video import VideoParams
 from openv_infra.db import make_engine
-from openv_infra.kafka import make_broker, publish
+from openv_infra.kafka import make_broker
+from openv_infra.publishing import publish
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres, TansuBroker
 from openv_runpod_sim.app import create_app

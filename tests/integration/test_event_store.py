@@ -26,7 +26,8 @@ from openv_contracts.facts import (
     StorageObjectsDeleted,
 )
 from openv_contracts.video import VideoParams, VideoStatus
-from openv_infra.kafka import make_broker, publish_many
+from openv_infra.kafka import make_broker
+from openv_infra.publishing import publish_many
 from openv_infra.settings import KafkaSettings
 from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import (

@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from openv_contracts import Envelope
 from openv_contracts.commands import CancelVideo
 from openv_infra import kafka as shared_kafka
+from openv_infra import publishing
 from openv_infra.settings import KafkaSettings
 from openv_localstack.servers import TansuBroker
 
@@ -51,7 +52,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(shared_kafka, "_tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(publishing, "_tracer", provider.get_tracer("test"))
     return exporter
 
 
@@ -89,7 +90,7 @@ async def test_published_records_carry_the_envelope_its_headers_and_the_span_con
     before = counted("openv_kafka_published_messages_total", topic)
     sent = [envelope() for _ in range(5)]
     # One key: one partition, so the broker's order is the order given.
-    await shared_kafka.publish_many(broker, topic, [(e, "one-key") for e in sent])
+    await publishing.publish_many(broker, topic, [(e, "one-key") for e in sent])
 
     records = await read_all(kafka.bootstrap, topic, 5)
     assert [Envelope.model_validate_json(r.value).event_id for r in records] == [  # type: ignore[attr-defined]
@@ -119,7 +120,7 @@ async def test_a_message_the_producer_refuses_is_raised_counted_and_its_span_fai
     # Over the producer's max_request_size (1 MiB): refused before anything is sent.
     too_big = envelope({"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "x": "a" * 2**21})
     with pytest.raises(MessageSizeTooLargeError):
-        await shared_kafka.publish_many(broker, topic, [(envelope(), "k"), (too_big, "k")])
+        await publishing.publish_many(broker, topic, [(envelope(), "k"), (too_big, "k")])
     # The first was handed to the producer and delivered; the refused one is the error.
     assert counted("openv_kafka_publish_errors_total", topic) == errors_before + 1
     assert counted("openv_kafka_published_messages_total", topic) == published_before + 1
@@ -136,4 +137,4 @@ async def test_an_unconnected_broker_is_a_clear_error(kafka: TansuBroker, topic:
     )
     # FastStream's own error, as broker.publish gave before the broker connects.
     with pytest.raises(IncorrectState, match="connect broker first"):
-        await shared_kafka.publish(broker, topic, envelope(), "k")
+        await publishing.publish(broker, topic, envelope(), "k")

@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from openv_contracts import Envelope
 from openv_contracts.events import VideoSubmitted
-from openv_infra import kafka
+from openv_infra import consuming
 from openv_infra.failures import PermanentError, TransientError, is_transient
 
 
@@ -96,7 +96,7 @@ def test_a_services_own_transient_failures_count() -> None:
 
 
 def test_backoff_grows_to_its_bound_and_starts_over_after_a_success() -> None:
-    backoff = kafka.Backoff(0.5, 4.0)
+    backoff = consuming.Backoff(0.5, 4.0)
     assert [backoff.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     backoff.reset()
     assert backoff.next_delay() == 0.5
@@ -124,12 +124,12 @@ def dead(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, str]]:
     async def dead_letter(_broker: object, _service: str, record: Any, reason: str) -> None:
         letters.append((record, reason))
 
-    monkeypatch.setattr(kafka, "dead_letter", dead_letter)
+    monkeypatch.setattr(consuming, "dead_letter", dead_letter)
     return letters
 
 
-def _consumer(handle: kafka.BatchHandler, **options: Any) -> Any:
-    return kafka.envelope_consumer(
+def _consumer(handle: consuming.BatchHandler, **options: Any) -> Any:
+    return consuming.envelope_consumer(
         None,  # type: ignore[arg-type]
         "jobs",
         handle,
@@ -212,7 +212,7 @@ async def test_a_delivery_starts_no_message_that_could_outlast_its_poll_interval
     """Each message may take up to 10 s; the delivery has 25 s: two are handled, the rest
     wait for the redelivery (no eviction mid-batch), and nothing is dead-lettered."""
     now = 1000.0
-    monkeypatch.setattr(kafka, "_clock", lambda: now)
+    monkeypatch.setattr(consuming, "_clock", lambda: now)
     handled: list[str] = []
 
     async def handle_one(envelope: Envelope) -> None:
@@ -220,7 +220,7 @@ async def test_a_delivery_starts_no_message_that_could_outlast_its_poll_interval
         now += 10.0  # a deletion that spends its whole retry budget, then succeeds
         handled.append(envelope.data["runpod_job_id"])
 
-    consumer = _consumer(kafka.one_at_a_time(handle_one), time_budget_s=25, message_time_s=10)
+    consumer = _consumer(consuming.one_at_a_time(handle_one), time_budget_s=25, message_time_s=10)
     batch = tuple(_record(_envelope(name), n) for n, name in enumerate("abcde"))
     with pytest.raises(TransientError, match="3 messages left"):
         await consumer(batch)
@@ -228,7 +228,7 @@ async def test_a_delivery_starts_no_message_that_could_outlast_its_poll_interval
     assert dead == []
     # The redelivery starts afresh; quick messages all fit.
     handled.clear()
-    monkeypatch.setattr(kafka, "_clock", lambda: 5000.0)
+    monkeypatch.setattr(consuming, "_clock", lambda: 5000.0)
     await consumer(batch)
     assert handled == ["a", "b", "c", "d", "e"]
 
@@ -237,14 +237,14 @@ async def test_isolating_a_poison_message_stays_within_the_delivery_time(
     dead: list[tuple[Any, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = 1000.0
-    monkeypatch.setattr(kafka, "_clock", lambda: now)
+    monkeypatch.setattr(consuming, "_clock", lambda: now)
 
     async def handle_one(envelope: Envelope) -> None:
         nonlocal now
         now += 10.0
         raise PermanentError("S3 down for longer than the retry budget")
 
-    consumer = _consumer(kafka.one_at_a_time(handle_one), time_budget_s=25, message_time_s=10)
+    consumer = _consumer(consuming.one_at_a_time(handle_one), time_budget_s=25, message_time_s=10)
     batch = tuple(_record(_envelope(name), n) for n, name in enumerate("abcd"))
     with pytest.raises(TransientError, match="3 messages left"):
         await consumer(batch)

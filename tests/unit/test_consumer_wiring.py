@@ -13,7 +13,7 @@ from openv_bridge.entrypoints import consumers as bridge_consumers
 from openv_contracts import topics
 from openv_gateway.adapters.video_feed import VideoFeed
 from openv_gateway.config import Settings as GatewaySettings
-from openv_infra import kafka
+from openv_infra import consuming
 from openv_infra.settings import KafkaSettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.entrypoints import consumers as jobs_consumers
@@ -107,7 +107,7 @@ def test_storage_batches_fit_their_poll_interval() -> None:
         }
         for group, message_s in worst.items():
             interval_s = groups[group]._connection_args["max_poll_interval_ms"] / 1000
-            delivery_s = kafka.delivery_time_s(message_s, message_s)
+            delivery_s = consuming.delivery_time_s(message_s, message_s)
             assert delivery_s >= 2 * message_s
             assert interval_s >= delivery_s + 30, group
 

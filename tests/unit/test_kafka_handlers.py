@@ -7,7 +7,7 @@ import pytest
 
 from openv_contracts import Envelope
 from openv_contracts.events import VideoSubmitted, video_stream_id
-from openv_infra.kafka import per_key_concurrently
+from openv_infra.consuming import per_key_concurrently
 
 
 def event(video: str, n: int) -> Envelope:

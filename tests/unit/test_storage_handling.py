@@ -254,7 +254,8 @@ async def test_a_consumer_for_some_types_skips_the_others_unread() -> None:
     from typing import Any
 
     from openv_contracts.events import VideoSubmitted
-    from openv_infra.kafka import envelope_consumer, kafka_headers
+    from openv_infra.consuming import envelope_consumer
+    from openv_infra.publishing import kafka_headers
 
     def record(envelope: Envelope | None, headers: bool = True) -> SimpleNamespace:
         if envelope is None:  # a submitted event's header on an unreadable value

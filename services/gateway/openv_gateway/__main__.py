@@ -1,8 +1,13 @@
-"""`python -m openv_gateway`: serve the public REST API."""
+"""`python -m openv_gateway [serve]`: serve the public REST API."""
 
 from openv_gateway.config import Settings
 from openv_gateway.main import create_app
-from openv_infra.serve import run_service
+from openv_infra.cli import service_main
+
+
+def main() -> None:
+    service_main("gateway", Settings, create_app, package="openv_gateway")
+
 
 if __name__ == "__main__":
-    run_service("gateway", Settings(), create_app)
+    main()

@@ -1,8 +1,6 @@
 """Composition root of the gateway: the public REST API."""
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +25,8 @@ from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
 from openv_infra.health import broker_check, install_readiness
 from openv_infra.kafka import make_broker
+from openv_infra.lifecycle import Step
+from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.s3 import make_minio
 
 log = logging.getLogger(__name__)
@@ -100,19 +100,13 @@ def create_app(settings: Settings) -> FastAPI:
         else None
     )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
+    async def start_feed() -> None:
         feed.start()
-        try:
-            yield
-        finally:
-            await feed.stop()
-            await live.close()
-            await broker.stop()
-            await jobs.aclose()
-            if jwks is not None:
-                await jwks.aclose()
+
+    close: list[Step] = [feed.stop, live.close, broker.stop, jobs.aclose]
+    if jwks is not None:
+        close.append(jwks.aclose)
+    lifespan = service_lifespan(start=[broker.start, start_feed], close=close)
 
     app = FastAPI(
         title="OpenV API",

@@ -1,17 +1,15 @@
 """Composition root of the jobs service: database, broker, relay, query API."""
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 from fastapi import FastAPI
 
 from openv_contracts import topics
 from openv_infra.admin import INTERNAL_DOCS
 from openv_infra.db import asyncpg_dsn, make_engine
 from openv_infra.health import broker_check, database_check, install_health
-from openv_infra.kafka import make_broker, publish_many
+from openv_infra.kafka import make_broker
+from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.metrics import watch_consumer_lag
+from openv_infra.publishing import publish_many, video_key
 from openv_jobs.adapters import metrics, migrations
 from openv_jobs.adapters.event_store import RecordedEvent
 from openv_jobs.adapters.queries import Queries
@@ -41,9 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def publish_events(batch: list[RecordedEvent]) -> None:
         await publish_many(
-            broker,
-            topics.VIDEO_EVENTS,
-            [(r.envelope, str(r.envelope.data["video_id"])) for r in batch],
+            broker, topics.VIDEO_EVENTS, [(r.envelope, video_key(r.envelope)) for r in batch]
         )
 
     relay = Relay(asyncpg_dsn(settings), publish_events, settings.relay_batch_size)
@@ -59,26 +55,17 @@ def create_app(settings: Settings) -> FastAPI:
         settings.queued_timeout_check_s,
     )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        tasks = [
-            asyncio.create_task(timers.run(), name="video-timers"),
-            asyncio.create_task(relay.run(), name="relay"),
-            asyncio.create_task(projector.run(), name="projector"),
-            asyncio.create_task(metrics.refresh_video_counts(engine), name="video-counts"),
-            asyncio.create_task(watch_consumer_lag(broker, "jobs"), name="lag"),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await broker.stop()
-            await service.close()
-            await engine.dispose()
-
+    lifespan = service_lifespan(
+        start=[broker.start],
+        tasks={
+            "video-timers": timers.run,
+            "relay": relay.run,
+            "projector": projector.run,
+            "video-counts": lambda: metrics.refresh_video_counts(engine),
+            "lag": lambda: watch_consumer_lag(broker, "jobs"),
+        },
+        close=[broker.stop, service.close, engine.dispose],
+    )
     app = FastAPI(title="OpenV jobs (internal)", lifespan=lifespan, **INTERNAL_DOCS)
     app.state.queries = Queries(engine, settings.limits)
     app.state.service = service

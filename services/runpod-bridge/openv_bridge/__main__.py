@@ -1,26 +1,26 @@
 """`python -m openv_bridge [serve | migrate]`: serve the webhook receiver and consume video
 events (the default), or bring the bridge's database schema to the latest migration."""
 
-import argparse
-import asyncio
+from collections.abc import Mapping
 
 from openv_bridge.adapters import migrations
 from openv_bridge.config import Settings
 from openv_bridge.main import create_app
-from openv_infra.logging import configure_logging
-from openv_infra.serve import run_service
+from openv_infra.cli import Task, service_main
+
+
+async def _migrate(settings: Settings, flags: Mapping[str, bool]) -> None:
+    await migrations.upgrade(settings)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="openv_bridge")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = Settings()
-    if args.command == "serve":
-        run_service("runpod-bridge", settings, create_app)
-        return
-    configure_logging("runpod-bridge", settings.log_level)
-    asyncio.run(migrations.upgrade(settings))
+    service_main(
+        "runpod-bridge",
+        Settings,
+        create_app,
+        {"migrate": Task("bring the database schema to the latest migration", _migrate)},
+        package="openv_bridge",
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,5 @@
 """Composition root of the RunPod bridge."""
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,12 +12,14 @@ from openv_bridge.config import Settings
 from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler
-from openv_contracts import Envelope, topics
+from openv_contracts import topics
 from openv_infra.admin import INTERNAL_DOCS
 from openv_infra.db import make_engine
 from openv_infra.health import Check, broker_check, database_check, install_health
-from openv_infra.kafka import make_broker, publish
+from openv_infra.kafka import make_broker
+from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.metrics import watch_consumer_lag
+from openv_infra.publishing import video_publisher
 from openv_infra.s3 import make_minio
 
 
@@ -74,31 +73,20 @@ def create_app(settings: Settings) -> FastAPI:
         make_minio(settings), make_minio(settings, public=True), settings.s3_bucket
     )
 
-    async def publish_fact(envelope: Envelope) -> None:
-        await publish(broker, topics.RUNPOD_EVENTS, envelope, key=str(envelope.data["video_id"]))
-
+    publish_fact = video_publisher(broker, topics.RUNPOD_EVENTS)
     bridge = BridgeService(settings, runpod, submissions, objects, publish_fact)
     reconciler = Reconciler(bridge, submissions, settings)
     consumers.register(broker, bridge, settings)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        # State lives in Postgres: after a restart this picks up every job still in flight.
-        tasks = [
-            asyncio.create_task(reconciler.run_forever(), name="reconciler"),
-            asyncio.create_task(watch_consumer_lag(broker, "runpod-bridge"), name="lag"),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await broker.stop()
-            await runpod.aclose()
-            await engine.dispose()
-
+    lifespan = service_lifespan(
+        start=[broker.start],
+        tasks={
+            # State lives in Postgres: after a restart this picks up every job still in flight.
+            "reconciler": reconciler.run_forever,
+            "lag": lambda: watch_consumer_lag(broker, "runpod-bridge"),
+        },
+        close=[broker.stop, runpod.aclose, engine.dispose],
+    )
     app = FastAPI(title="OpenV RunPod bridge", lifespan=lifespan, **INTERNAL_DOCS)
     app.state.bridge = bridge
     app.state.reconciler = reconciler

@@ -6,36 +6,35 @@ counts and the ids of completed videos whose file is missing (exit code 1 if som
 not be swept); `--no-report` skips publishing purges of deleted videos (no Kafka needed).
 """
 
-import argparse
-import asyncio
-import sys
+from collections.abc import Mapping
 
-from openv_infra.logging import configure_logging
-from openv_infra.serve import run_service
+from openv_infra.cli import Task, service_main
 from openv_storage.config import Settings
 from openv_storage.main import create_app, sweep_once
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="openv_storage")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "sweep"])
-    parser.add_argument(
-        "--no-report",
-        action="store_true",
-        help="sweep: do not publish StorageObjectsDeleted for purged deleted videos",
-    )
-    args = parser.parse_args()
-    settings = Settings()
-    if args.command == "serve":
-        run_service("storage", settings, create_app)
-        return
-    configure_logging("storage", settings.log_level)
-    report = asyncio.run(sweep_once(settings, report_facts=not args.no_report))
+async def _sweep(settings: Settings, flags: Mapping[str, bool]) -> int:
+    report = await sweep_once(settings, report_facts=not flags["no-report"])
     print(report.summary(), flush=True)
     for video_id in report.missing_videos or []:
         print(f"missing: {video_id}", flush=True)
-    if report.errors:
-        sys.exit(1)
+    return 1 if report.errors else 0
+
+
+def main() -> None:
+    service_main(
+        "storage",
+        Settings,
+        create_app,
+        {
+            "sweep": Task(
+                "sweep the bucket once and print what was found",
+                _sweep,
+                {"no-report": "do not publish StorageObjectsDeleted for purged deleted videos"},
+            )
+        },
+        package="openv_storage",
+    )
 
 
 if __name__ == "__main__":

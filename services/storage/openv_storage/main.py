@@ -1,20 +1,20 @@
 """Composition root of the storage service: bucket, import source, jobs API, broker, sweeper."""
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
-from openv_contracts import Envelope, topics
+from openv_contracts import topics
 from openv_infra.admin import INTERNAL_DOCS, admin_router
 from openv_infra.health import broker_check, install_health
-from openv_infra.kafka import make_broker, publish
+from openv_infra.kafka import make_broker
+from openv_infra.lifecycle import Task
+from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.metrics import watch_consumer_lag
+from openv_infra.publishing import video_publisher
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable, make_client
 from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.adapters.source import UrlSource
@@ -73,9 +73,7 @@ def build(settings: Settings, client_id: str = "openv-storage") -> Storage:
     stats = StorageStats()
     policy = settings.retry_policy
 
-    async def publish_fact(envelope: Envelope) -> None:
-        await publish(broker, topics.STORAGE_EVENTS, envelope, key=str(envelope.data["video_id"]))
-
+    publish_fact = video_publisher(broker, topics.STORAGE_EVENTS)
     limits = ImportLimits(
         max_bytes=settings.import_max_bytes,
         total_timeout_s=settings.import_total_timeout_s,
@@ -100,28 +98,14 @@ def create_app(settings: Settings) -> FastAPI:
     storage = build(settings)
     consumers.register(storage.broker, storage.deletions, storage.imports, settings)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await storage.ensure_bucket()
-        await storage.broker.start()
-        tasks: list[asyncio.Task[None]] = [
-            asyncio.create_task(watch_consumer_lag(storage.broker, "storage"), name="lag")
-        ]
-        if settings.sweep_interval_s > 0:
-            tasks.append(
-                asyncio.create_task(
-                    sweep_periodically(storage.sweeper, settings.sweep_interval_s), name="sweeper"
-                )
-            )
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await storage.broker.stop()
-            await storage.aclose()
-
+    tasks: dict[str, Task] = {"lag": lambda: watch_consumer_lag(storage.broker, "storage")}
+    if settings.sweep_interval_s > 0:
+        tasks["sweeper"] = lambda: sweep_periodically(storage.sweeper, settings.sweep_interval_s)
+    lifespan = service_lifespan(
+        start=[storage.ensure_bucket, storage.broker.start],
+        tasks=tasks,
+        close=[storage.broker.stop, storage.aclose],
+    )
     app = FastAPI(title="OpenV storage", lifespan=lifespan, **INTERNAL_DOCS)
     app.state.storage = storage
 

@@ -3,7 +3,7 @@
 from faststream.kafka import KafkaBroker
 
 from openv_contracts import Envelope, Message, topics
-from openv_infra.kafka import publish
+from openv_infra.publishing import publish
 
 
 class CommandUnavailable(Exception):

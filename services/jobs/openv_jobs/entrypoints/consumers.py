@@ -3,7 +3,8 @@
 from faststream.kafka import KafkaBroker
 
 from openv_contracts import Envelope, topics
-from openv_infra.kafka import batch_options, consumer_options, envelope_consumer
+from openv_infra.consuming import envelope_consumer
+from openv_infra.kafka import batch_options, consumer_options
 from openv_infra.settings import KafkaSettings
 from openv_jobs.service_layer.handlers import JobsService
 

@@ -21,15 +21,14 @@ from openv_contracts.events import (
     VideoDeleted,
     VideoTimedOut,
 )
-from openv_infra.kafka import (
+from openv_infra.consuming import (
     BatchHandler,
-    batch_options,
-    consumer_options,
     delivery_time_s,
     envelope_consumer,
     max_poll_interval_ms,
     per_key_concurrently,
 )
+from openv_infra.kafka import batch_options, consumer_options
 
 GROUP_ID: Final = "openv-runpod-bridge"
 TYPES: Final = frozenset(

@@ -25,16 +25,15 @@ from faststream.kafka import KafkaBroker
 from openv_contracts import Envelope, topics
 from openv_contracts.events import VideoDeleted
 from openv_contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
-from openv_infra.failures import PermanentError, TransientError
-from openv_infra.kafka import (
+from openv_infra.consuming import (
     EnvelopeHandler,
-    batch_options,
-    consumer_options,
     delivery_time_s,
     envelope_consumer,
     max_poll_interval_ms,
     one_at_a_time,
 )
+from openv_infra.failures import PermanentError, TransientError
+from openv_infra.kafka import batch_options, consumer_options
 from openv_storage.adapters.bucket import S3Unreachable
 from openv_storage.config import Settings
 from openv_storage.service_layer.cleanup import DeletionService
