@@ -22,7 +22,7 @@ from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolv
 from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.entrypoints.consumers import DeadLetterWhenExhausted
-from openv_storage.service_layer.cleanup import DeletionService
+from openv_storage.service_layer.deletions import DeletionService
 from openv_storage.service_layer.retrying import RetriesExhausted, with_retries
 
 

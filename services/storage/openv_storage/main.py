@@ -22,7 +22,7 @@ from openv_storage.config import Settings
 from openv_storage.domain.sweep import SweepReport
 from openv_storage.entrypoints import consumers
 from openv_storage.entrypoints.periodic import sweep_periodically
-from openv_storage.service_layer.cleanup import DeletionService
+from openv_storage.service_layer.deletions import DeletionService
 from openv_storage.service_layer.imports import ImportLimits, ImportService
 from openv_storage.service_layer.retrying import with_retries
 from openv_storage.service_layer.stats import StorageStats

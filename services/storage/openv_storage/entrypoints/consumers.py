@@ -36,7 +36,7 @@ from openv_infra.failures import PermanentError, TransientError
 from openv_infra.kafka import batch_options, consumer_options
 from openv_storage.adapters.bucket import S3Unreachable
 from openv_storage.config import Settings
-from openv_storage.service_layer.cleanup import DeletionService
+from openv_storage.service_layer.deletions import DeletionService
 from openv_storage.service_layer.imports import ImportService
 from openv_storage.service_layer.retrying import RetriesExhausted
 
