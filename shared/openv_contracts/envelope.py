@@ -4,11 +4,19 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_OID, UUID, SafeUUID, uuid4, uuid5
 
+from opentelemetry import propagate
 from pydantic import BaseModel, ConfigDict, Field
 
 from openv_contracts.base import Message, message_class
 from openv_contracts.upcasting import upcast
-from openv_infra.telemetry import current_trace_context
+
+
+def current_trace_context() -> dict[str, str]:
+    """The active trace context as W3C headers (`traceparent`, `tracestate`): an envelope
+    carries its request's trace across Kafka and the event log."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
 
 
 def utcnow() -> datetime:

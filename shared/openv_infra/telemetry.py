@@ -190,13 +190,6 @@ def shutdown_tracing() -> None:
         _provider.shutdown()
 
 
-def current_trace_context() -> dict[str, str]:
-    """The active trace context as W3C headers (`traceparent`, `tracestate`)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier
-
-
 @contextmanager
 def continued(trace_context: dict[str, str]) -> Iterator[None]:
     """Make the stored context current, so spans started inside join that trace."""
