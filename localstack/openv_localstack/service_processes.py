@@ -59,23 +59,16 @@ def run_migrations(envs: Mapping[str, Mapping[str, str]], logs: Path) -> None:
 
 def wait_healthy(name: str, base_url: str, process: ManagedProcess) -> None:
     """Wait until `base_url/healthz` answers 200 (raises if `process` exits first)."""
-    # wait_until takes a failed request for "not yet" (and reports the last one).
-    url = f"{base_url}/healthz"
-    wait_until(
-        lambda: httpx.get(url, timeout=1.0).status_code == 200,
-        60,
-        f"{name} at {base_url}",
-        process,
-    )
+    _wait_for_ok(f"{base_url}/healthz", 1.0, f"{name} at {base_url}", process)
 
 
 def wait_ready(service: str, base_url: str, admin_url: str, process: ManagedProcess) -> None:
     """Alive on its port, then ready (its dependencies answer) on its admin port."""
     wait_healthy(service, base_url, process)
     url = f"{admin_url}/readyz"
-    wait_until(
-        lambda: httpx.get(url, timeout=3.0).status_code == 200,
-        60,
-        f"{service} ready at {url}",
-        process,
-    )
+    _wait_for_ok(url, 3.0, f"{service} ready at {url}", process)
+
+
+def _wait_for_ok(url: str, timeout: float, what: str, process: ManagedProcess) -> None:
+    # wait_until takes a failed request for "not yet" (and reports the last one).
+    wait_until(lambda: httpx.get(url, timeout=timeout).status_code == 200, 60, what, process)
