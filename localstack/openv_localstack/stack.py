@@ -5,19 +5,25 @@ real RunPod endpoint, see realrunpod.py) and the four services, each a child pro
 
 import os
 import signal
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-import httpx
-
 from openv_contracts import topics
 from openv_localstack.ports import free_port
-from openv_localstack.processes import ManagedProcess, wait_until
+from openv_localstack.processes import ManagedProcess
 from openv_localstack.realrunpod import RealRunPod, webhook_secret
 from openv_localstack.servers import EmbeddedPostgres, SeaweedS3, TansuBroker
+from openv_localstack.service_processes import (
+    MIGRATED,
+    run_migrations,
+    service_process,
+    simulator_process,
+    wait_healthy,
+    wait_ready,
+)
 from openv_localstack.state import StackState, record, remove_state, write_state
 from openv_localstack.supervisor import Supervisor
 from openv_localstack.tokens import LOCAL_JWT_SECRET
@@ -30,12 +36,6 @@ SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")
 SERVERS = ("postgres", "kafka", "s3")
 BrokerStorage = Literal["s3", "memory"]
 BROKER_STORAGES: tuple[str, ...] = get_args(BrokerStorage)
-_MODULES = {
-    "jobs": "openv_jobs",
-    "runpod-bridge": "openv_bridge",
-    "storage": "openv_storage",
-    "gateway": "openv_gateway",
-}
 
 
 @dataclass
@@ -180,15 +180,17 @@ class LocalStack:
     def _watch(self, name: str) -> None:
         if name in SERVERS:
             server = self.server(name)
-            self.supervisor.watch(name, lambda: server.process, lambda: self._start_server(name))
-        elif name == "runpod-sim":
-            self.supervisor.watch(
-                name, lambda: self.processes.get(name), lambda: self._spawn_simulator()
-            )
+            self.supervisor.watch(name, lambda: server.process, self._starter(name))
         else:
-            self.supervisor.watch(
-                name, lambda: self.processes.get(name), lambda: self._start_service(name)
-            )
+            self.supervisor.watch(name, lambda: self.processes.get(name), self._starter(name))
+
+    def _starter(self, name: str) -> Callable[[], None]:
+        """What starts `name` (a server, the simulator or a service) again."""
+        if name in SERVERS:
+            return lambda: self._start_server(name)
+        if name == "runpod-sim":
+            return self._spawn_simulator
+        return lambda: self._start_service(name)
 
     def write_state(self) -> None:
         """Record every live pid (with its start time), port and URL in `<root>/stack.json`."""
@@ -226,7 +228,7 @@ class LocalStack:
 
     def _start_simulator(self) -> None:
         self._spawn_simulator()
-        self._wait_healthy("runpod-sim", self.sim_url)
+        wait_healthy("runpod-sim", self.sim_url, self.processes["runpod-sim"])
 
     def _spawn_simulator(self) -> None:
         env = {
@@ -238,67 +240,24 @@ class LocalStack:
             "RUNPOD_SIM_DEFAULT_QUEUE_S": str(self.options.sim_queue_s),
             **self.options.sim_env,
         }
-        proc = ManagedProcess(
-            "runpod-sim",
-            [sys.executable, "-m", "openv_runpod_sim"],
-            env,
-            self.root / "logs" / "runpod-sim.log",
-        )
+        proc = simulator_process(env, self.root / "logs")
         proc.start()
         self.processes["runpod-sim"] = proc
 
     def _run_migrations(self) -> None:
         """`python -m <service> migrate` for each service with a database, side by side."""
-        procs = [
-            ManagedProcess(
-                f"{service}-migrate",
-                [sys.executable, "-m", _MODULES[service], "migrate"],
-                self.service_env(service),
-                self.root / "logs" / f"{service}-migrate.log",
-            )
-            for service in ("jobs", "runpod-bridge")
-        ]
-        try:
-            for proc in procs:
-                proc.start()
-            wait_until(lambda: not any(proc.running for proc in procs), 60, "migrations")
-            for proc in procs:
-                if proc.returncode != 0:
-                    raise RuntimeError(f"{proc.name} failed:\n{proc.tail()}")
-        finally:
-            for proc in procs:
-                proc.stop()
+        envs = {service: self.service_env(service) for service in MIGRATED}
+        run_migrations(envs, self.root / "logs")
 
     def _start_service(self, service: str) -> None:
-        proc = ManagedProcess(
-            service,
-            [sys.executable, "-m", _MODULES[service]],
-            self.service_env(service),
-            self.root / "logs" / f"{service}.log",
-        )
+        proc = service_process(service, self.service_env(service), self.root / "logs")
         proc.start()
         self.processes[service] = proc
 
-    def _wait_healthy(self, name: str, base_url: str) -> None:
-        # wait_until takes a failed request for "not yet" (and reports the last one).
-        url = f"{base_url}/healthz"
-        wait_until(
-            lambda: httpx.get(url, timeout=1.0).status_code == 200,
-            60,
-            f"{name} at {base_url}",
-            self.processes[name],
-        )
-
     def _wait_ready(self, service: str) -> None:
         """Alive on its port, then ready (its dependencies answer) on its admin port."""
-        self._wait_healthy(service, self.url_of(service))
-        url = f"{self.admin_url_of(service)}/readyz"
-        wait_until(
-            lambda: httpx.get(url, timeout=3.0).status_code == 200,
-            60,
-            f"{service} ready at {url}",
-            self.processes[service],
-        )
+        process = self.processes[service]
+        wait_ready(service, self.url_of(service), self.admin_url_of(service), process)
 
     def stop(self) -> None:
         """Stop everything this stack started, services first, by their own pids."""
@@ -324,17 +283,11 @@ class LocalStack:
         """Stop one server (an outage of Postgres, the broker or S3); ports stay reserved.
 
         The supervisor leaves it stopped until `start_server`."""
-        with self.supervisor.lock:
-            self.supervisor.release(name)
-            self.server(name).stop()
-        self.write_state()
+        self._take_down(name)
 
     def start_server(self, name: str) -> None:
         """Start a stopped server on its old port, with its topics or bucket in place."""
-        with self.supervisor.lock:
-            self._start_server(name)
-            self._watch(name)
-        self.write_state()
+        self._bring_up(name)
 
     def _start_server(self, name: str) -> None:
         self.server(name).start()
@@ -350,14 +303,25 @@ class LocalStack:
 
     def stop_service(self, service: str) -> None:
         """Stop one service (an outage); the supervisor leaves it stopped until `start_service`."""
-        with self.supervisor.lock:
-            self.supervisor.release(service)
-            self.processes.pop(service).stop()
-        self.write_state()
+        self._take_down(service)
 
     def start_service(self, service: str) -> None:
-        with self.supervisor.lock:
-            self._start_service(service)
-            self._watch(service)
-        self.write_state()
+        self._bring_up(service)
         self._wait_ready(service)
+
+    def _take_down(self, name: str) -> None:
+        """Stop a server or service; the supervisor leaves it stopped until `_bring_up`."""
+        with self.supervisor.lock:
+            self.supervisor.release(name)
+            if name in SERVERS:
+                self.server(name).stop()
+            else:
+                self.processes.pop(name).stop()
+        self.write_state()
+
+    def _bring_up(self, name: str) -> None:
+        """Start a server or service again, and watch it."""
+        with self.supervisor.lock:
+            self._starter(name)()
+            self._watch(name)
+        self.write_state()

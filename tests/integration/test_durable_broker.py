@@ -28,22 +28,16 @@ COMMITTED = {0: 2, 1: 5}
 
 @pytest.fixture
 def s3(tmp_path: Path) -> Iterator[SeaweedS3]:
-    server = SeaweedS3(tmp_path / "s3", free_port(), "openv-test", "openv-test-secret-0123456789")
-    server.start()
-    try:
+    with SeaweedS3(
+        tmp_path / "s3", free_port(), "openv-test", "openv-test-secret-0123456789"
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def broker(tmp_path: Path, s3: SeaweedS3) -> Iterator[TansuBroker]:
-    kafka = TansuBroker(free_port(), tmp_path / "kafka", s3=s3)
-    kafka.start()
-    try:
+    with TansuBroker(free_port(), tmp_path / "kafka", s3=s3) as kafka:
         yield kafka
-    finally:
-        kafka.stop()
 
 
 def member(kafka: TansuBroker, group: str | None = GROUP) -> AIOKafkaConsumer:
