@@ -30,19 +30,19 @@ from openv_infra.kafka import make_broker
 from openv_infra.publishing import publish_many
 from openv_infra.settings import KafkaSettings
 from openv_jobs.adapters import projections
+from openv_jobs.adapters import rebuild as rebuild_module
 from openv_jobs.adapters.event_store import (
     ConcurrencyConflict,
     EventStore,
     RecordedEvent,
     save_and_read_after,
 )
+from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.queries import Queries
+from openv_jobs.adapters.rebuild import rebuild
+from openv_jobs.adapters.relay import Relay
 from openv_jobs.domain.usage import Limits
-from openv_jobs.service_layer import rebuild as rebuild_module
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.rebuild import rebuild
-from openv_jobs.service_layer.relay import Relay
+from openv_jobs.service_layer.jobs_service import JobsService
 from openv_localstack.servers import TansuBroker
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ from openv_contracts import Envelope
 from openv_contracts.commands import RequestVideo
 from openv_contracts.facts import RunPodJobRunning, RunPodJobSubmitted
 from openv_contracts.video import VideoParams, VideoStatus
+from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.queries import Queries
 from openv_jobs.domain.timers import SilentTooLong, silent_too_long_id
 from openv_jobs.domain.usage import Limits
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
+from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.video_timers import VideoTimers
 
 pytestmark = pytest.mark.integration

@@ -12,13 +12,13 @@ from openv_infra.metrics import watch_consumer_lag
 from openv_infra.publishing import publish_many, video_key
 from openv_jobs.adapters import metrics, migrations
 from openv_jobs.adapters.event_store import RecordedEvent
+from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.queries import Queries
+from openv_jobs.adapters.rebuild import RebuildResult, rebuild
+from openv_jobs.adapters.relay import Relay
 from openv_jobs.config import Settings
 from openv_jobs.entrypoints import api, consumers
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
-from openv_jobs.service_layer.relay import Relay
+from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.video_timers import VideoTimers
 
 

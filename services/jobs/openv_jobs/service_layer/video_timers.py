@@ -29,7 +29,7 @@ from openv_jobs.domain.timers import (
     queued_too_long_id,
     silent_too_long_id,
 )
-from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.jobs_service import JobsService
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from openv_jobs.adapters import metrics
 from openv_jobs.adapters.event_store import RecordedEvent, save_and_read_after
-from openv_jobs.service_layer.follower import LogFollower
+from openv_jobs.adapters.follower import LogFollower
 
 log = logging.getLogger(__name__)
 
