@@ -39,6 +39,7 @@ from openv_contracts.facts import RunPodJobSubmitted
 from openv_contracts.video import VideoParams
 from openv_infra.db import make_engine
 from openv_infra.serve import tune_gc
+from openv_jobs.adapters.postgres_recorder import PostgresRecorder
 from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.rebuild import rebuild
 from openv_jobs.config import Settings
@@ -70,7 +71,7 @@ async def fresh_db(pg: EmbeddedPostgres, name: str) -> str:
 
 async def decision_path(dsn: str, commands: int) -> tuple[float, int]:
     engine = make_engine(Settings(database_url=dsn))
-    service = JobsService(engine, Limits(max_active_jobs=3, quota_seconds=1e9))
+    service = JobsService(PostgresRecorder(engine), Limits(max_active_jobs=3, quota_seconds=1e9))
     requests = [
         Envelope.wrap(
             RequestVideo(video_id=uuid4(), prompt="bench", params=VideoParams(seed=i)),
