@@ -41,6 +41,7 @@ from openv_jobs.domain.usage import Limits
 from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.recorder import ConcurrencyConflict, RecordedEvent
 from openv_localstack.servers import TansuBroker
+from tests.jobs_messages import fact, request, vid
 
 pytestmark = pytest.mark.integration
 
@@ -61,21 +62,6 @@ async def new_service(jobs_engine: AsyncEngine) -> AsyncIterator[ServiceFactory]
     yield make
     for service in made:
         await service.close()
-
-
-def request(user: str, num_frames: int = 31) -> Envelope:
-    cmd = RequestVideo(
-        video_id=uuid4(), prompt="a cat", params=VideoParams(seed=1, num_frames=num_frames)
-    )
-    return Envelope.wrap(cmd, user_id=user)
-
-
-def fact(message: Message, user: str) -> Envelope:
-    return Envelope.wrap(message, user_id=user)
-
-
-def vid(envelope: Envelope) -> UUID:
-    return UUID(envelope.data["video_id"])
 
 
 async def event_types(engine: AsyncEngine, video_id: UUID) -> list[str]:

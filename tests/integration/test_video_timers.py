@@ -3,7 +3,7 @@ no news of its job for longer than RunPod keeps one, is timed out by the jobs se
 concurrency slot and quota are given back: over a real Postgres."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -21,18 +21,11 @@ from openv_jobs.domain.timers import SilentTooLong, silent_too_long_id
 from openv_jobs.domain.usage import Limits
 from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.video_timers import VideoTimers
+from tests.jobs_messages import Clock
 
 pytestmark = pytest.mark.integration
 
 LIMITS = Limits(max_active_jobs=2, quota_seconds=600.0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -25,31 +25,9 @@ from openv_jobs.adapters.memory_recorder import MemoryRecorder, MemoryTransactio
 from openv_jobs.domain.usage import Limits
 from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.recorder import ConcurrencyConflict
+from tests.jobs_messages import Clock, fact, request, vid
 
 LIMITS = Limits(max_active_jobs=3, quota_seconds=600.0)
-
-
-class Clock:
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def request(user: str, num_frames: int = 31) -> Envelope:
-    cmd = RequestVideo(
-        video_id=uuid4(), prompt="a cat", params=VideoParams(seed=1, num_frames=num_frames)
-    )
-    return Envelope.wrap(cmd, user_id=user)
-
-
-def fact(message: Message, user: str) -> Envelope:
-    return Envelope.wrap(message, user_id=user)
-
-
-def vid(envelope: Envelope) -> UUID:
-    return UUID(envelope.data["video_id"])
 
 
 def types(recorder: MemoryRecorder, video_id: UUID) -> list[str]:

@@ -16,16 +16,10 @@ from openv_jobs.domain.timers import SilentTooLong, silent_too_long_id
 from openv_jobs.domain.usage import Limits
 from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.video_timers import Candidate, VideoTimers
+from tests.jobs_messages import Clock
 
 LIMITS = Limits(max_active_jobs=2, quota_seconds=600.0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 class StatesStuckVideos:
@@ -57,7 +51,7 @@ async def _request(service: JobsService, user: str) -> UUID:
 
 
 async def test_a_video_queued_too_long_is_timed_out_and_its_slot_and_quota_given_back() -> None:
-    clock, recorder = Clock(), MemoryRecorder()
+    clock, recorder = Clock(AT), MemoryRecorder()
     service = JobsService(recorder, LIMITS, clock=clock)
     stuck, moving = await _request(service, "alice"), await _request(service, "alice")
     submitted = RunPodJobSubmitted(video_id=moving, runpod_job_id="job-1")
@@ -91,7 +85,7 @@ async def test_a_video_queued_too_long_is_timed_out_and_its_slot_and_quota_given
 
 
 async def test_a_video_in_flight_without_news_too_long_is_timed_out_unless_news_came() -> None:
-    clock, recorder = Clock(), MemoryRecorder()
+    clock, recorder = Clock(AT), MemoryRecorder()
     service = JobsService(recorder, LIMITS, clock=clock)
     lost, alive = await _request(service, "bob"), await _request(service, "bob")
     for video_id, job in ((lost, "job-lost"), (alive, "job-alive")):
