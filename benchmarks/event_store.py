@@ -39,12 +39,13 @@ from openv_contracts.facts import RunPodJobSubmitted
 from openv_contracts.video import VideoParams
 from openv_infra.db import make_engine
 from openv_infra.serve import tune_gc
+from openv_jobs.adapters.postgres_recorder import PostgresRecorder
+from openv_jobs.adapters.projector import Projector
+from openv_jobs.adapters.rebuild import rebuild
 from openv_jobs.config import Settings
 from openv_jobs.domain.usage import Limits
 from openv_jobs.main import migrate
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.rebuild import rebuild
+from openv_jobs.service_layer.jobs_service import JobsService
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres
 
@@ -70,7 +71,7 @@ async def fresh_db(pg: EmbeddedPostgres, name: str) -> str:
 
 async def decision_path(dsn: str, commands: int) -> tuple[float, int]:
     engine = make_engine(Settings(database_url=dsn))
-    service = JobsService(engine, Limits(max_active_jobs=3, quota_seconds=1e9))
+    service = JobsService(PostgresRecorder(engine), Limits(max_active_jobs=3, quota_seconds=1e9))
     requests = [
         Envelope.wrap(
             RequestVideo(video_id=uuid4(), prompt="bench", params=VideoParams(seed=i)),

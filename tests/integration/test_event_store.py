@@ -30,20 +30,18 @@ from openv_infra.kafka import make_broker
 from openv_infra.publishing import publish_many
 from openv_infra.settings import KafkaSettings
 from openv_jobs.adapters import projections
-from openv_jobs.adapters.event_store import (
-    ConcurrencyConflict,
-    EventStore,
-    RecordedEvent,
-    save_and_read_after,
-)
+from openv_jobs.adapters import rebuild as rebuild_module
+from openv_jobs.adapters.event_store import EventStore, save_and_read_after
+from openv_jobs.adapters.postgres_recorder import PostgresRecorder
+from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.queries import Queries
+from openv_jobs.adapters.rebuild import rebuild
+from openv_jobs.adapters.relay import Relay
 from openv_jobs.domain.usage import Limits
-from openv_jobs.service_layer import rebuild as rebuild_module
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.rebuild import rebuild
-from openv_jobs.service_layer.relay import Relay
+from openv_jobs.service_layer.jobs_service import JobsService
+from openv_jobs.service_layer.recorder import ConcurrencyConflict, RecordedEvent
 from openv_localstack.servers import TansuBroker
+from tests.jobs_messages import fact, request, vid
 
 pytestmark = pytest.mark.integration
 
@@ -58,27 +56,12 @@ async def new_service(jobs_engine: AsyncEngine) -> AsyncIterator[ServiceFactory]
     made: list[JobsService] = []
 
     def make(limits: Limits) -> JobsService:
-        made.append(JobsService(jobs_engine, limits))
+        made.append(JobsService(PostgresRecorder(jobs_engine), limits))
         return made[-1]
 
     yield make
     for service in made:
         await service.close()
-
-
-def request(user: str, num_frames: int = 31) -> Envelope:
-    cmd = RequestVideo(
-        video_id=uuid4(), prompt="a cat", params=VideoParams(seed=1, num_frames=num_frames)
-    )
-    return Envelope.wrap(cmd, user_id=user)
-
-
-def fact(message: Message, user: str) -> Envelope:
-    return Envelope.wrap(message, user_id=user)
-
-
-def vid(envelope: Envelope) -> UUID:
-    return UUID(envelope.data["video_id"])
 
 
 async def event_types(engine: AsyncEngine, video_id: UUID) -> list[str]:
@@ -228,7 +211,8 @@ async def test_a_dropped_appending_connection_is_replaced_and_nothing_is_lost(
     service = new_service(LIMITS)
     first, second = request("erin"), request("erin")
     await service.handle(first)
-    held = service.appends._pg
+    assert isinstance(service.recorder, PostgresRecorder)
+    held = service.recorder.appends._pg
     assert held is not None
     admin = await asyncpg.connect(jobs_dsn)
     try:
@@ -237,7 +221,7 @@ async def test_a_dropped_appending_connection_is_replaced_and_nothing_is_lost(
         await admin.close()
     [accepted] = await service.handle(second)
     assert accepted.envelope.type == "VideoAccepted"
-    assert service.appends._pg is not held
+    assert service.recorder.appends._pg is not held
     assert await event_types(jobs_engine, vid(second)) == ["VideoAccepted"]
 
 

@@ -3,7 +3,7 @@ no news of its job for longer than RunPod keeps one, is timed out by the jobs se
 concurrency slot and quota are given back: over a real Postgres."""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -13,29 +13,24 @@ from openv_contracts import Envelope
 from openv_contracts.commands import RequestVideo
 from openv_contracts.facts import RunPodJobRunning, RunPodJobSubmitted
 from openv_contracts.video import VideoParams, VideoStatus
+from openv_jobs.adapters.postgres_recorder import PostgresRecorder
+from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.queries import Queries
+from openv_jobs.adapters.stuck_videos import PostgresStuckVideos
 from openv_jobs.domain.timers import SilentTooLong, silent_too_long_id
 from openv_jobs.domain.usage import Limits
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
+from openv_jobs.service_layer.jobs_service import JobsService
 from openv_jobs.service_layer.video_timers import VideoTimers
+from tests.jobs_messages import Clock
 
 pytestmark = pytest.mark.integration
 
 LIMITS = Limits(max_active_jobs=2, quota_seconds=600.0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def service(jobs_engine: AsyncEngine) -> AsyncIterator[JobsService]:
-    made = JobsService(jobs_engine, LIMITS, clock=Clock())
+    made = JobsService(PostgresRecorder(jobs_engine), LIMITS, clock=Clock())
     yield made
     await made.close()
 
@@ -62,7 +57,12 @@ async def test_a_video_queued_too_long_is_timed_out_and_its_slot_and_quota_given
     await Projector(jobs_dsn).catch_up()
 
     timer = VideoTimers(
-        jobs_engine, service, queued_limit_s=600, silent_limit_s=10**6, interval_s=60, clock=clock
+        PostgresStuckVideos(jobs_engine),
+        service,
+        queued_limit_s=600,
+        silent_limit_s=10**6,
+        interval_s=60,
+        clock=clock,
     )
     clock.now += timedelta(seconds=599)
     assert await timer.sweep() == 0  # not yet
@@ -100,7 +100,12 @@ async def test_a_video_in_flight_without_news_too_long_is_timed_out_unless_news_
         fact = RunPodJobSubmitted(video_id=video_id, runpod_job_id=job)
         await service.handle(Envelope.wrap(fact, user_id="bob"))
     timers = VideoTimers(
-        jobs_engine, service, queued_limit_s=600, silent_limit_s=3600, interval_s=60, clock=clock
+        PostgresStuckVideos(jobs_engine),
+        service,
+        queued_limit_s=600,
+        silent_limit_s=3600,
+        interval_s=60,
+        clock=clock,
     )
     clock.now += timedelta(seconds=1800)
     running = RunPodJobRunning(video_id=alive, runpod_job_id="job-alive", progress=40)

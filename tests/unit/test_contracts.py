@@ -123,11 +123,11 @@ def test_the_view_of_a_decision_is_the_jobs_services_own(active_jobs: int) -> No
 
     from openv_contracts.events import video_stream_id
     from openv_contracts.queries import decided_view
-    from openv_jobs.adapters.event_store import NewEvent
     from openv_jobs.adapters.queries import _view
     from openv_jobs.domain.decisions import decide_request
     from openv_jobs.domain.projection import fold_video
     from openv_jobs.domain.usage import Limits, Usage
+    from openv_jobs.service_layer.recorder import NewEvent
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     cmd = RequestVideo(video_id=uuid4(), prompt="a cat", params=VideoParams(seed=5))
@@ -148,7 +148,8 @@ def test_a_decided_event_is_stored_as_the_row_of_its_envelope() -> None:
     from datetime import UTC, datetime
 
     from openv_contracts.events import VideoSubmitted, video_stream_id
-    from openv_jobs.adapters.event_store import NewEvent, _row
+    from openv_jobs.adapters.event_store import _row
+    from openv_jobs.service_layer.recorder import NewEvent
 
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     video_id = uuid4()

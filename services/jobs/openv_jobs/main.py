@@ -10,15 +10,18 @@ from openv_infra.kafka import make_broker
 from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.metrics import watch_consumer_lag
 from openv_infra.publishing import publish_many, video_key
-from openv_jobs.adapters import metrics, migrations
-from openv_jobs.adapters.event_store import RecordedEvent
+from openv_jobs.adapters import migrations
+from openv_jobs.adapters.postgres_recorder import PostgresRecorder
+from openv_jobs.adapters.projector import Projector
 from openv_jobs.adapters.queries import Queries
+from openv_jobs.adapters.rebuild import RebuildResult, rebuild
+from openv_jobs.adapters.relay import Relay
+from openv_jobs.adapters.stuck_videos import PostgresStuckVideos
+from openv_jobs.adapters.video_counts import refresh_video_counts
 from openv_jobs.config import Settings
 from openv_jobs.entrypoints import api, consumers
-from openv_jobs.service_layer.handlers import JobsService
-from openv_jobs.service_layer.projector import Projector
-from openv_jobs.service_layer.rebuild import RebuildResult, rebuild
-from openv_jobs.service_layer.relay import Relay
+from openv_jobs.service_layer.jobs_service import JobsService
+from openv_jobs.service_layer.recorder import RecordedEvent
 from openv_jobs.service_layer.video_timers import VideoTimers
 
 
@@ -34,7 +37,7 @@ async def rebuild_projections(settings: Settings, swap: bool) -> RebuildResult:
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings)
     broker = make_broker(settings, "openv-jobs", publishes=(topics.VIDEO_EVENTS,))
-    service = JobsService(engine, settings.limits)
+    service = JobsService(PostgresRecorder(engine), settings.limits)
     consumers.register(broker, service, settings, settings.consumer_batch_size)
 
     async def publish_events(batch: list[RecordedEvent]) -> None:
@@ -48,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     timers = VideoTimers(
-        engine,
+        PostgresStuckVideos(engine),
         service,
         settings.queued_timeout_s,
         settings.silent_timeout_s,
@@ -61,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             "video-timers": timers.run,
             "relay": relay.run,
             "projector": projector.run,
-            "video-counts": lambda: metrics.refresh_video_counts(engine),
+            "video-counts": lambda: refresh_video_counts(engine),
             "lag": lambda: watch_consumer_lag(broker, "jobs"),
         },
         close=[broker.stop, service.close, engine.dispose],

@@ -8,10 +8,8 @@ once per event.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openv_contracts import Envelope, Message
 from openv_infra.db import driver_connection
 from openv_jobs.adapters.tables import StoredEvent
+from openv_jobs.service_layer.recorder import ConcurrencyConflict, NewEvent, RecordedEvent
 
 #: Advisory lock taken first by every appending transaction: positions are then assigned in
 #: commit order, so a reader that saw position N can never later find a smaller new one.
@@ -48,70 +47,6 @@ _WRITTEN_COLUMNS = (
     "occurred_at",
     "recorded_at",
 )
-
-
-class ConcurrencyConflict(Exception):
-    """Another writer appended to the stream since it was read."""
-
-
-class NewEvent(NamedTuple):
-    """An event just decided: its message, where it goes, and the message that caused it.
-
-    The decision path appends these rather than envelopes: building each event's envelope
-    (dumping the message into its `data`, then serializing that) cost a tenth of the path,
-    and nothing on it reads the envelope. `envelope()` builds it when someone does. A named
-    tuple, immutable like a frozen dataclass, builds in half the time (one per event).
-    """
-
-    cause: Envelope
-    message: Message
-    event_id: UUID
-    user_id: str
-    stream_id: str
-    stream_version: int
-    occurred_at: datetime
-
-    @property
-    def type(self) -> str:
-        return self.message.TYPE
-
-    def envelope(self) -> Envelope:
-        return self.cause.follow(
-            self.message,
-            event_id=self.event_id,
-            user_id=self.user_id,
-            stream_id=self.stream_id,
-            stream_version=self.stream_version,
-            occurred_at=self.occurred_at,
-        )
-
-
-@dataclass(frozen=True)
-class RecordedEvent:
-    """An event at its position in the log: as read back (an envelope), or as just appended."""
-
-    position: int
-    appended: Envelope | NewEvent
-    recorded_at: datetime
-
-    @classmethod
-    def _appended(
-        cls, position: int, appended: Envelope | NewEvent, recorded_at: datetime
-    ) -> "RecordedEvent":
-        """Built like video._updated: a frozen dataclass's __init__ costs a microsecond per
-        event of a batch, on the decision path."""
-        new = object.__new__(cls)
-        new.__dict__.update(position=position, appended=appended, recorded_at=recorded_at)
-        return new
-
-    @cached_property
-    def envelope(self) -> Envelope:
-        appended = self.appended
-        return appended if isinstance(appended, Envelope) else appended.envelope()
-
-    @property
-    def type(self) -> str:
-        return self.appended.type
 
 
 def _recorded(row: Any) -> RecordedEvent:

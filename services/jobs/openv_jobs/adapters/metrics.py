@@ -1,16 +1,12 @@
 """The jobs service's Prometheus metrics (served on /metrics with the shared HTTP ones)."""
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 
-import sqlalchemy as sa
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from openv_jobs.adapters.event_store import RecordedEvent
+from openv_jobs.service_layer.recorder import RecordedEvent
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +36,3 @@ def count(recorded: list[RecordedEvent]) -> None:
         )
         for code, n in codes.items():
             DECISIONS.labels(code).inc(n)
-
-
-async def refresh_video_counts(engine: AsyncEngine, every_s: float = 15.0) -> None:
-    """Keep the per-status gauge fresh without a database query per scrape."""
-    while True:
-        with contextlib.suppress(Exception):
-            async with engine.connect() as conn:
-                rows = await conn.execute(
-                    sa.text("SELECT status, count(*) AS n FROM videos GROUP BY status")
-                )
-                for row in rows:
-                    VIDEOS.labels(row.status).set(row.n)
-        await asyncio.sleep(every_s)

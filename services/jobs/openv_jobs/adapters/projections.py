@@ -1,7 +1,7 @@
 """The `videos` and `user_usage` projections and their checkpoints.
 
 `user_usage` is written in the appending transaction (limits are decided from it). `videos` is
-written behind the log by the projector (service_layer/projector.py), each batch with its
+written behind the log by the projector (adapters/projector.py), each batch with its
 checkpoint; readers get exact states anyway, because load_states folds the events a row has
 not seen yet (its own `version` says which).
 """

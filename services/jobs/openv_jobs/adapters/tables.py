@@ -36,7 +36,8 @@ class StoredEvent(SQLModel, table=True):
 
 
 class ProcessedMessage(SQLModel, table=True):
-    """Unused since revision 0002 (events' ids now derive from their message, see handlers).
+    """Unused since revision 0002 (events' ids now derive from their message, see
+    service_layer/jobs_service.py).
 
     Kept for the previous release during a rolling upgrade; a later release drops it.
     """

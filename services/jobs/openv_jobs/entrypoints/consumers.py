@@ -6,7 +6,7 @@ from openv_contracts import Envelope, topics
 from openv_infra.consuming import envelope_consumer
 from openv_infra.kafka import batch_options, consumer_options
 from openv_infra.settings import KafkaSettings
-from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.jobs_service import JobsService
 
 GROUP_ID = "openv-jobs"
 

@@ -17,10 +17,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import Protocol
+from uuid import UUID
 
 from openv_contracts import Envelope
 from openv_jobs.domain.timers import (
@@ -29,23 +27,27 @@ from openv_jobs.domain.timers import (
     queued_too_long_id,
     silent_too_long_id,
 )
-from openv_jobs.service_layer.handlers import JobsService
+from openv_jobs.service_layer.jobs_service import JobsService
 
 log = logging.getLogger(__name__)
 
 #: Videos timed out per transaction.
 BATCH = 200
 
-# Each matches a partial index (`videos_queued_since`, `videos_in_flight_since`).
-_QUEUED_BEFORE = sa.text(
-    "SELECT video_id, user_id, updated_at FROM videos "
-    "WHERE status = 'queued' AND updated_at < :cutoff ORDER BY updated_at LIMIT :limit"
-)
-_SILENT_BEFORE = sa.text(
-    "SELECT video_id, user_id, updated_at FROM videos "
-    "WHERE status IN ('submitted', 'running') AND updated_at < :cutoff "
-    "ORDER BY updated_at LIMIT :limit"
-)
+#: A video that may be stuck: its id, its user, and since when it is in its status.
+Candidate = tuple[UUID, str, datetime]
+
+
+class StuckVideos(Protocol):
+    """Where the timers find candidates (adapters/stuck_videos.py: the `videos` projection,
+    which may lag: the decision reads the states again)."""
+
+    async def queued_before(self, cutoff: datetime, limit: int) -> list[Candidate]:
+        """Up to `limit` videos `queued` since before `cutoff`, the oldest first."""
+
+    async def silent_before(self, cutoff: datetime, limit: int) -> list[Candidate]:
+        """Up to `limit` videos `submitted` or `running` with no news since before `cutoff`,
+        the oldest first."""
 
 
 def _utcnow() -> datetime:
@@ -55,14 +57,14 @@ def _utcnow() -> datetime:
 class VideoTimers:
     def __init__(
         self,
-        engine: AsyncEngine,
+        videos: StuckVideos,
         service: JobsService,
         queued_limit_s: float,
         silent_limit_s: float,
         interval_s: float,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        self.engine = engine
+        self.videos = videos
         self.service = service
         self.queued_limit_s = queued_limit_s
         self.silent_limit_s = silent_limit_s
@@ -86,7 +88,9 @@ class VideoTimers:
                 user_id=user_id,
                 event_id=queued_too_long_id(video_id),
             )
-            for video_id, user_id, since in await self._rows(_QUEUED_BEFORE, self.queued_limit_s)
+            for video_id, user_id, since in await self.videos.queued_before(
+                self._cutoff(self.queued_limit_s), BATCH
+            )
         ]
         silent = [
             Envelope.wrap(
@@ -94,7 +98,9 @@ class VideoTimers:
                 user_id=user_id,
                 event_id=silent_too_long_id(video_id, since),
             )
-            for video_id, user_id, since in await self._rows(_SILENT_BEFORE, self.silent_limit_s)
+            for video_id, user_id, since in await self.videos.silent_before(
+                self._cutoff(self.silent_limit_s), BATCH
+            )
         ]
         envelopes = queued + silent
         if not envelopes:
@@ -106,7 +112,5 @@ class VideoTimers:
             log.warning("video %s was stuck: timed out", event.envelope.stream_id)
         return len(recorded)
 
-    async def _rows(self, query: sa.TextClause, limit_s: float) -> list[Any]:
-        cutoff = self.clock() - timedelta(seconds=limit_s)
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query, {"cutoff": cutoff, "limit": BATCH})).all())
+    def _cutoff(self, limit_s: float) -> datetime:
+        return self.clock() - timedelta(seconds=limit_s)

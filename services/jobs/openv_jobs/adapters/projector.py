@@ -12,7 +12,7 @@ from typing import Final
 import asyncpg
 
 from openv_jobs.adapters import metrics, projections
-from openv_jobs.service_layer.follower import LogFollower
+from openv_jobs.adapters.follower import LogFollower
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from typing import Final
 import asyncpg
 
 from openv_jobs.adapters import metrics
-from openv_jobs.adapters.event_store import RecordedEvent, save_and_read_after
-from openv_jobs.service_layer.follower import LogFollower
+from openv_jobs.adapters.event_store import save_and_read_after
+from openv_jobs.adapters.follower import LogFollower
+from openv_jobs.service_layer.recorder import RecordedEvent
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Handle commands and facts in batches: decide, append, update usage, in one transaction.
+"""JobsService: commands and facts handled in batches: decide, append, update usage, in one
+transaction of the recorder (service_layer/recorder.py).
 
 A batch is what one poll of the consumer returns; deciding it in one transaction costs one
 lock and a few statements instead of a few per message.
@@ -16,26 +17,23 @@ from datetime import UTC, datetime
 from typing import TypeVar
 from uuid import UUID
 
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from openv_contracts import Envelope, Message
 from openv_contracts.commands import RequestVideo
 from openv_contracts.envelope import derived_event_id
 from openv_contracts.events import video_stream_id
 from openv_infra.failures import PermanentError
-from openv_jobs.adapters import metrics, projections
-from openv_jobs.adapters.append_connection import AppendConnection
-from openv_jobs.adapters.event_store import (
-    ConcurrencyConflict,
-    EventStore,
-    NewEvent,
-    RecordedEvent,
-)
+from openv_jobs.adapters import metrics
 from openv_jobs.domain.decisions import decide, decide_request
 from openv_jobs.domain.projection import apply_event
 from openv_jobs.domain.usage import Limits, Usage, period_of
 from openv_jobs.domain.video import VideoState
+from openv_jobs.service_layer.recorder import (
+    ConcurrencyConflict,
+    NewEvent,
+    RecordedEvent,
+    Recorder,
+    RecorderTransaction,
+)
 from openv_jobs.service_layer.state_cache import StateCache
 
 log = logging.getLogger(__name__)
@@ -75,22 +73,23 @@ def _video_id(envelope: Envelope, message: Message) -> UUID:
 
 
 class JobsService:
+    """Decides what commands and facts lead to, and records it through a Recorder."""
+
     def __init__(
         self,
-        engine: AsyncEngine,
+        recorder: Recorder,
         limits: Limits,
         clock: Callable[[], datetime] = _utcnow,
         cache_size: int = 20_000,
     ) -> None:
-        self.engine = engine
+        self.recorder = recorder
         self.limits = limits
         self.clock = clock
         self.cache = StateCache(cache_size)
-        self.appends = AppendConnection(engine)
 
     async def close(self) -> None:
-        """Release the appending connection (held between batches)."""
-        await self.appends.close()
+        """Release what the recorder holds between batches (its appending connection)."""
+        await self.recorder.close()
 
     async def handle(self, envelope: Envelope) -> list[RecordedEvent]:
         return await self.handle_batch([envelope])
@@ -119,20 +118,18 @@ class JobsService:
         self, batch: list[tuple[Envelope, Message, UUID]], trust_new: bool
     ) -> list[RecordedEvent]:
         now = self.clock()
-        async with self.appends.transaction() as store:
-            pg = await store.lock_appends()
-            head = await projections.log_head(pg)
+        async with self.recorder.transaction() as log:
+            head = await log.head()
             self.cache.check(head)
-            states = await self._states(pg, batch, trust_new)
+            states = await self._states(log, batch, trust_new)
             users = {env.user_id or "" for env, msg, _ in batch if isinstance(msg, RequestVideo)}
             users |= {s.user_id for s in states.values()}
-            usages = await self._usages(pg, users, now)
+            usages = await self._usages(log, users, now)
             before = dict(usages)
-            recorded = await self._decide_and_append(store, batch, states, usages, now)
+            recorded = await self._decide_and_append(log, batch, states, usages, now)
             if recorded:
                 head = recorded[-1].position
-                await projections.save_usages(
-                    pg,
+                await log.save_usages(
                     # Usage rules return the same object when nothing changed: write only changes.
                     [u for user, u in usages.items() if u is not before[user]],
                     recorded[-1].position,
@@ -142,14 +139,14 @@ class JobsService:
 
     async def _decide_and_append(
         self,
-        store: EventStore,
+        log: RecorderTransaction,
         todo: list[tuple[Envelope, Message, UUID]],
         states: dict[UUID, VideoState],
         usages: dict[str, Usage],
         now: datetime,
     ) -> list[RecordedEvent]:
-        """Decide in chunks, each appended while the next is decided: Postgres works on one
-        chunk while Python decides the next, on the other core."""
+        """Decide in chunks, each appended while the next is decided: the recorder (Postgres)
+        works on one chunk while Python decides the next, on the other core."""
         written: list[NewEvent] = []
         writing: asyncio.Task[None] | None = None
         try:
@@ -157,12 +154,12 @@ class JobsService:
                 pending: list[NewEvent] = []
                 for start in range(0, len(chunk), SLICE):
                     pending += self._decide(chunk[start : start + SLICE], states, usages, now)
-                    await asyncio.sleep(0)  # the write converses with Postgres: let it go on
+                    await asyncio.sleep(0)  # the append converses with Postgres: let it go on
                 if not pending:
                     continue
                 if writing is not None:
                     await writing
-                writing = asyncio.create_task(store.write(pending, now))
+                writing = asyncio.create_task(log.append(pending, now))
                 written += pending
             if writing is not None:
                 await writing
@@ -170,10 +167,13 @@ class JobsService:
         finally:
             if writing is not None:  # deciding failed: the transaction is lost, but the
                 await asyncio.wait([writing])  # connection must be idle before it rolls back
-        return await store.numbered(written, now)
+        return await log.numbered(written, now)
 
     async def _states(
-        self, pg: asyncpg.Connection, batch: list[tuple[Envelope, Message, UUID]], trust_new: bool
+        self,
+        log: RecorderTransaction,
+        batch: list[tuple[Envelope, Message, UUID]],
+        trust_new: bool,
     ) -> dict[UUID, VideoState]:
         """The states of the batch's videos.
 
@@ -181,7 +181,8 @@ class JobsService:
         reading it: a request names a fresh id (the gateway publishes a retry's only when the
         video is not there yet), so the read almost always finds nothing, and costs a tenth
         of the decision. If the video does exist, appending its first event again conflicts
-        with the log's unique (stream, version); the batch is then decided again, reading all.
+        with the log's unique (stream, version) (ConcurrencyConflict); the batch is then
+        decided again, reading all.
         """
         read: set[UUID] = set()
         new: set[UUID] = set()
@@ -189,18 +190,18 @@ class JobsService:
             (new if trust_new and isinstance(msg, RequestVideo) else read).add(vid)
         states, missing = self.cache.videos(read)
         if missing:
-            states.update(await projections.load_states(pg, missing))
+            states.update(await log.load_states(missing))
         if new:
             cached, _ = self.cache.videos(new - states.keys())
             states.update(cached)
         return states
 
     async def _usages(
-        self, pg: asyncpg.Connection, users: set[str], now: datetime
+        self, log: RecorderTransaction, users: set[str], now: datetime
     ) -> dict[str, Usage]:
         usages, missing = self.cache.usages(users)
         if missing:
-            found = await projections.load_usages(pg, missing)
+            found = await log.load_usages(missing)
             period = period_of(now)
             usages.update({u: found.get(u) or Usage(u, 0, period, 0.0) for u in missing})
         return usages
