@@ -3,6 +3,7 @@
 Each video is one stream (`video_stream_id`); the relay publishes them keyed by video id.
 """
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,14 +42,28 @@ def _accepted_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class VideoRejected(Message):
+    """The request was refused by a limit (status `rejected`).
+
+    v2 says when trying again can succeed (`retry_at`; for `quota_exceeded` the start of the
+    next quota period, so no reader repeats the jobs service's period rule); None where no
+    time is known (`concurrency_limit`: when a video in progress ends). v1 events are upcast
+    with None.
+    """
+
     TYPE = "VideoRejected"
-    VERSION = 1
+    VERSION = 2
 
     video_id: UUID
     prompt: str
     params: VideoParams
     code: str
     message: str
+    retry_at: datetime | None
+
+
+@upcaster(VideoRejected.TYPE, 1)
+def _rejected_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "retry_at": None}
 
 
 class VideoSubmitted(Message):

@@ -16,6 +16,9 @@ _DECISIONS = frozenset({VideoAccepted.TYPE, VideoRejected.TYPE})
 class VideoErrorView(BaseModel):
     code: str
     message: str
+    #: When trying again can succeed, if the refusal says (`quota_exceeded`: the quota's
+    #: reset). Optional: views of refusals recorded before it was said have none.
+    retry_at: datetime | None = None
 
 
 class VideoView(BaseModel):
@@ -55,7 +58,9 @@ def decided_view(envelope: Envelope) -> VideoView | None:
         status, progress = VideoStatus.QUEUED, 0
     elif isinstance(message, VideoRejected):
         status, progress = VideoStatus.REJECTED, None
-        error = VideoErrorView(code=message.code, message=message.message)
+        error = VideoErrorView(
+            code=message.code, message=message.message, retry_at=message.retry_at
+        )
     else:
         return None
     return VideoView(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
 from openv_infra.admin import admin_router
 
@@ -21,10 +22,16 @@ Check = Callable[[], Awaitable[bool]]
 CHECK_TIMEOUT_S = 2.0
 
 
+class Health(BaseModel):
+    """The answer of `/healthz` (documented in each service's OpenAPI document)."""
+
+    status: str
+
+
 def install_health(app: FastAPI, checks: dict[str, Check]) -> None:
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", tags=["health"], response_model=Health, summary="Liveness")
+    async def healthz() -> Health:
+        return Health(status="ok")
 
     install_readiness(app, checks)
 

@@ -1,12 +1,12 @@
-"""The gateway's client of the jobs API puts a user id into a URL as exactly one segment,
-whatever the id (a real HTTP server records the path it receives)."""
+"""The client of the jobs API (the gateway's and storage's) puts a user id into a URL as
+exactly one segment, whatever the id (a real HTTP server records the path it receives)."""
 
 from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI, Request
 
-from openv_gateway.adapters.jobs_client import JobsClient
+from openv_infra.jobs_api import JobsApi
 from openv_localstack.ports import free_port
 from tests.integration.support import serve
 
@@ -42,7 +42,7 @@ async def test_a_user_id_is_one_encoded_segment_of_the_usage_url(
     jobs: tuple[str, list[str]],
 ) -> None:
     url, paths = jobs
-    client = JobsClient(url, 5.0)
+    client = JobsApi(url, 5.0)
     try:
         for user_id in ["alice", "..", "a/b", "a%2Fb", "x?y#z"]:
             await client.usage(user_id)

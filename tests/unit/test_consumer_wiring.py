@@ -11,8 +11,8 @@ from faststream.kafka import KafkaBroker
 from openv_bridge.config import Settings as BridgeSettings
 from openv_bridge.entrypoints import consumers as bridge_consumers
 from openv_contracts import topics
-from openv_gateway.adapters.video_feed import VideoFeed
 from openv_gateway.config import Settings as GatewaySettings
+from openv_gateway.entrypoints.video_feed import VideoFeed
 from openv_infra import consuming
 from openv_infra.settings import KafkaSettings
 from openv_jobs.config import Settings as JobsSettings

@@ -65,6 +65,25 @@ def test_older_schema_versions_are_upcast_on_read() -> None:
         upcast("TestRenamed", 2, 3, {})
 
 
+def test_a_stored_v1_rejection_loads_without_a_retry_time() -> None:
+    from openv_contracts.events import VideoRejected
+
+    raw = Envelope.wrap(
+        RequestVideo(video_id=uuid4(), prompt="p", params=VideoParams(seed=1)), user_id="bob"
+    ).model_dump(mode="json")
+    data = {
+        "video_id": str(uuid4()),
+        "prompt": "a dog",
+        "params": VideoParams(seed=3).model_dump(mode="json"),
+        "code": "quota_exceeded",
+        "message": "no seconds left",
+    }
+    raw.update(type="VideoRejected", schema_version=1, data=data)
+    message = Envelope.model_validate(raw).message()
+    assert isinstance(message, VideoRejected)
+    assert (message.code, message.retry_at) == ("quota_exceeded", None)
+
+
 def test_derived_event_ids_are_deterministic_distinct_and_version_8() -> None:
     from uuid import uuid4
 
@@ -115,8 +134,13 @@ def test_wrapped_envelopes_equal_validated_ones() -> None:
     assert follower.correlation_id == wrapped.correlation_id
 
 
-@pytest.mark.parametrize("active_jobs", [0, 3])  # accepted, then rejected at the limit
-def test_the_view_of_a_decision_is_the_jobs_services_own(active_jobs: int) -> None:
+@pytest.mark.parametrize(
+    ("active_jobs", "used_seconds"),
+    [(0, 0.0), (3, 0.0), (0, 600.0)],  # accepted; rejected at the concurrency limit, the quota
+)
+def test_the_view_of_a_decision_is_the_jobs_services_own(
+    active_jobs: int, used_seconds: float
+) -> None:
     """The gateway answers a create from the decision it reads on the video-events topic;
     that view must be exactly the one the jobs service folds and serves at version 1."""
     from datetime import UTC, datetime
@@ -132,12 +156,16 @@ def test_the_view_of_a_decision_is_the_jobs_services_own(active_jobs: int) -> No
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     cmd = RequestVideo(video_id=uuid4(), prompt="a cat", params=VideoParams(seed=5))
     request = Envelope.wrap(cmd, user_id="alice")
-    usage = Usage("alice", active_jobs, now.date().replace(day=1), 0.0)
+    usage = Usage("alice", active_jobs, now.date().replace(day=1), used_seconds)
     [event] = decide_request(None, cmd, "alice", usage, Limits(max_active_jobs=3))
     decided = NewEvent(request, event, uuid4(), "alice", video_stream_id(cmd.video_id), 1, now)
     # As the relay publishes it: the envelope, through JSON.
     published = Envelope.model_validate_json(decided.envelope().model_dump_json())
-    assert decided_view(published) == _view(fold_video(None, event, "alice", now))
+    view = decided_view(published)
+    assert view == _view(fold_video(None, event, "alice", now))
+    if used_seconds:  # the quota refusal tells when to try again
+        assert view is not None and view.error is not None
+        assert view.error.retry_at == datetime(2026, 12, 1, tzinfo=UTC)
     later = published.model_copy(update={"stream_version": 2})
     assert decided_view(later) is None
 

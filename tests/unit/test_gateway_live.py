@@ -6,8 +6,8 @@ from uuid import UUID, uuid4
 
 from openv_contracts.queries import VideoView
 from openv_contracts.video import VideoParams, VideoStatus
-from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.service_layer.live import LiveVideos, Watch
+from openv_infra.jobs_api import JobsUnavailable
 
 
 def view(video_id: UUID, version: int, status: VideoStatus = VideoStatus.QUEUED) -> VideoView:
@@ -231,7 +231,7 @@ def test_the_feed_hands_on_a_decision_whole_and_other_events_as_hints() -> None:
 
     from openv_contracts import Envelope
     from openv_contracts.events import VideoAccepted, VideoSubmitted, video_stream_id
-    from openv_gateway.adapters.video_feed import VideoFeed
+    from openv_gateway.entrypoints.video_feed import VideoFeed
     from openv_infra.settings import KafkaSettings
 
     vid, params = uuid4(), VideoParams(seed=2)
@@ -277,7 +277,7 @@ def test_the_feed_hands_on_a_decision_whole_and_other_events_as_hints() -> None:
 def test_a_record_the_feed_cannot_use_is_skipped_and_the_rest_still_wake_waiters() -> None:
     from types import SimpleNamespace
 
-    from openv_gateway.adapters.video_feed import VideoFeed
+    from openv_gateway.entrypoints.video_feed import VideoFeed
     from openv_infra.settings import KafkaSettings
 
     bad, good = uuid4(), uuid4()

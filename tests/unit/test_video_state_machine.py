@@ -83,6 +83,7 @@ def test_fourth_active_video_is_rejected_for_concurrency() -> None:
     [event] = decide_request(None, request(), "alice", fresh_usage(active=3), LIMITS)
     assert isinstance(event, VideoRejected)
     assert event.code == "concurrency_limit"
+    assert event.retry_at is None  # when a video in progress ends: no time to tell
     assert start(event, "alice", T0).status is VideoStatus.REJECTED
 
 
@@ -91,6 +92,15 @@ def test_request_past_the_monthly_quota_is_rejected() -> None:
     [event] = decide_request(None, request(127), "alice", fresh_usage(used=595.0), LIMITS)
     assert isinstance(event, VideoRejected)
     assert event.code == "quota_exceeded"
+    # The refusal says when the quota starts afresh: the next calendar month (UTC).
+    assert event.retry_at == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_a_december_quota_resets_in_january() -> None:
+    usage = Usage("alice", 0, datetime(2026, 12, 1, tzinfo=UTC).date(), 600.0)
+    [event] = decide_request(None, request(), "alice", usage, LIMITS)
+    assert isinstance(event, VideoRejected)
+    assert event.retry_at == datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def test_happy_path_to_completion() -> None:

@@ -10,13 +10,13 @@ from faststream.kafka import KafkaBroker
 from openv_contracts import topics
 from openv_infra.admin import INTERNAL_DOCS, admin_router
 from openv_infra.health import broker_check, install_health
+from openv_infra.jobs_api import JobsApi
 from openv_infra.kafka import make_broker
 from openv_infra.lifecycle import Task
 from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.metrics import watch_consumer_lag
 from openv_infra.publishing import video_publisher
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable, make_client
-from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.adapters.source import UrlSource
 from openv_storage.config import Settings
 from openv_storage.domain.sweep import SweepReport

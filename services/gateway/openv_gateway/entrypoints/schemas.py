@@ -14,6 +14,7 @@ from openv_contracts.video import (
     Seed,
     Side,
     Steps,
+    VideoParams,
     VideoStatus,
 )
 from openv_gateway.domain import text
@@ -53,6 +54,13 @@ class CreateVideoRequest(BaseModel):
     )
     steps: Steps = Field(default=40, description="Inference steps, 10-65.")
     cfg: Cfg = Field(default=6.0, description="Guidance scale, 1-20.")
+
+    def params(self, default_seed: int) -> VideoParams:
+        """The model parameters the request asks for; `default_seed` if it names no seed."""
+        fields = self.model_dump(exclude={"prompt"})
+        if self.seed is None:
+            fields["seed"] = default_seed
+        return VideoParams.model_validate(fields)
 
 
 class VideoParamsOut(BaseModel):
@@ -146,8 +154,3 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="With `invalid_parameter`: what is wrong with which field."
     )
-
-
-class Health(BaseModel):
-    status: str
-    checks: dict[str, bool] | None = None

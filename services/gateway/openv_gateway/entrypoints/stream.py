@@ -3,46 +3,37 @@
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from openv_contracts.queries import VideoView
 from openv_contracts.video import TERMINAL_STATUSES
-from openv_gateway.adapters.jobs_client import JobsUnavailable
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import sse
 from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.entrypoints.auth import CurrentPrincipal
-from openv_gateway.entrypoints.presenter import present, present_pending
-from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, ApiError, unavailable
-from openv_gateway.entrypoints.routes import (
+from openv_gateway.entrypoints.dependencies import (
+    LiveDep,
+    LongLivedDep,
     PlaybackDep,
     Service,
+    SettingsDep,
     VideoId,
-    acquire_open,
+    not_found,
     parse_video_id,
 )
+from openv_gateway.entrypoints.openapi_docs import STREAM_DESCRIPTION
+from openv_gateway.entrypoints.presenter import present, present_pending
+from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, unavailable
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideoNotFound
+from openv_infra.jobs_api import JobsUnavailable
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 
 #: Reconnection delay suggested to EventSource clients (ms).
 RECONNECT_MS = 2000
-
-STREAM_DESCRIPTION = """\
-Server-Sent Events (`text/event-stream`) of the video's status.
-
-* First a `status` event with the current video (unless `Last-Event-ID` shows the client has
-  it), then one `status` event per change. Each event's `data` is the video resource (the
-  same JSON as `GET /v1/videos/{id}`), its `id` the video's version (pending: 0). Changes
-  that follow each other within milliseconds may arrive as one event with the latest state.
-* A comment line (`: keep-alive`) every 15 s while nothing changes.
-* Resume: send the last `id` seen as `Last-Event-ID`; only newer states are sent.
-* The stream ends after the event that carries a terminal status (completed, failed,
-  cancelled, timed_out, rejected, deleted). Resuming after that answers 204, which tells
-  EventSource clients to stop reconnecting."""
 
 _EVENT_STREAM_DOC = {
     "description": "The event stream.",
@@ -54,11 +45,6 @@ _EVENT_STREAM_DOC = {
         }
     },
 }
-
-
-def _live(request: Request) -> LiveVideos:
-    live: LiveVideos = request.app.state.live
-    return live
 
 
 @router.get(
@@ -78,7 +64,9 @@ async def stream_video(
     principal: CurrentPrincipal,
     service: Service,
     playback: PlaybackDep,
-    request: Request,
+    live: LiveDep,
+    settings: SettingsDep,
+    long_lived: LongLivedDep,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -92,7 +80,7 @@ async def stream_video(
     try:
         found = await service.find(principal, vid)
     except VideoNotFound:
-        raise ApiError(404, "not_found", "no such video") from None
+        raise not_found() from None
     except JobsUnavailable as exc:
         raise unavailable() from exc
     after = sse.last_event_id(last_event_id)
@@ -103,11 +91,10 @@ async def stream_video(
         and after >= found.version
     ):
         return Response(status_code=204)
-    keepalive_s: float = request.app.state.sse_keepalive_s
-    release = acquire_open(request, principal.user_id)
+    release = long_lived.acquire(principal.user_id)
     return _HeldStream(
         release,
-        _events(_live(request), found, after, playback, keepalive_s),
+        _events(live, found, after, playback, settings.sse_keepalive_s),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

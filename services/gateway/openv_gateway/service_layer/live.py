@@ -23,7 +23,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from openv_contracts.queries import VideoView
-from openv_gateway.adapters.jobs_client import JobsUnavailable
+from openv_infra.jobs_api import JobsUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The gateway's use cases: request a video and wait for the decision, read, cancel, delete."""
+"""The gateway's use cases: request a video and wait for the decision, read, list, cancel,
+delete; a user's usage. Depends only on the Protocols of `ports.py`."""
 
 import contextlib
 import secrets
@@ -8,14 +9,14 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_contracts.queries import VideoView
-from openv_contracts.video import TERMINAL_STATUSES, VideoParams, VideoStatus
-from openv_gateway.adapters.command_bus import CommandBus
-from openv_gateway.adapters.jobs_client import JobsClient, JobsUnavailable
+from openv_contracts.queries import EventPage, UsageView, VideoPage, VideoView
+from openv_contracts.video import TERMINAL_STATUSES, ErrorCode, VideoStatus
 from openv_gateway.domain import idempotency
 from openv_gateway.domain.pending import PendingRequests, PendingVideo
 from openv_gateway.domain.principal import Principal
 from openv_gateway.service_layer.live import LiveVideos
+from openv_gateway.service_layer.ports import CommandSender, VideoOrder, VideoReader
+from openv_infra.jobs_api import JobsUnavailable
 
 
 class VideoNotFound(Exception):
@@ -36,18 +37,8 @@ class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before with a different request body."""
 
 
-@dataclass(frozen=True)
-class VideoRequest:
-    """A create request as validated by the API; `seed` None means "choose one"."""
-
-    prompt: str
-    negative_prompt: str
-    width: int
-    height: int
-    num_frames: int
-    seed: int | None
-    steps: int
-    cfg: float
+class InvalidCursor(Exception):
+    """The list cursor is not one the API issued."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +59,8 @@ def _now() -> datetime:
 class VideosService:
     def __init__(
         self,
-        jobs: JobsClient,
-        commands: CommandBus,
+        jobs: VideoReader,
+        commands: CommandSender,
         live: LiveVideos,
         decision_wait_s: float,
         pending: PendingRequests,
@@ -83,7 +74,7 @@ class VideosService:
     async def create(
         self,
         principal: Principal,
-        request: VideoRequest,
+        request: VideoOrder,
         idempotency_key: str | None = None,
         prefer_wait_s: int | None = None,
     ) -> Created:
@@ -101,15 +92,7 @@ class VideosService:
             default_seed = idempotency.seed_for(user, idempotency_key)
         else:
             video_id, default_seed = uuid4(), secrets.randbelow(2**31)
-        params = VideoParams(
-            negative_prompt=request.negative_prompt,
-            width=request.width,
-            height=request.height,
-            num_frames=request.num_frames,
-            seed=request.seed if request.seed is not None else default_seed,
-            steps=request.steps,
-            cfg=request.cfg,
-        )
+        params = request.params(default_seed)
         pending = PendingVideo(video_id, user, request.prompt, params, _now())
         decision_budget = max(self.decision_wait_s, float(prefer_wait_s or 0))
         async with self.live.watch(video_id) as watch:
@@ -214,8 +197,35 @@ class VideosService:
                 view = await watch.wait_until(lambda v: v.file_deleted, left) or view
         return view
 
+    async def list_videos(
+        self, principal: Principal, limit: int, cursor: str | None, status: VideoStatus | None
+    ) -> VideoPage:
+        """A page of the principal's videos (an admin's: everyone's), newest first."""
+        user = None if principal.is_admin else principal.user_id
+        page = await self.jobs.videos_page(user, limit, cursor, status)
+        if page is None:
+            raise InvalidCursor(cursor)
+        return page
+
+    async def events(self, principal: Principal, video_id: UUID) -> EventPage:
+        """The video's history, oldest first (none yet while it is pending here)."""
+        found = await self.find(principal, video_id)
+        if isinstance(found, PendingVideo):
+            return EventPage(data=[])
+        return await self.jobs.events(video_id)
+
+    async def usage(self, principal: Principal) -> UsageView:
+        return await self.jobs.usage(principal.user_id)
+
+    async def quota_resets_at(self, view: VideoView) -> datetime | None:
+        """When a `quota_exceeded` refusal's quota starts afresh, as the jobs service said:
+        on the refusal itself, or (refusals recorded before it said so) the user's period end.
+        None for any other video."""
+        if view.error is None or view.error.code != ErrorCode.QUOTA_EXCEEDED.value:
+            return None
+        if view.error.retry_at is not None:
+            return view.error.retry_at
+        return (await self.jobs.usage(view.user_id)).period_end
+
     async def ready(self) -> bool:
-        try:
-            return await self.jobs.healthy()
-        except JobsUnavailable:
-            return False
+        return await self.jobs.healthy()

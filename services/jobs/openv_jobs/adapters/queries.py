@@ -17,12 +17,12 @@ from openv_contracts.queries import (
     VideoPage,
     VideoView,
 )
-from openv_contracts.video import VideoStatus
+from openv_contracts.video import ErrorCode, VideoStatus
 from openv_infra.db import driver_connection
 from openv_jobs.adapters import projections
 from openv_jobs.adapters.event_store import EventStore
 from openv_jobs.adapters.tables import VideoRow
-from openv_jobs.domain.usage import Limits, period_end
+from openv_jobs.domain.usage import Limits, period_end, period_of, quota_resets_at
 from openv_jobs.domain.video import VideoState
 
 _videos = VideoRow.__table__  # type: ignore[attr-defined]
@@ -53,11 +53,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
 
 
 def _view(state: VideoState) -> VideoView:
-    error = (
-        VideoErrorView(code=state.error_code, message=state.error_message or "")
-        if state.error_code
-        else None
-    )
+    error = None
+    if state.error_code:
+        # A quota refusal's reset time, as its VideoRejected says (same rule, same period).
+        retry_at = (
+            quota_resets_at(period_of(state.created_at))
+            if state.error_code == ErrorCode.QUOTA_EXCEEDED
+            else None
+        )
+        error = VideoErrorView(
+            code=state.error_code, message=state.error_message or "", retry_at=retry_at
+        )
     return VideoView(
         id=state.video_id,
         user_id=state.user_id,

@@ -1,5 +1,7 @@
 """Deciders: (state, message) -> new events. Pure; duplicates and late facts decide nothing."""
 
+from datetime import datetime
+
 from openv_contracts.base import Message
 from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
 from openv_contracts.events import (
@@ -34,7 +36,7 @@ from openv_jobs.domain.timers import (
     queued_too_long_reason,
     silent_too_long_reason,
 )
-from openv_jobs.domain.usage import Limits, Usage
+from openv_jobs.domain.usage import Limits, Usage, quota_resets_at
 from openv_jobs.domain.video import VideoState, can_move
 
 
@@ -60,6 +62,7 @@ def decide_request(
                 ErrorCode.QUOTA_EXCEEDED,
                 f"this video needs {duration:.2f} s; {left:.2f} s of the monthly "
                 f"{limits.quota_seconds:.0f} s remain",
+                retry_at=quota_resets_at(usage.period_start),
             )
         ]
     return [
@@ -74,13 +77,16 @@ def decide_request(
     ]
 
 
-def _rejected(command: RequestVideo, code: ErrorCode, message: str) -> VideoRejected:
+def _rejected(
+    command: RequestVideo, code: ErrorCode, message: str, retry_at: datetime | None = None
+) -> VideoRejected:
     return VideoRejected(
         video_id=command.video_id,
         prompt=command.prompt,
         params=command.params,
         code=code.value,
         message=message,
+        retry_at=retry_at,
     )
 
 

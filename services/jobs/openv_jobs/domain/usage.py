@@ -33,6 +33,12 @@ def period_end(start: date) -> date:
     return date(start.year + start.month // 12, start.month % 12 + 1, 1)
 
 
+def quota_resets_at(start: date) -> datetime:
+    """When the quota of the period that began on `start` starts afresh (UTC midnight)."""
+    end = period_end(start)
+    return datetime(end.year, end.month, end.day, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Usage:
     user_id: str
