@@ -102,3 +102,10 @@ class UsageView(BaseModel):
     quota_seconds: float
     period_start: datetime
     period_end: datetime
+
+
+class JobsUnavailable(Exception):
+    """The jobs service's query API did not answer usefully; the caller must not guess.
+
+    Part of the API's contract, so a use case can tell it apart without importing the client
+    (`openv_infra.jobs_api`, which raises it)."""

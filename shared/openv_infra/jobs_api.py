@@ -12,7 +12,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from openv_contracts.queries import EventPage, UsageView, VideoPage, VideoView
+from openv_contracts.queries import EventPage, JobsUnavailable, UsageView, VideoPage, VideoView
 from openv_contracts.segments import path_segment
 from openv_contracts.video import VideoStatus
 from openv_infra.http import async_client
@@ -21,10 +21,6 @@ from openv_infra.http import async_client
 PAGE_SIZE = 100
 
 Answer = TypeVar("Answer", bound=BaseModel)
-
-
-class JobsUnavailable(Exception):
-    """The jobs service did not answer usefully; the caller must not guess."""
 
 
 class JobsApi:

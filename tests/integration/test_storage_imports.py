@@ -18,13 +18,12 @@ from openv_contracts.facts import (
     StorageImportFailed,
     StorageObjectImported,
 )
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import VideoStatus
 from openv_infra.settings import S3Settings
 from openv_localstack.ports import free_port
 from openv_localstack.servers import SeaweedS3
 from openv_storage.adapters.bucket import Bucket, make_client
-from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import Resolver, UrlSource, system_resolver
 from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy

@@ -19,10 +19,10 @@ from openv_contracts import Envelope
 from openv_contracts.facts import StorageObjectsDeleted
 from openv_contracts.storage_keys import video_output_key, video_prefix
 from openv_contracts.video import VideoStatus
+from openv_infra.jobs_api import JobsApi
 from openv_infra.settings import S3Settings
 from openv_localstack.servers import SeaweedS3
 from openv_storage.adapters.bucket import Bucket, make_client
-from openv_storage.adapters.jobs_api import JobsApi
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.entrypoints.periodic import sweep_periodically
 from openv_storage.service_layer.sweeper import Sweeper, swept_event_id

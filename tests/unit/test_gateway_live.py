@@ -4,10 +4,9 @@ import asyncio
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import VideoParams, VideoStatus
 from openv_gateway.service_layer.live import LiveVideos, Watch
-from openv_infra.jobs_api import JobsUnavailable
 
 
 def view(video_id: UUID, version: int, status: VideoStatus = VideoStatus.QUEUED) -> VideoView:

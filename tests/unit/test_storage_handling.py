@@ -12,12 +12,11 @@ import pytest
 from openv_contracts import Envelope
 from openv_contracts.events import VideoDeleted
 from openv_contracts.facts import RunPodJobCompleted
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.storage_keys import video_prefix
 from openv_contracts.video import VideoParams, VideoStatus
 from openv_infra.failures import PermanentError, TransientError
 from openv_storage.adapters.bucket import S3Unreachable, StorageUnavailable
-from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver
 from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy

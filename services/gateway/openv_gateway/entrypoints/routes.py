@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import TERMINAL_STATUSES, VideoStatus
 from openv_gateway.adapters.command_bus import CommandUnavailable
 from openv_gateway.config import Settings
@@ -57,7 +57,6 @@ from openv_gateway.service_layer.videos import (
     VideoNotFound,
     VideosService,
 )
-from openv_infra.jobs_api import JobsUnavailable
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import TERMINAL_STATUSES
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import sse
@@ -28,7 +28,6 @@ from openv_gateway.entrypoints.presenter import present, present_pending
 from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, unavailable
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideoNotFound
-from openv_infra.jobs_api import JobsUnavailable
 
 router = APIRouter(prefix="/v1", tags=["videos"])
 

@@ -22,8 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 from uuid import UUID
 
-from openv_contracts.queries import VideoView
-from openv_infra.jobs_api import JobsUnavailable
+from openv_contracts.queries import JobsUnavailable, VideoView
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,13 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
-from openv_contracts.queries import EventPage, UsageView, VideoPage, VideoView
+from openv_contracts.queries import EventPage, JobsUnavailable, UsageView, VideoPage, VideoView
 from openv_contracts.video import TERMINAL_STATUSES, ErrorCode, VideoStatus
 from openv_gateway.domain import idempotency
 from openv_gateway.domain.pending import PendingRequests, PendingVideo
 from openv_gateway.domain.principal import Principal
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.ports import CommandSender, VideoOrder, VideoReader
-from openv_infra.jobs_api import JobsUnavailable
 
 
 class VideoNotFound(Exception):

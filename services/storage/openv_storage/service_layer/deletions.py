@@ -16,11 +16,11 @@ from uuid import uuid5
 from openv_contracts import Envelope
 from openv_contracts.events import VideoDeleted
 from openv_contracts.facts import RunPodJobCompleted, StorageObjectsDeleted
+from openv_contracts.queries import JobsUnavailable
 from openv_contracts.storage_keys import video_prefix
 from openv_contracts.video import VideoStatus
 from openv_infra.failures import PermanentError, TransientError
 from openv_storage.adapters.bucket import StorageUnavailable
-from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.domain.keys import is_video_prefix
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.service_layer.imports import VideoStates

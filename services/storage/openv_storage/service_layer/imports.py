@@ -25,11 +25,10 @@ from openv_contracts.facts import (
     StorageImportFailed,
     StorageObjectImported,
 )
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import ACTIVE_STATUSES, VideoStatus
 from openv_infra.mp4 import MP4_HEAD_BYTES, looks_like_mp4
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable
-from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.adapters.source import CappedBody, SourceUnavailable, UrlSource
 from openv_storage.domain.imports import ImportRefused
 from openv_storage.domain.keys import key_belongs_to

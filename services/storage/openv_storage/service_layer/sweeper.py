@@ -17,10 +17,9 @@ from uuid import UUID, uuid5
 
 from openv_contracts import Envelope
 from openv_contracts.facts import StorageObjectsDeleted
-from openv_contracts.queries import VideoView
+from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import VideoStatus
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable
-from openv_storage.adapters.jobs_api import JobsUnavailable
 from openv_storage.domain.keys import ROOT
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.domain.sweep import (
