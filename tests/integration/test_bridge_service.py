@@ -25,15 +25,18 @@ from pydantic import SecretStr
 
 from openv_bridge.adapters import migrations
 from openv_bridge.adapters.object_store import ObjectStore
-from openv_bridge.adapters.runpod_client import RunPodClient, RunSend
-from openv_bridge.adapters.submissions import Submission, Submissions
+from openv_bridge.adapters.runpod_client import RunPodClient
+from openv_bridge.adapters.submissions import Submissions
 from openv_bridge.config import Settings
 from openv_bridge.domain import reports
+from openv_bridge.domain.record import Submission
+from openv_bridge.domain.runpod_errors import RunSend
 from openv_bridge.domain.submissions import SubmissionState
 from openv_bridge.entrypoints import consumers, webhooks
 from openv_bridge.main import runpod_client_options
 from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Reconciler, Sweep
+from openv_bridge.service_layer.submitting import claim_of
 from openv_contracts import Envelope
 from openv_contracts.events import VideoAccepted, VideoCancelled, VideoTimedOut
 from openv_contracts.storage_keys import video_output_key, video_prefix
@@ -724,7 +727,7 @@ async def test_an_attempt_that_waited_past_its_lease_does_not_send_a_second_job(
         env = accepted()
         message = env.message()
         assert isinstance(message, VideoAccepted)
-        [stale] = await h.submissions.claim_many([h.bridge._claim_of(env, message)], 0.2)
+        [stale] = await h.submissions.claim_many([claim_of(env, message)], 0.2)
         await asyncio.sleep(0.4)  # the lease runs out before the attempt got its turn
         # The stale attempt is open: the first takeover only holds the record...
         held = await h.submissions.acquire(vid(env), h.settings.submit_lease_s, 0.2)

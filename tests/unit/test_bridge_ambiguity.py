@@ -8,19 +8,19 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from openv_bridge.adapters.runpod_client import (
-    RunPodAnswerLost,
-    RunPodClient,
-    RunPodError,
-    RunPodThrottled,
-    RunSend,
-)
+from openv_bridge.adapters.runpod_client import RunPodClient
 from openv_bridge.config import Settings
 from openv_bridge.domain.ambiguity import (
     INPUT_KEY,
     attempt_marker,
     attempt_nonce,
     input_names_attempt,
+)
+from openv_bridge.domain.runpod_errors import (
+    RunPodAnswerLost,
+    RunPodError,
+    RunPodThrottled,
+    RunSend,
 )
 from tests.unit.test_bridge_runpod_client import Script, ok, status
 

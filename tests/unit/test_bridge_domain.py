@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from openv_bridge.config import Settings
-from openv_bridge.domain import reports
+from openv_bridge.domain import outcomes, reports
 from openv_bridge.domain.submissions import (
     FactIds,
     Route,
@@ -98,45 +98,45 @@ def test_fact_ids_are_deterministic_per_video_kind_and_job() -> None:
     assert FactIds(OTHER).of("final", "j1") != ids.of("final", "j1")
 
 
-def outcome(body: dict[str, object]) -> reports.Outcome:
+def outcome(body: dict[str, object]) -> outcomes.Outcome:
     return reports.interpret(reports.parse_report(body), KEY)
 
 
 def test_reports_in_odd_shapes() -> None:
     # RunPod puts a worker's {"error": ...} into `error`; some put it in the output.
     in_output = outcome({"id": "j", "status": "FAILED", "output": {"error": "bad seed"}})
-    assert in_output == reports.Failed("worker_failed", "bad seed")
-    assert outcome({"id": "j", "status": "FAILED"}) == reports.Failed(
+    assert in_output == outcomes.Failed("worker_failed", "bad seed")
+    assert outcome({"id": "j", "status": "FAILED"}) == outcomes.Failed(
         "worker_failed", "worker failed"
     )
     # A bare string as output.
     assert outcome({"id": "j", "status": "COMPLETED", "output": "https://x/v.mp4"}) == (
-        reports.ResultUrl("https://x/v.mp4")
+        outcomes.ResultUrl("https://x/v.mp4")
     )
     assert outcome({"id": "j", "status": "COMPLETED", "output": "FAILED: oom"}) == (
-        reports.Failed("worker_failed", "FAILED: oom")
+        outcomes.Failed("worker_failed", "FAILED: oom")
     )
-    assert outcome({"id": "j", "status": "COMPLETED"}) == reports.Failed(
+    assert outcome({"id": "j", "status": "COMPLETED"}) == outcomes.Failed(
         "output_missing", "the job completed without a usable output"
     )
     timed_out = outcome(
         {"id": "j", "status": "TIMED_OUT", "error": "job exceeded executionTimeout of 5000 ms"}
     )
-    assert isinstance(timed_out, reports.TimedOut)
+    assert isinstance(timed_out, outcomes.TimedOut)
     assert timed_out.reason.endswith(": job exceeded executionTimeout of 5000 ms")
 
 
 def test_which_outcomes_end_the_job() -> None:
-    assert not reports.is_final(reports.Waiting())
-    assert not reports.is_final(reports.Running(5))
-    finals: list[reports.Outcome] = [
-        reports.Uploaded(KEY),
-        reports.ResultUrl("https://x"),
-        reports.Failed("worker_failed", "x"),
-        reports.Cancelled(),
-        reports.TimedOut("x"),
+    assert not outcomes.is_final(outcomes.Waiting())
+    assert not outcomes.is_final(outcomes.Running(5))
+    finals: list[outcomes.Outcome] = [
+        outcomes.Uploaded(KEY),
+        outcomes.ResultUrl("https://x"),
+        outcomes.Failed("worker_failed", "x"),
+        outcomes.Cancelled(),
+        outcomes.TimedOut("x"),
     ]
-    assert all(reports.is_final(o) for o in finals)
+    assert all(outcomes.is_final(o) for o in finals)
     assert "404" in reports.job_gone_reason("j1") and "j1" in reports.job_gone_reason("j1")
 
 

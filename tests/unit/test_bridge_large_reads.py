@@ -4,7 +4,7 @@ time, and one per video whatever RunPod retries, so a burst cannot exhaust memor
 import asyncio
 from uuid import uuid4
 
-from openv_bridge.adapters.submissions import Submission
+from openv_bridge.domain.record import Submission
 from openv_bridge.domain.submissions import SubmissionState
 from openv_bridge.service_layer import outputs
 

@@ -7,10 +7,11 @@ from typing import Any
 import httpx
 import pytest
 
-from openv_bridge.adapters.runpod_client import RunPodClient, RunPodThrottled
+from openv_bridge.adapters.runpod_client import RunPodClient
 from openv_bridge.adapters.runpod_limits import RUNPOD_LIMITS, RouteBusy, RouteLimiter
 from openv_bridge.domain.rate_limits import RouteLimit, SlidingWindow, throttled_hold
 from openv_bridge.domain.runpod_access import AccessState, Verdict, classify
+from openv_bridge.domain.runpod_errors import RunPodThrottled
 from tests.unit.support import FakeClock
 
 

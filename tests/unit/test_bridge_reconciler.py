@@ -4,14 +4,13 @@ ones are exercised in tests/integration/test_bridge_service.py)."""
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 from uuid import uuid4
 
-from openv_bridge.adapters.submissions import Submission, Submissions
 from openv_bridge.config import Settings
+from openv_bridge.domain.record import Submission
 from openv_bridge.domain.runpod_access import AccessState
 from openv_bridge.domain.submissions import SubmissionState
-from openv_bridge.service_layer.bridge import BridgeService
 from openv_bridge.service_layer.reconciler import Pace, Reconciler, Sweep
 from tests.unit.support import FakeClock
 
@@ -56,6 +55,9 @@ class FakeRunPod:
     def __init__(self) -> None:
         self.access = AccessState()
 
+    async def health(self) -> dict[str, Any]:
+        return {}
+
 
 class FakeBridge:
     def __init__(self, failing: set[Any]) -> None:
@@ -89,12 +91,7 @@ async def test_a_pass_does_every_kind_of_work_concurrently_bounded_and_isolated(
     subs = FakeSubmissions(stalled=2, cancels=1, quiet=9, held=1)
     failing = {subs.quiet[0].video_id}
     bridge = FakeBridge(failing)
-    reconciler = Reconciler(
-        cast(BridgeService, bridge),
-        cast(Submissions, subs),
-        settings,
-        pace=Pace(10_000.0),
-    )
+    reconciler = Reconciler(bridge, subs, settings, pace=Pace(10_000.0))
     sweep = await reconciler.run_once()
     assert sweep == Sweep(resubmitted=2, cancels_retried=1, polled=9, held=1)
     assert bridge.most_active == 3  # RunPod sees at most `reconcile_concurrency` calls at once
@@ -107,7 +104,5 @@ async def test_a_pass_takes_at_most_a_batch_of_each_kind() -> None:
     settings = Settings(reconcile_batch_size=4)
     subs = FakeSubmissions(stalled=0, cancels=0, quiet=10)
     bridge = FakeBridge(set())
-    reconciler = Reconciler(
-        cast(BridgeService, bridge), cast(Submissions, subs), settings, pace=Pace(10_000.0)
-    )
+    reconciler = Reconciler(bridge, subs, settings, pace=Pace(10_000.0))
     assert await reconciler.run_once() == Sweep(polled=4)

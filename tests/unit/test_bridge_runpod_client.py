@@ -7,11 +7,11 @@ import httpx
 import pytest
 
 from openv_bridge.adapters.metrics import RUNPOD_MISCONFIGURED
-from openv_bridge.adapters.runpod_client import (
+from openv_bridge.adapters.runpod_client import RunPodClient
+from openv_bridge.domain.runpod_errors import (
     AnswerTooLarge,
     InvalidJobId,
     JobNotFound,
-    RunPodClient,
     RunPodError,
     RunPodMisconfigured,
     RunPodRefused,

@@ -7,13 +7,13 @@ from uuid import uuid4
 
 import pytest
 
-from openv_bridge.domain import reports
+from openv_bridge.domain import outcomes, reports, runpod_texts, worker_outputs
 from openv_bridge.domain.tokens import token_valid, webhook_token
 
 KEY = "videos/u/v/video.mp4"
 
 
-def outcome(body: dict[str, Any]) -> reports.Outcome:
+def outcome(body: dict[str, Any]) -> outcomes.Outcome:
     return reports.interpret(reports.parse_report(body), KEY)
 
 
@@ -33,40 +33,42 @@ def test_malformed_reports_are_refused(body: object) -> None:
 
 
 def test_upload_convention_and_progress_shapes() -> None:
-    assert outcome({"id": "j", "status": "COMPLETED", "output": {"key": KEY}}) == reports.Uploaded(
+    assert outcome({"id": "j", "status": "COMPLETED", "output": {"key": KEY}}) == outcomes.Uploaded(
         KEY
     )
-    assert outcome({"id": "j", "status": "IN_QUEUE"}) == reports.Waiting()
-    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": 42}) == reports.Running(42)
-    assert outcome({"id": "j", "status": "RUNNING", "output": {"percent": 7}}) == reports.Running(7)
+    assert outcome({"id": "j", "status": "IN_QUEUE"}) == outcomes.Waiting()
+    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": 42}) == outcomes.Running(42)
+    assert outcome({"id": "j", "status": "RUNNING", "output": {"percent": 7}}) == outcomes.Running(
+        7
+    )
     assert outcome(
         {"id": "j", "status": "IN_PROGRESS", "output": {"progress": 0.5}}
-    ) == reports.Running(50)
-    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": "x"}) == reports.Running(None)
+    ) == outcomes.Running(50)
+    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": "x"}) == outcomes.Running(None)
 
 
 def test_failures_in_every_disguise() -> None:
     raised = outcome(
         {"id": "j", "status": "FAILED", "error": '{"error_type": "E", "error_message": "OOM"}'}
     )
-    assert raised == reports.Failed("worker_failed", "OOM")
+    assert raised == outcomes.Failed("worker_failed", "OOM")
     keyed = outcome({"id": "j", "status": "COMPLETED", "output": {"error": "bad prompt"}})
-    assert keyed == reports.Failed("worker_failed", "bad prompt")
+    assert keyed == outcomes.Failed("worker_failed", "bad prompt")
     lying = outcome({"id": "j", "status": "COMPLETED", "output": {"result": "FAILED: no GPU"}})
-    assert lying == reports.Failed("worker_failed", "FAILED: no GPU")
+    assert lying == outcomes.Failed("worker_failed", "FAILED: no GPU")
     empty = outcome({"id": "j", "status": "COMPLETED", "output": {"key": "someone-elses"}})
-    assert isinstance(empty, reports.Failed) and empty.code == "output_missing"
+    assert isinstance(empty, outcomes.Failed) and empty.code == "output_missing"
     long = outcome({"id": "j", "status": "FAILED", "error": "x" * 5000})
-    assert isinstance(long, reports.Failed) and len(long.message) == reports.MAX_MESSAGE
+    assert isinstance(long, outcomes.Failed) and len(long.message) == runpod_texts.MAX_MESSAGE
 
 
 def test_result_url_cancel_and_timeout() -> None:
     url = "https://cdn.example/v.mp4"
     assert outcome({"id": "j", "status": "COMPLETED", "output": {"result": url}}) == (
-        reports.ResultUrl(url)
+        outcomes.ResultUrl(url)
     )
-    assert outcome({"id": "j", "status": "CANCELLED"}) == reports.Cancelled()
-    assert isinstance(outcome({"id": "j", "status": "TIMED_OUT"}), reports.TimedOut)
+    assert outcome({"id": "j", "status": "CANCELLED"}) == outcomes.Cancelled()
+    assert isinstance(outcome({"id": "j", "status": "TIMED_OUT"}), outcomes.TimedOut)
 
 
 def test_webhook_tokens_are_per_video_and_per_secret() -> None:
@@ -112,9 +114,9 @@ def test_nesting_is_measured_without_parsing_and_ignores_brackets_in_strings() -
 
 def test_text_is_cleaned_of_controls_and_lone_surrogates_and_bounded() -> None:
     dirty = "a\x00b\x1b[31mc\x7fd\x85e\ud800f\tg\nh"
-    assert reports.clean_text(dirty, 100) == "a\ufffdb\ufffd[31mc\ufffdd\ufffde\ufffdf\tg\nh"
-    assert reports.clean_text(dirty, 100, keep_newlines=False).count("\ufffd") == 7
-    assert reports.clean_text("x" * 50, 10) == "x" * 10
+    assert runpod_texts.clean_text(dirty, 100) == "a\ufffdb\ufffd[31mc\ufffdd\ufffde\ufffdf\tg\nh"
+    assert runpod_texts.clean_text(dirty, 100, keep_newlines=False).count("\ufffd") == 7
+    assert runpod_texts.clean_text("x" * 50, 10) == "x" * 10
 
 
 @pytest.mark.parametrize(
@@ -129,8 +131,8 @@ def test_text_is_cleaned_of_controls_and_lone_surrogates_and_bounded() -> None:
 )
 def test_text_from_runpod_is_safe_before_it_becomes_a_fact(body: dict[str, Any]) -> None:
     result = outcome(body)
-    assert isinstance(result, reports.Failed | reports.TimedOut)
-    text = result.message if isinstance(result, reports.Failed) else result.reason
+    assert isinstance(result, outcomes.Failed | outcomes.TimedOut)
+    text = result.message if isinstance(result, outcomes.Failed) else result.reason
     assert "\x00" not in text and "\ufffd" in text
     text.encode()  # valid UTF-8: no lone surrogate left
 
@@ -152,19 +154,19 @@ def test_text_from_runpod_is_safe_before_it_becomes_a_fact(body: dict[str, Any])
 )
 def test_an_unusable_result_url_fails_the_video_as_invalid_output(url: str, why: str) -> None:
     result = outcome({"id": "j", "status": "COMPLETED", "output": {"result": url}})
-    assert isinstance(result, reports.Failed) and result.code == "invalid_output"
+    assert isinstance(result, outcomes.Failed) and result.code == "invalid_output"
     assert why in result.message
-    assert "\x00" not in result.message and len(result.message) <= reports.MAX_MESSAGE
+    assert "\x00" not in result.message and len(result.message) <= runpod_texts.MAX_MESSAGE
 
 
 def test_a_result_url_up_to_the_facts_bound_is_handed_on() -> None:
     url = "https://cdn.example/" + "v" * (4096 - len("https://cdn.example/"))
-    assert outcome({"id": "j", "status": "COMPLETED", "output": url}) == reports.ResultUrl(url)
+    assert outcome({"id": "j", "status": "COMPLETED", "output": url}) == outcomes.ResultUrl(url)
 
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
 def test_progress_that_is_not_a_finite_number_is_no_progress(value: float) -> None:
-    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": value}) == reports.Running(None)
+    assert outcome({"id": "j", "status": "IN_PROGRESS", "output": value}) == outcomes.Running(None)
     assert reports.progress_of({"progress": value}) is None
 
 
@@ -186,30 +188,30 @@ def b64(data: bytes) -> str:
 @pytest.mark.parametrize("status", ["SUCCESS", "DONE", "success"])
 def test_the_openv_workers_result_url_is_imported(status: str) -> None:
     body = {"id": "j", "status": "COMPLETED", "output": {"result": URL, "status": status}}
-    assert outcome(body) == reports.ResultUrl(URL)
+    assert outcome(body) == outcomes.ResultUrl(URL)
 
 
 def test_the_openv_workers_error_fails_the_video_with_its_message() -> None:
     # runpod-python moves the output's `error` to the job's: FAILED, output {"status": "ERROR"}.
     failed = {"id": "j", "status": "FAILED", "output": {"status": "ERROR"}, "error": "bad seed"}
-    assert outcome(failed) == reports.Failed("worker_failed", "bad seed")
+    assert outcome(failed) == outcomes.Failed("worker_failed", "bad seed")
     kept = {"id": "j", "status": "COMPLETED", "output": {"status": "ERROR", "error": "no VRAM"}}
-    assert outcome(kept) == reports.Failed("worker_failed", "no VRAM")
+    assert outcome(kept) == outcomes.Failed("worker_failed", "no VRAM")
     # An ERROR whose `error` RunPod did not pass on is still a failure, not a missing output.
     bare = outcome({"id": "j", "status": "COMPLETED", "output": {"status": "ERROR"}})
-    assert bare == reports.Failed("worker_failed", "the worker reported ERROR")
+    assert bare == outcomes.Failed("worker_failed", "the worker reported ERROR")
 
 
 def test_a_failed_result_without_an_error_is_a_failure() -> None:
     body = {"id": "j", "status": "COMPLETED", "output": {"result": "FAILED: CUDA error"}}
-    assert outcome(body) == reports.Failed("worker_failed", "FAILED: CUDA error")
+    assert outcome(body) == outcomes.Failed("worker_failed", "FAILED: CUDA error")
 
 
 @pytest.mark.parametrize("key", ["videos", "images"])
 def test_a_comfyui_s3_url_is_imported(key: str) -> None:
     entry = {"filename": "ComfyUI_00001_.mp4", "type": "s3_url", "data": URL}
     body = {"id": "j", "status": "COMPLETED", "output": {key: [entry]}}
-    assert outcome(body) == reports.ResultUrl(URL)
+    assert outcome(body) == outcomes.ResultUrl(URL)
 
 
 def test_the_first_video_like_entry_is_picked_over_preview_images() -> None:
@@ -217,10 +219,10 @@ def test_the_first_video_like_entry_is_picked_over_preview_images() -> None:
     clip = {"filename": "clip.MP4", "type": "s3_url", "data": URL}
     unnamed = {"type": "s3_url", "data": "https://x.example/other"}
     output = {"images": [preview, unnamed], "videos": [clip]}
-    assert outcome({"id": "j", "status": "COMPLETED", "output": output}) == reports.ResultUrl(URL)
+    assert outcome({"id": "j", "status": "COMPLETED", "output": output}) == outcomes.ResultUrl(URL)
     only_images = {"images": [preview]}
     result = outcome({"id": "j", "status": "COMPLETED", "output": only_images})
-    assert result == reports.Failed("invalid_output", "the worker returned images but no video")
+    assert result == outcomes.Failed("invalid_output", "the worker returned images but no video")
 
 
 def test_a_comfyui_base64_video_is_handed_on_and_decodes_to_the_mp4() -> None:
@@ -230,13 +232,13 @@ def test_a_comfyui_base64_video_is_handed_on_and_decodes_to_the_mp4() -> None:
         "status": "COMPLETED",
         "output": {"videos": [{"type": "base64", "data": data}]},
     }
-    assert outcome(body) == reports.InlineVideo(data)
-    assert reports.decode_video(data, 1024) == MP4
+    assert outcome(body) == outcomes.InlineVideo(data)
+    assert worker_outputs.decode_video(data, 1024) == MP4
     # Line breaks and a data URI header are tolerated.
     wrapped = "data:video/mp4;base64," + "\n".join(
         data[i : i + 76] for i in range(0, len(data), 76)
     )
-    assert reports.decode_video(wrapped, 1024) == MP4
+    assert worker_outputs.decode_video(wrapped, 1024) == MP4
 
 
 @pytest.mark.parametrize(
@@ -249,8 +251,8 @@ def test_a_comfyui_base64_video_is_handed_on_and_decodes_to_the_mp4() -> None:
     ],
 )
 def test_an_unusable_inline_video_is_refused(data: str, why: str) -> None:
-    with pytest.raises(reports.InvalidVideo, match=why):
-        reports.decode_video(data, 1024)
+    with pytest.raises(worker_outputs.InvalidVideo, match=why):
+        worker_outputs.decode_video(data, 1024)
 
 
 @pytest.mark.parametrize(
@@ -260,13 +262,13 @@ def test_an_unusable_inline_video_is_refused(data: str, why: str) -> None:
 def test_a_comfyui_entry_without_usable_data_is_invalid_output(entry: dict[str, Any]) -> None:
     body = {"id": "j", "status": "COMPLETED", "output": {"videos": [entry]}}
     result = outcome(body)
-    assert isinstance(result, reports.Failed) and result.code == "invalid_output"
+    assert isinstance(result, outcomes.Failed) and result.code == "invalid_output"
 
 
 @pytest.mark.parametrize("output", [None, {}, [], "", {"videos": []}, {"status": "SUCCESS"}])
 def test_completed_without_output_is_output_missing(output: object) -> None:
     result = outcome({"id": "j", "status": "COMPLETED", "output": output})
-    assert isinstance(result, reports.Failed) and result.code == "output_missing"
+    assert isinstance(result, outcomes.Failed) and result.code == "output_missing"
 
 
 @pytest.mark.parametrize(
@@ -281,16 +283,16 @@ def test_completed_without_output_is_output_missing(output: object) -> None:
 )
 def test_an_execution_timeout_arriving_as_failed_is_a_timeout(error: str) -> None:
     result = outcome({"id": "j", "status": "FAILED", "error": error})
-    assert isinstance(result, reports.TimedOut), result
+    assert isinstance(result, outcomes.TimedOut), result
     assert result.code == "execution_timeout"
     assert "execution timeout" in result.reason
 
 
 def test_a_timed_out_job_says_which_timeout_when_it_can() -> None:
     execution = outcome({"id": "j", "status": "TIMED_OUT", "error": "exceeded executionTimeout"})
-    assert isinstance(execution, reports.TimedOut) and execution.code == "execution_timeout"
+    assert isinstance(execution, outcomes.TimedOut) and execution.code == "execution_timeout"
     queue = outcome({"id": "j", "status": "TIMED_OUT"})
-    assert isinstance(queue, reports.TimedOut) and queue.code == "timed_out"
+    assert isinstance(queue, outcomes.TimedOut) and queue.code == "timed_out"
 
 
 @pytest.mark.parametrize(
@@ -302,7 +304,7 @@ def test_a_timed_out_job_says_which_timeout_when_it_can() -> None:
 )
 def test_a_workers_own_timeout_is_a_worker_failure(error: str) -> None:
     result = outcome({"id": "j", "status": "FAILED", "error": error})
-    assert isinstance(result, reports.Failed) and result.code == "worker_failed"
+    assert isinstance(result, outcomes.Failed) and result.code == "worker_failed"
 
 
 def test_a_raised_error_gives_its_message_never_its_traceback() -> None:
@@ -313,11 +315,11 @@ def test_a_raised_error_gives_its_message_never_its_traceback() -> None:
         "hostname": "abc",
     }
     result = outcome({"id": "j", "status": "FAILED", "error": json.dumps(raised)})
-    assert result == reports.Failed("worker_failed", "CUDA out of memory")
+    assert result == outcomes.Failed("worker_failed", "CUDA out of memory")
     no_message = outcome(
         {"id": "j", "status": "FAILED", "error": json.dumps(raised | {"error_message": ""})}
     )
-    assert isinstance(no_message, reports.Failed)
+    assert isinstance(no_message, outcomes.Failed)
     assert "Traceback" not in no_message.message and "handler.py" not in no_message.message
     assert "RuntimeError" in no_message.message
     dirty = outcome(
@@ -327,8 +329,8 @@ def test_a_raised_error_gives_its_message_never_its_traceback() -> None:
             "error": json.dumps(raised | {"error_message": "x\x00" * 900}),
         }
     )
-    assert isinstance(dirty, reports.Failed)
-    assert len(dirty.message) == reports.MAX_MESSAGE and "\x00" not in dirty.message
+    assert isinstance(dirty, outcomes.Failed)
+    assert len(dirty.message) == runpod_texts.MAX_MESSAGE and "\x00" not in dirty.message
 
 
 @pytest.mark.parametrize(
@@ -350,9 +352,9 @@ def test_a_worker_handing_back_its_upload_url_is_judged_by_the_upload(
     )
     filled = json.loads(json.dumps(output).replace("STAGING", staging))
     outcome = reports.interpret(reports.Report("job-1", "COMPLETED", output=filled), key)
-    assert outcome == reports.Uploaded(key)
+    assert outcome == outcomes.Uploaded(key)
     # Somebody else's bucket is imported as before.
     other = json.loads(json.dumps(output).replace("STAGING", "https://cdn.example/v.mp4"))
     assert reports.interpret(reports.Report("job-1", "COMPLETED", output=other), key) == (
-        reports.ResultUrl("https://cdn.example/v.mp4")
+        outcomes.ResultUrl("https://cdn.example/v.mp4")
     )

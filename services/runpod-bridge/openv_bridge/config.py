@@ -106,6 +106,11 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     reconcile_requests_per_s: float = Field(default=20.0, gt=0)
 
     @property
+    def webhook_key(self) -> bytes:
+        """`webhook_secret` as the HMAC key of webhook tokens, attempt markers and staging keys."""
+        return self.webhook_secret.get_secret_value().encode()
+
+    @property
     def runpod_answer_max_bytes(self) -> int:
         """Largest RunPod answer read: an inline video's base64 and 1 MiB for the rest."""
         return (self.inline_output_max_bytes + 2) // 3 * 4 + 1024 * 1024

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from openv_bridge.adapters import submissions
+from openv_bridge.adapters import submission_table
 from openv_bridge.config import Settings
 from openv_infra.migrations import Baseline, Migrations, module_metadata
 
 MIGRATIONS = Migrations(
     script_location=Path(__file__).resolve().parent.parent / "migrations",
-    metadata=module_metadata(submissions),
+    metadata=module_metadata(submission_table),
     # Its own name, so the bridge can share a database with the jobs service.
     version_table="alembic_version_bridge",
     # Databases where the bridge created its table at startup before Alembic (create_all).

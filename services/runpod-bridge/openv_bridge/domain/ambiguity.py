@@ -1,7 +1,7 @@
 """One GPU job per video when a `/run` answer is lost. Pure.
 
 A `/run` whose answer is lost (sent, then a timeout or a gateway's 502/504: see
-`adapters.runpod_client.RunPodAnswerLost`) may have created a job, and RunPod offers no way to
+`domain.runpod_errors.RunPodAnswerLost`) may have created a job, and RunPod offers no way to
 find it: no idempotency key, no listing of jobs, and the webhook only fires when the job ends.
 Sending the video again at once paid its GPU time twice whenever the first job existed. So
 the attempt is recorded as ambiguous and the video waits `OPENV_AMBIGUOUS_RUN_WAIT_S` before

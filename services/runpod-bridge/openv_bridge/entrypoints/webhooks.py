@@ -25,11 +25,12 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from openv_bridge.adapters.metrics import WEBHOOKS
-from openv_bridge.adapters.submissions import Submission
 from openv_bridge.domain import reports
+from openv_bridge.domain.record import Submission
 from openv_bridge.domain.reports import InvalidReport
 from openv_bridge.service_layer import outputs
-from openv_bridge.service_layer.bridge import BridgeService, UnknownJob
+from openv_bridge.service_layer.bridge import BridgeService
+from openv_bridge.service_layer.job_reports import UnknownJob
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -10,11 +10,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-from openv_bridge.adapters.object_store import ObjectStore
-from openv_bridge.adapters.runpod_client import AnswerTooLarge
-from openv_bridge.adapters.submissions import Submission
-from openv_bridge.domain import reports
+from openv_bridge.domain import worker_outputs
+from openv_bridge.domain.record import Submission
+from openv_bridge.domain.runpod_errors import AnswerTooLarge
 from openv_bridge.domain.submissions import SubmissionState
+from openv_bridge.service_layer.ports import Objects
 from openv_contracts import Message
 from openv_contracts.facts import RunPodJobCompleted, RunPodJobFailed
 from openv_contracts.video import ErrorCode
@@ -23,13 +23,13 @@ log = logging.getLogger(__name__)
 
 
 async def inline_video_fact(
-    objects: ObjectStore, sub: Submission, job_id: str, data: str, max_bytes: int
+    objects: Objects, sub: Submission, job_id: str, data: str, max_bytes: int
 ) -> Message:
     """Decode and check an inline (base64) result, store it at the video's key: the fact."""
     try:
         # Decoding tens of MB takes a while: not on the event loop.
-        video = await asyncio.to_thread(reports.decode_video, data, max_bytes)
-    except reports.InvalidVideo as exc:
+        video = await asyncio.to_thread(worker_outputs.decode_video, data, max_bytes)
+    except worker_outputs.InvalidVideo as exc:
         return RunPodJobFailed(
             video_id=sub.video_id,
             runpod_job_id=job_id,

@@ -24,10 +24,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from openv_bridge.adapters.runpod_client import RunPodError
-from openv_bridge.adapters.submissions import DIED_OPEN, Submission, Submissions
 from openv_bridge.config import Settings
-from openv_bridge.service_layer.bridge import BridgeService
+from openv_bridge.domain.record import DIED_OPEN, Submission
+from openv_bridge.domain.runpod_errors import RunPodError
+from openv_bridge.service_layer.ports import ReconciledWork, StalledRecords
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class Sweep:
 class Reconciler:
     def __init__(
         self,
-        bridge: BridgeService,
-        submissions: Submissions,
+        bridge: ReconciledWork,
+        submissions: StalledRecords,
         settings: Settings,
         pace: Pace | None = None,
     ) -> None:
