@@ -7,6 +7,7 @@ then loses the answer), through the bridge's real webhook route; see test_bridge
 the harness.
 """
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -100,6 +101,33 @@ async def test_a_lost_answers_job_with_a_webhook_over_the_limit_is_still_adopted
         [job] = h.jobs()
         assert job.answer_lost
         await eventually(lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "adoption", 20)
+        assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
+        assert h.sim.table.runs_accepted == 1
+        [completed] = h.facts.of(vid(env), "RunPodJobCompleted")
+        assert completed.data["size_bytes"] >= 1_200_000
+
+
+async def test_a_webhook_over_the_limit_before_the_run_answer_is_recorded_completes_the_video(
+    harness: HarnessFactory, bucket: ObjectStore
+) -> None:
+    """The job finishes and RunPod's webhook (an inline video over the 1 MB limit) and its
+    retries all come while the /run answer is still on its way (in a batch, the jobs are
+    recorded once the slowest /run returns): the body is read after all and the job adopted,
+    instead of answering 503 until RunPod gives up and the video waits for a poll."""
+    async with harness(objects=bucket) as h:
+        h.sim.faults.hang_run_s = 2.0  # the job exists and runs; its id comes 2 s later
+        h.runpod.next_knobs = [
+            {"duration_s": 0.2, "output_style": "comfy_base64", "output_min_bytes": 1_200_000}
+        ]
+        env = accepted()
+        submitting = asyncio.create_task(h.bridge.on_video_event(env))
+        await eventually(lambda: h.jobs() and h.jobs()[0].webhook_log, "the webhook", 10)
+        [job] = h.jobs()
+        await eventually(
+            lambda: h.facts.of(vid(env), "RunPodJobCompleted"), "completion by webhook", 10
+        )
+        assert [record.http_status for record in job.webhook_log] == [200]
+        await submitting
         assert h.facts.types(vid(env)) == ["RunPodJobSubmitted", "RunPodJobCompleted"]
         assert h.sim.table.runs_accepted == 1
         [completed] = h.facts.of(vid(env), "RunPodJobCompleted")

@@ -5,12 +5,13 @@
 - A body that is not JSON (or nested deeper than `reports.MAX_DEPTH`), lacks fields, names an
   unknown status or a job id outside RunPod's id alphabet: 400, before any RunPod call. Too
   large (a worker's inline base64 video): answered 200 unread, and the recorded job's report is
-  read from `/status` instead (RunPod would retry a 413 twice and give up); 503 while the job
-  is not recorded yet, so RunPod delivers again; but read in full (up to RunPod's largest
-  answer the bridge accepts) while the record waits for the job of a lost /run answer, whose
-  id only the body can tell. A job id that is not the video's recorded
-  job: 409 (an extra job RunPod confirms is this video's is cancelled there first). All are
-  logged and change nothing.
+  read from `/status` instead (RunPod would retry a 413 twice and give up); but read in full
+  (up to RunPod's largest answer the bridge accepts) while the record does not know its job
+  yet (the /run answer is being recorded, or was lost): only the body tells which job it is,
+  and it is handled like any webhook that comes before the record (RunPod's retries, 0.5 s
+  apart in the tests, could all come before a batch records its jobs). A job id that is not
+  the video's recorded job: 409 (an extra job RunPod confirms is this video's is cancelled
+  there first). All are logged and change nothing.
 - 200 only once the fact is durably published (Kafka acks=all); any failure on the way is a 503
   so RunPod retries. Duplicates and stale reports are answered 200 and change nothing.
 """
@@ -95,11 +96,11 @@ async def runpod_webhook(
         except Exception:
             log.exception("oversized webhook could not be handled", extra={"video_id": vid})
             return _refuse(503, "unavailable", "try again")
-        if not outputs.waits_for_a_lost_answer(sub):
+        if not outputs.waits_for_its_job(sub):
             return _read_from_status(vid, sub, bridge, background)
-        # The record waits for the job of a /run whose answer was lost: only this body (its
-        # echoed input) can tell which job that is, so it is read after all, to RunPod's
-        # largest answer the bridge accepts.
+        # The record does not know its job yet (its /run answer is being recorded, or was
+        # lost): only this body can tell which job it reports, so it is read after all, to
+        # RunPod's largest answer the bridge accepts, and handled like any early webhook.
         try:
             raw = await _read_body(
                 request, chunks, bridge.settings.runpod_answer_max_bytes, large.read
@@ -139,8 +140,6 @@ def _read_from_status(
     except outputs.NoSubmission as exc:
         log.warning("oversized webhook refused: %s", exc, extra={"video_id": vid})
         return _refuse(409, "unknown_job", "the job is not this video's RunPod job")
-    except outputs.NotYetKnown:
-        return _refuse(503, "unavailable", "try again")
     if to_read is not None:
         log.info(
             "oversized webhook body: reading the job's report from /status", extra={"video_id": vid}

@@ -56,35 +56,28 @@ def too_large_fact(sub: Submission, job_id: str, exc: AnswerTooLarge) -> Message
     )
 
 
-class NotYetKnown(Exception):
-    """The video's job is not recorded yet: RunPod should deliver the webhook again later."""
-
-
 class NoSubmission(Exception):
     """The video was never submitted here: the body cannot be any job's report of it."""
 
 
-def waits_for_a_lost_answer(sub: Submission | None) -> bool:
-    """Whether the video's record waits for the job of a /run whose answer was lost (see
-    domain.ambiguity): its job id is unknown, so /status cannot be read in its place."""
-    return (
-        sub is not None
-        and sub.state is SubmissionState.SUBMITTING
-        and sub.answer_lost_at is not None
-    )
+def waits_for_its_job(sub: Submission | None) -> bool:
+    """Whether the video's record does not know its job yet: its /run is in flight, its answer
+    not yet recorded (a batch records its jobs once its slowest /run returns), or lost
+    (domain.ambiguity). Then /status cannot be read in the body's place: only the body (its
+    job id, its echoed input) tells which job it reports, as for any webhook that comes
+    before the record."""
+    return sub is not None and sub.state is SubmissionState.SUBMITTING
 
 
 def job_to_read(sub: Submission | None, video_id: UUID) -> Submission | None:
-    """For a webhook body too large to read (token already checked), given the video's record:
-    the submission whose job's report must be read from /status, or None if the record is
-    settled (nothing to do). Raises NoSubmission for a video never submitted, NotYetKnown
-    while its /run answer is still being recorded."""
+    """For a webhook body too large to read (token already checked), given the video's record
+    (one that knows its job, see `waits_for_its_job`): the submission whose job's report must
+    be read from /status, or None if the record is settled (nothing to do). Raises
+    NoSubmission for a video never submitted."""
     if sub is None:
         raise NoSubmission(f"video {video_id} has no submission")
     if sub.state is SubmissionState.SUBMITTED and sub.runpod_job_id is not None:
         return sub
-    if sub.state is SubmissionState.SUBMITTING:
-        raise NotYetKnown(f"video {video_id}: its job is not recorded yet")
     return None
 
 
