@@ -10,9 +10,9 @@ namespace and the kubelet alone (deploy/k8s/base/networkpolicies.yaml).
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from openv_infra.docs_pages import docs_router
 
 #: `FastAPI(**INTERNAL_DOCS)`: the service's own port serves no API documentation; its
 #: document, Swagger UI and ReDoc are on the admin port instead.
@@ -46,10 +46,4 @@ def _serve_docs_of(app: FastAPI, admin: FastAPI) -> None:
     async def openapi() -> dict[str, Any]:
         return app.openapi()
 
-    @admin.get("/docs")
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
-
-    @admin.get("/redoc")
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+    admin.include_router(docs_router("/openapi.json", app.title))

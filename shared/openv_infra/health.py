@@ -29,7 +29,13 @@ class Health(BaseModel):
 
 
 def install_health(app: FastAPI, checks: dict[str, Check]) -> None:
-    @app.get("/healthz", tags=["health"], response_model=Health, summary="Liveness")
+    @app.get(
+        "/healthz",
+        operation_id="getHealth",
+        tags=["health"],
+        response_model=Health,
+        summary="Liveness",
+    )
     async def healthz() -> Health:
         return Health(status="ok")
 
@@ -39,7 +45,7 @@ def install_health(app: FastAPI, checks: dict[str, Check]) -> None:
 def install_readiness(app: FastAPI, checks: dict[str, Check]) -> None:
     """`/readyz` on the admin port: 200 when every check passes, else 503 naming the failures."""
 
-    @admin_router(app).get("/readyz", tags=["health"])
+    @admin_router(app).get("/readyz", operation_id="getReadiness", tags=["health"])
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_run(name, check) for name, check in checks.items()))
         status = dict(zip(checks, results, strict=True))

@@ -1,7 +1,8 @@
 """Secrets that travel in URLs, kept out of logs and spans.
 
-The RunPod webhook URL carries a per-video token (`?token=`), and the worker's presigned upload
-URL carries an S3 signature (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`).
+The RunPod webhook URL carries a per-video token (`?token=`), the worker's presigned upload
+URL an S3 signature (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`), and a
+browser's status stream URL a short-lived stream token (`?stream_token=`).
 Anything that may print a URL (a log line, a span's `url.full` / `http.target` / `url.query`,
 an error message that embeds a URL or a request body) goes through `redact` first.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 #: Query parameters whose values are secrets. Also matched percent-encoded (`%3D`), as in a
 #: URL inside another URL's query, and inside JSON or repr() text (the value stops at a quote).
-SECRET_PARAMS = ("token", "x-amz-signature", "x-amz-credential", "x-amz-security-token")
+SECRET_PARAMS = ("token", "stream_token", "x-amz-signature", "x-amz-credential", "x-amz-security-token")
 REDACTED = "REDACTED"
 _SECRET = re.compile(
     r"(?i)(?<![A-Za-z0-9_-])(" + "|".join(map(re.escape, SECRET_PARAMS)) + r")(=|%3D)"

@@ -31,7 +31,12 @@ DEFAULT_JWT_SECRET = GatewaySettings.model_fields["jwt_secret"].default.get_secr
 
 #: Every credential each service reads, at its development default.
 DEFAULTS: dict[type[BaseServiceSettings], set[str]] = {
-    GatewaySettings: {"OPENV_JWT_SECRET", "OPENV_S3_ACCESS_KEY", "OPENV_S3_SECRET_KEY"},
+    GatewaySettings: {
+        "OPENV_JWT_SECRET",
+        "OPENV_S3_ACCESS_KEY",
+        "OPENV_S3_SECRET_KEY",
+        "OPENV_STREAM_TOKEN_SECRET",
+    },
     JobsSettings: {"OPENV_DATABASE_URL"},
     BridgeSettings: {
         "OPENV_DATABASE_URL",
@@ -55,6 +60,7 @@ def production_values() -> dict[str, str]:
         "runpod_endpoint_id": "x1y2z3abcdef",
         "runpod_api_key": "rpa_" + secrets.token_hex(20),
         "webhook_secret": secrets.token_urlsafe(32),
+        "stream_token_secret": secrets.token_urlsafe(32),
     }
 
 
@@ -117,9 +123,9 @@ def test_dev_env_and_similar_placeholders_are_refused(name: str) -> None:
         assert variables(settings.production_violations()) == {f"OPENV_{name.upper()}"}
 
 
-@pytest.mark.parametrize("name", ["jwt_secret", "webhook_secret"])
+@pytest.mark.parametrize("name", ["jwt_secret", "webhook_secret", "stream_token_secret"])
 def test_hmac_keys_under_32_bytes_are_refused(name: str) -> None:
-    cls = GatewaySettings if name == "jwt_secret" else BridgeSettings
+    cls = BridgeSettings if name == "webhook_secret" else GatewaySettings
     short = build(cls, **{**production_values(), name: secrets.token_hex(31)[:31]})
     assert short.production_violations() == [f"OPENV_{name.upper()} is shorter than 32 bytes"]
     exact = build(cls, **{**production_values(), name: secrets.token_hex(16)})

@@ -1,5 +1,6 @@
 """Gateway settings (environment variables with the `OPENV_` prefix)."""
 
+import re
 from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -90,3 +91,36 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     anonymous_rate_limit_per_s: float = Field(default=5.0, gt=0)
     #: ... and burst size.
     anonymous_rate_limit_burst: int = Field(default=50, ge=1)
+
+    # --- browsers on other origins (issue #22) -------------------------------------------
+    #: Origins (`scheme://host[:port]`, comma-separated, exact: no wildcard, no path) whose
+    #: pages may call the API from a browser (CORS). Empty: none, only same-origin pages.
+    cors_origins: str = ""
+    #: How long a browser may cache a preflight's answer (Access-Control-Max-Age).
+    cors_max_age_s: int = Field(default=600, ge=0, le=86400)
+    #: Signs the short-lived stream tokens (`POST /v1/videos/{id}/stream-tokens`) with which
+    #: a browser's EventSource opens one video's stream; shared by every gateway instance.
+    stream_token_secret: Annotated[SecretStr, Credential(min_bytes=32)] = SecretStr(
+        "openv-local-dev-stream-token-secret-change-me-0123456789"
+    )
+    #: How long a stream token opens its video's stream (seconds).
+    stream_token_ttl_s: int = Field(default=120, ge=10, le=300)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @model_validator(mode="after")
+    def _cors_origins_are_exact(self) -> Self:
+        for origin in self.cors_origin_list:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"OPENV_CORS_ORIGINS: {origin!r} is not an exact origin "
+                    "(scheme://host[:port], no wildcard, path or trailing slash)"
+                )
+        return self
+
+
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)

@@ -14,12 +14,14 @@ from openv_gateway.domain.body_limit import BodyLimits
 from openv_gateway.domain.long_lived import OpenRequests
 from openv_gateway.domain.pending import PendingRequests
 from openv_gateway.domain.rate_limit import RateLimiter
-from openv_gateway.entrypoints import openapi_docs, problems, routes, stream
+from openv_gateway.domain.stream_token import StreamTokens
+from openv_gateway.entrypoints import cors, openapi_docs, problems, routes, stream, stream_auth
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
 from openv_gateway.entrypoints.video_feed import VideoFeed
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
+from openv_infra.docs_pages import docs_router
 from openv_infra.health import broker_check, install_health
 from openv_infra.jobs_api import JobsApi
 from openv_infra.kafka import make_broker
@@ -59,6 +61,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=openapi_docs.VERSION,
         description=openapi_docs.describe(settings),
         lifespan=lifespan,
+        # Served below with their assets from the gateway itself (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.jwt = JwtVerifier(
         settings.jwt_secret.get_secret_value(),
@@ -73,6 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
         settings.anonymous_rate_limit_per_s, settings.anonymous_rate_limit_burst
     )
     app.state.settings = settings
+    app.state.stream_tokens = StreamTokens(
+        settings.stream_token_secret.get_secret_value(), settings.stream_token_ttl_s
+    )
     app.state.long_lived = LongLived(
         OpenRequests(settings.max_open_per_user), settings.open_retry_after_s
     )
@@ -96,6 +104,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(routes.router)
     app.include_router(stream.router)
+    app.include_router(stream_auth.router)
+    app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))
+    # Outermost, after every other middleware: preflights and every answer (errors too).
+    cors.install(app, settings.cors_origin_list, settings.cors_max_age_s)
 
     async def feed_ok() -> bool:
         return feed.running

@@ -11,7 +11,7 @@ from openv_gateway.domain.principal import Principal
 from openv_gateway.domain.rate_limit import RateLimiter, retry_after_header
 from openv_gateway.entrypoints.problems import CHALLENGE, ApiError
 
-_bearer = HTTPBearer(
+bearer = HTTPBearer(
     auto_error=False,
     description="A Supabase Auth access token: HS256 with the project's JWT secret, or "
     "RS256/ES256 with a key of the configured JWKS; `aud` must match, `exp` and `sub` are "
@@ -21,17 +21,23 @@ _bearer = HTTPBearer(
 
 async def authenticate(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
-        _limit_anonymous(request)
+        limit_anonymous(request)
         raise ApiError(401, "unauthorized", "a bearer token is required", CHALLENGE)
     verifier: JwtVerifier = request.app.state.jwt
     try:
         principal = await verifier.verify_any(credentials.credentials)
     except InvalidToken:
-        _limit_anonymous(request)
+        limit_anonymous(request)
         raise ApiError(401, "unauthorized", "the token is invalid or expired", CHALLENGE) from None
+    limit_user(request, principal)
+    return principal
+
+
+def limit_user(request: Request, principal: Principal) -> None:
+    """The user's per-instance rate: 429 `rate_limited` beyond it."""
     limiter: RateLimiter = request.app.state.rate_limiter
     wait_s = limiter.take(principal.user_id, time.monotonic())
     if wait_s > 0:
@@ -41,10 +47,9 @@ async def authenticate(
             "too many requests; slow down",
             {"Retry-After": retry_after_header(wait_s)},
         )
-    return principal
 
 
-def _limit_anonymous(request: Request) -> None:
+def limit_anonymous(request: Request) -> None:
     """Requests without a valid token count against their client address (the ASGI client:
     behind a proxy, uvicorn's FORWARDED_ALLOW_IPS decides whether X-Forwarded-For is believed).
     Routes without authentication (/healthz, /readyz, the docs) are not counted."""

@@ -28,6 +28,7 @@ _TITLES = {
     "unavailable": "Service unavailable",
     "method_not_allowed": "Method not allowed",
     "payload_too_large": "Request body too large",
+    "cors_refused": "Origin not allowed",
 }
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 409: "conflict"}
 

@@ -95,6 +95,7 @@ async def _refused(view: VideoView, service: VideosService, settings: Settings) 
 
 @router.post(
     "/videos",
+    operation_id="createVideo",
     status_code=202,
     response_model=Video,
     responses={**COMMON, 202: docs.VIDEO_202, 409: CONFLICT, 429: docs.REFUSED},
@@ -157,6 +158,7 @@ async def create_video(
 
 @router.get(
     "/videos",
+    operation_id="listVideos",
     response_model=VideoList,
     responses=COMMON,
     summary="List my videos, newest first",
@@ -190,6 +192,7 @@ async def list_videos(
 
 @router.get(
     "/videos/{video_id}",
+    operation_id="getVideo",
     response_model=Video,
     responses={
         **COMMON,
@@ -222,6 +225,7 @@ async def get_video(
 
 @router.get(
     "/videos/{video_id}/events",
+    operation_id="getVideoEvents",
     response_model=VideoEventList,
     responses={**COMMON, 404: NOT_FOUND},
     summary="A video's event history, oldest first",
@@ -239,6 +243,7 @@ async def video_events(
 
 @router.post(
     "/videos/{video_id}/cancel",
+    operation_id="cancelVideo",
     status_code=202,
     response_model=Video,
     responses={**COMMON, 404: NOT_FOUND, 409: docs.CANCEL_CONFLICT},
@@ -264,6 +269,7 @@ async def cancel_video(
 
 @router.delete(
     "/videos/{video_id}",
+    operation_id="deleteVideo",
     status_code=202,
     response_model=Video,
     responses={
@@ -304,7 +310,13 @@ async def delete_video(
     )
 
 
-@router.get("/usage", response_model=Usage, responses=COMMON, summary="My limits and usage")
+@router.get(
+    "/usage",
+    operation_id="getUsage",
+    response_model=Usage,
+    responses=COMMON,
+    summary="My limits and usage",
+)
 async def usage(principal: CurrentPrincipal, service: Service) -> Usage:
     try:
         return present_usage(await service.usage(principal))

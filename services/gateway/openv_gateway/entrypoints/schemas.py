@@ -135,6 +135,17 @@ class Usage(BaseModel):
     period_end: datetime
 
 
+class StreamToken(BaseModel):
+    token: str = Field(
+        description="Opens this video's stream (EventSource's reconnects too) until `expires_at`."
+    )
+    expires_at: datetime = Field(description="When the token stops opening the stream.")
+    url: str = Field(
+        description="The stream's path with the token (`/v1/videos/{id}/stream?stream_token=...`"
+        "), for `new EventSource(base + url)`."
+    )
+
+
 class FieldError(BaseModel):
     field: str
     message: str

@@ -12,7 +12,6 @@ from openv_contracts.video import TERMINAL_STATUSES
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import sse
 from openv_gateway.domain.pending import PendingVideo
-from openv_gateway.entrypoints.auth import CurrentPrincipal
 from openv_gateway.entrypoints.dependencies import (
     LiveDep,
     LongLivedDep,
@@ -26,6 +25,7 @@ from openv_gateway.entrypoints.dependencies import (
 from openv_gateway.entrypoints.openapi_docs import STREAM_DESCRIPTION
 from openv_gateway.entrypoints.presenter import present, present_pending
 from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, unavailable
+from openv_gateway.entrypoints.stream_auth import StreamPrincipal
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideoNotFound
 
@@ -48,6 +48,7 @@ _EVENT_STREAM_DOC = {
 
 @router.get(
     "/videos/{video_id}/stream",
+    operation_id="streamVideo",
     response_class=StreamingResponse,
     responses={
         **COMMON,
@@ -60,7 +61,7 @@ _EVENT_STREAM_DOC = {
 )
 async def stream_video(
     video_id: VideoId,
-    principal: CurrentPrincipal,
+    principal: StreamPrincipal,
     service: Service,
     playback: PlaybackDep,
     live: LiveDep,
