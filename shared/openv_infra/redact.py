@@ -13,7 +13,13 @@ from typing import Any
 
 #: Query parameters whose values are secrets. Also matched percent-encoded (`%3D`), as in a
 #: URL inside another URL's query, and inside JSON or repr() text (the value stops at a quote).
-SECRET_PARAMS = ("token", "stream_token", "x-amz-signature", "x-amz-credential", "x-amz-security-token")
+SECRET_PARAMS = (
+    "token",
+    "stream_token",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+)
 REDACTED = "REDACTED"
 _SECRET = re.compile(
     r"(?i)(?<![A-Za-z0-9_-])(" + "|".join(map(re.escape, SECRET_PARAMS)) + r")(=|%3D)"

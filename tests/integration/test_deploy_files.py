@@ -344,8 +344,8 @@ def test_drift_checks_catch_unknown_missing_and_misplaced_settings(tmp_path: Pat
     problems = "\n".join(kubernetes_problems(kustomize(broken / "k8s" / "base"), secret_template()))
     assert "OPENV_S3_REGIOM" in problems
     assert (
-        "openv-storage/storage: Secret openv-gateway gives it ['OPENV_JWT_SECRET', 'OPENV_STREAM_TOKEN_SECRET']"
-        in problems
+        "openv-storage/storage: Secret openv-gateway gives it "
+        "['OPENV_JWT_SECRET', 'OPENV_STREAM_TOKEN_SECRET']" in problems
     )
     assert "openv-jobs/jobs: no Secret openv-job" in problems
     assert "openv-jobs/jobs: must set ['OPENV_DATABASE_URL']" in problems
