@@ -10,6 +10,9 @@ from openv_localstack.stack import LocalStack
 from openv_localstack.tokens import make_token
 from tests.e2e.support import running_stack
 
+#: The origin of a browser frontend on another origin, allowed by the stack's gateway.
+FRONTEND_ORIGIN = "http://frontend.test:5173"
+
 
 # Package scope: stopped after the last e2e test, so its idle consumers do not take the
 # machine's cores from the tests that follow (the fault suite starts a stack of its own).
@@ -26,6 +29,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             # gateway of its own (test_gateway_isolated.py).
             "OPENV_ANONYMOUS_RATE_LIMIT_PER_S": "1000",
             "OPENV_ANONYMOUS_RATE_LIMIT_BURST": "10000",
+            # A page on another origin may use the API (test_gateway_browser_api.py).
+            "OPENV_CORS_ORIGINS": FRONTEND_ORIGIN,
         },
     ) as local:
         yield local
