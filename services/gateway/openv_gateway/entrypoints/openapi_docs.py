@@ -26,7 +26,10 @@ VERSION = "1.0.0"
 DESCRIPTION = """\
 Generate videos from prompts on RunPod Serverless; watch them, play them, delete them.
 
-**Authentication**: `Authorization: Bearer <Supabase access token>` on every `/v1` route.
+**Authentication**: `Authorization: Bearer <Supabase access token>` on every `/v1` route. A
+browser's `EventSource` (which cannot send the header) opens a stream with a short-lived
+`stream_token` from `POST /v1/videos/{{id}}/stream-tokens` instead; access tokens are never
+accepted in a URL.
 
 **Errors** are `application/problem+json` (RFC 9457) with a machine-readable `code`:
 `invalid_parameter` (422, with `errors`), `unauthorized` (401, with `WWW-Authenticate: Bearer`),
@@ -91,7 +94,9 @@ Server-Sent Events (`text/event-stream`) of the video's status.
 * Resume: send the last `id` seen as `Last-Event-ID`; only newer states are sent.
 * The stream ends after the event that carries a terminal status (completed, failed,
   cancelled, timed_out, rejected, deleted). Resuming after that answers 204, which tells
-  EventSource clients to stop reconnecting."""
+  EventSource clients to stop reconnecting.
+* Authentication: the `Authorization` header, or (for EventSource) `?stream_token=` from
+  `POST /v1/videos/{id}/stream-tokens`, valid for this video and user for a few minutes."""
 
 VIDEO_202 = {
     "model": Video,
