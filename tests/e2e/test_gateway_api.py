@@ -64,7 +64,9 @@ def test_openapi_describes_every_route_error_and_header(api: httpx.Client) -> No
         for method, op in ops.items():
             responses = op["responses"]
             # The stream also takes a short-lived stream token (for EventSource).
-            alternatives = [{"StreamToken": []}] if path.endswith("/stream") else []
+            alternatives: list[dict[str, list[str]]] = (
+                [{"StreamToken": []}] if path.endswith("/stream") else []
+            )
             assert op["security"] == [{"HTTPBearer": []}, *alternatives], (path, method)
             for status in ("401", "422", "429", "503"):
                 content = responses[status]["content"]
