@@ -14,12 +14,20 @@ from openv_gateway.domain.body_limit import BodyLimits
 from openv_gateway.domain.long_lived import OpenRequests
 from openv_gateway.domain.pending import PendingRequests
 from openv_gateway.domain.rate_limit import RateLimiter
-from openv_gateway.entrypoints import openapi_docs, problems, routes, stream
+from openv_gateway.entrypoints import (
+    local_sign_in,
+    openapi_docs,
+    problems,
+    routes,
+    stream,
+    web_app,
+)
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
 from openv_gateway.entrypoints.video_feed import VideoFeed
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
+from openv_gateway.web import load_catalog
 from openv_infra.health import broker_check, install_health
 from openv_infra.jobs_api import JobsApi
 from openv_infra.kafka import make_broker
@@ -108,4 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     openapi_docs.install(app)
+    # The web app (issue #22): the page, its assets and config, and the local sign-in.
+    web_app.install(app, settings, load_catalog())
+    local_sign_in.install(app, settings)
     return app
