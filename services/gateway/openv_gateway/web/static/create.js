@@ -4,6 +4,9 @@
 import { ApiProblem, waitText } from "./api.js";
 import { FIELD_OF, MAX_TEXT, bodyOf, framesFor, secondsOf } from "./params.js";
 
+// The API's message as a sentence, so more can follow it.
+const sentence = (text) => (/[.!?]$/.test(text) ? text : `${text}.`);
+
 export function setUpCreate(form, { api, onCreated, announce, usage }) {
   const button = form.querySelector("#create-button");
   const message = form.querySelector("#create-message");
@@ -44,13 +47,13 @@ export function setUpCreate(form, { api, onCreated, announce, usage }) {
       placed = true;
     }
     if (problem.code === "concurrency_limit") {
-      message.textContent = `${problem.message} Try again ${waitText(problem.retryAfter)}.`;
+      message.textContent = `${sentence(problem.message)} Try again ${waitText(problem.retryAfter)}.`;
     } else if (problem.code === "quota_exceeded") {
       const reset = usage.resetsAt();
       const when = reset ? `after ${reset.toLocaleString()}` : waitText(problem.retryAfter);
-      message.textContent = `${problem.message} Your quota resets; try again ${when}.`;
+      message.textContent = `${sentence(problem.message)} Your quota resets; try again ${when}.`;
     } else if (problem.code === "rate_limited" || problem.code === "unavailable") {
-      message.textContent = `${problem.message} Try again ${waitText(problem.retryAfter)}.`;
+      message.textContent = `${sentence(problem.message)} Try again ${waitText(problem.retryAfter)}.`;
     } else if (!placed) {
       const extra = problem.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
       message.textContent = extra ? `${problem.message} (${extra})` : problem.message;
