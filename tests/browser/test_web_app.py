@@ -5,7 +5,7 @@ write the screenshots in docs/screenshots/."""
 import re
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from openv_localstack.stack import LocalStack
 from openv_localstack.tokens import make_token
@@ -94,3 +94,34 @@ def test_the_core_flow_at_phone_width(stack: LocalStack, phone: Page) -> None:
     assert width <= PHONE["width"], f"the page scrolls sideways ({width} px)"
     screenshot(phone, "videos-phone")
     delete(card)
+
+
+def test_a_retry_after_a_lost_answer_makes_one_video(stack: LocalStack, desktop: Page) -> None:
+    keys: list[str | None] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        keys.append(route.request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            route.fetch()  # the gateway makes the video ...
+            route.abort()  # ... and its answer never reaches the page
+        else:
+            route.continue_()
+
+    desktop.route("**/v1/videos", lose_the_first_answer)
+    person = user("retry")
+    sign_in(desktop, stack.gateway_url, person)
+    prompt = "a hot air balloon over a valley"
+    desktop.get_by_label("Prompt", exact=True).fill(prompt)
+    desktop.get_by_role("button", name="Create video").click()
+    expect(desktop.locator("#create-message")).to_contain_text("network")
+    desktop.get_by_role("button", name="Create video").click()
+    expect(desktop.locator("#video-list > li").filter(has_text=prompt)).to_have_count(1)
+    assert len(keys) == 2 and keys[0] is not None and keys[0] == keys[1], keys
+    listed = httpx.get(
+        f"{stack.gateway_url}/v1/videos",
+        headers={"Authorization": f"Bearer {make_token(person)}"},
+    ).json()["data"]
+    assert [v["prompt"] for v in listed] == [prompt]
