@@ -97,6 +97,7 @@ def up(args: argparse.Namespace) -> None:
         admin_ports = ", ".join(f"{name} {port}" for name, port in stack.admin_ports.items())
         print(
             f"\nOpenV is up.\n"
+            f"  web app:   {stack.gateway_url}/  (open it in a browser; sign in as any user id)\n"
             f"  gateway:   {stack.gateway_url}  (OpenAPI: {stack.gateway_url}/docs)\n"
             f"  admin:     {admin_ports}  (/readyz, /metrics, internal /docs)\n"
             f"  token:     python -m openv_localstack token <user-id>\n"

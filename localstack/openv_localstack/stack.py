@@ -122,6 +122,8 @@ class LocalStack:
             "OPENV_S3_SECRET_KEY": S3_SECRET_KEY,
             "OPENV_S3_BUCKET": BUCKET,
             "OPENV_JWT_SECRET": self.jwt_secret,
+            # The web app's "sign in as" form (the gateway allows it in local mode only).
+            "OPENV_LOCAL_SIGN_IN": "true",
             "OPENV_JOBS_URL": self.url_of("jobs"),
             **self._runpod_env(service),
             # Spans as JSON lines under the stack folder, flushed every 0.2 s.

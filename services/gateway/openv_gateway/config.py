@@ -46,6 +46,8 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
         violations = super().production_violations()
         if not self.jwt_secret.get_secret_value() and not self.jwt_jwks_url:
             violations.append("OPENV_JWT_SECRET and OPENV_JWT_JWKS_URL are both empty")
+        if self.local_sign_in:
+            violations.append("OPENV_LOCAL_SIGN_IN is on (anyone could sign in as anyone)")
         return violations
 
     #: The jobs service's internal query API.
@@ -92,6 +94,15 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     #: ... and burst size.
     anonymous_rate_limit_burst: int = Field(default=50, ge=1)
 
+    # --- the web app (issue #22) ------------------------------------------------------------
+    #: The Supabase project the web app signs in with, e.g. `https://PROJECT.supabase.co`
+    #: (public; the page gets it from /app/config.json). Unset: no Supabase sign-in form.
+    supabase_url: str | None = None
+    #: Supabase's anon key: public by design (it only names the project to Supabase Auth).
+    supabase_anon_key: str = ""
+    #: The local stack's "sign in as" form (POST /app/local-token mints a token for any user
+    #: id): only with OPENV_ENV=local; outside local mode the gateway refuses to start with it.
+    local_sign_in: bool = False
     # --- browsers on other origins (issue #22) -------------------------------------------
     #: Origins (`scheme://host[:port]`, comma-separated, exact: no wildcard, no path) whose
     #: pages may call the API from a browser (CORS). Empty: none, only same-origin pages.

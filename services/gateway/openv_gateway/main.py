@@ -15,12 +15,22 @@ from openv_gateway.domain.long_lived import OpenRequests
 from openv_gateway.domain.pending import PendingRequests
 from openv_gateway.domain.rate_limit import RateLimiter
 from openv_gateway.domain.stream_token import StreamTokens
-from openv_gateway.entrypoints import cors, openapi_docs, problems, routes, stream, stream_auth
+from openv_gateway.entrypoints import (
+    cors,
+    local_sign_in,
+    openapi_docs,
+    problems,
+    routes,
+    stream,
+    stream_auth,
+    web_app,
+)
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
 from openv_gateway.entrypoints.video_feed import VideoFeed
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
+from openv_gateway.web import load_catalog
 from openv_infra.docs_pages import docs_router
 from openv_infra.health import broker_check, install_health
 from openv_infra.jobs_api import JobsApi
@@ -120,4 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     openapi_docs.install(app)
+    # The web app (issue #22): the page, its assets and config, and the local sign-in.
+    web_app.install(app, settings, load_catalog())
+    local_sign_in.install(app, settings)
     return app
