@@ -115,6 +115,7 @@ def test_production_refuses_to_start_with_local_sign_in_on() -> None:
                 "jwt_secret": SECRET,
                 "s3_access_key": "svc",
                 "s3_secret_key": "s" * 24,
+                "stream_token_secret": "t" * 40,
                 "local_sign_in": local_sign_in,
             }
         )
