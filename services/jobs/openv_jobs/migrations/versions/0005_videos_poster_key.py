@@ -21,8 +21,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("videos", sa.Column("poster_key", sa.Text(), nullable=True))
+    # IF NOT EXISTS: tables made by `create_all` before migrations are stamped at 0001 and
+    # upgraded from there, and already have the column.
+    op.add_column("videos", sa.Column("poster_key", sa.Text(), nullable=True), if_not_exists=True)
 
 
 def downgrade() -> None:
-    op.drop_column("videos", "poster_key")
+    op.drop_column("videos", "poster_key", if_exists=True)
