@@ -35,7 +35,6 @@ from tests.integration.storage_support import (
     video_view,
     wrap,
 )
-from tests.integration.support import eventually
 
 pytestmark = pytest.mark.integration
 
