@@ -149,3 +149,15 @@ class VideoFileDeleted(Message):
 
     video_id: UUID
     objects_removed: int = Field(ge=0)
+
+
+class VideoPosterAdded(Message):
+    """A completed video got its poster (a still in the bucket, under the video's prefix)."""
+
+    TYPE = "VideoPosterAdded"
+    VERSION = 1
+
+    video_id: UUID
+    object_key: str
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)

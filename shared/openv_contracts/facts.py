@@ -115,3 +115,16 @@ class StorageImportFailed(Message):
 
     video_id: UUID
     reason: str = Field(max_length=2000)
+
+
+class VideoPosterStored(Message):
+    """A still of the completed video is in our bucket at `object_key` (a JPEG, extracted by
+    storage from the video's file); the jobs service records it on the video."""
+
+    TYPE = "VideoPosterStored"
+    VERSION = 1
+
+    video_id: UUID
+    object_key: str
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)

@@ -41,6 +41,9 @@ class VideoView(BaseModel):
     error: VideoErrorView | None = None
     file_deleted: bool = False
     runpod_job_id: str | None = None
+    #: The poster's object key (a JPEG still), once storage has extracted it. Optional: older
+    #: jobs services send none.
+    poster_key: str | None = None
     version: int
 
 

@@ -57,6 +57,9 @@ def test_a_result_left_at_a_url_is_imported_into_our_bucket_and_deleted_with_the
     assert file["size_bytes"] == len(original)
     assert file["content_type"] == "video/mp4"
     assert httpx.get(file["url"], timeout=30).content == original  # played from our bucket
+    # An imported file gets its poster too (both ways end in VideoCompleted).
+    with_poster = poll(api, video_id, headers, lambda v: v["poster_url"] is not None)
+    assert httpx.get(with_poster["poster_url"], timeout=30).content.startswith(b"\xff\xd8\xff")
 
     deleted = api.delete(f"/v1/videos/{video_id}", params={"wait": 20}, headers=headers)
     assert deleted.status_code == 200, deleted.text

@@ -37,6 +37,13 @@ def test_prompt_to_playable_video_to_deletion(
     assert mp4[4:8] == b"ftyp"
     assert len(mp4) == file["size_bytes"]
 
+    # The storage service extracts a poster from the file shortly after: a presigned JPEG.
+    done = poll(api, video["id"], headers, lambda v: v["poster_url"] is not None)
+    poster = httpx.get(done["poster_url"])
+    assert poster.status_code == 200
+    assert poster.headers["content-type"] == "image/jpeg"
+    assert poster.content.startswith(b"\xff\xd8\xff")
+
     key = f"videos/{user}/{video['id']}/video.mp4"
     s3 = stack.s3.client()
     assert s3.stat_object(BUCKET, key).size == len(mp4)
@@ -46,6 +53,7 @@ def test_prompt_to_playable_video_to_deletion(
     assert deleted.json()["status"] == "deleted"
     assert deleted.json()["file_deleted"] is True
     assert deleted.json()["video"] is None
+    assert deleted.json()["poster_url"] is None
 
     after = api.get(f"/v1/videos/{video['id']}", headers=headers).json()
     assert after["status"] == "deleted"
@@ -54,12 +62,14 @@ def test_prompt_to_playable_video_to_deletion(
         s3.stat_object(BUCKET, key)
     assert missing.value.code == "NoSuchKey"
     assert httpx.get(file["url"]).status_code == 404
+    assert httpx.get(done["poster_url"]).status_code == 404  # gone with the prefix
 
     history = api.get(f"/v1/videos/{video['id']}/events", headers=headers).json()["data"]
     types = [e["type"] for e in history]
     assert types[0] == "VideoAccepted"
     assert types[-2:] == ["VideoDeleted", "VideoFileDeleted"]
     assert "VideoCompleted" in types
+    assert types.count("VideoPosterAdded") == 1
 
     # Deleting again is idempotent.
     again = api.delete(f"/v1/videos/{video['id']}", headers=headers)

@@ -24,7 +24,9 @@ from openv_contracts.facts import (
     RunPodJobRunning,
     RunPodJobSubmitted,
     StorageObjectsDeleted,
+    VideoPosterStored,
 )
+from openv_contracts.storage_keys import video_output_key, video_poster_key
 from openv_contracts.video import VideoParams, VideoStatus
 from openv_infra.kafka import make_broker
 from openv_infra.publishing import publish_many
@@ -613,3 +615,27 @@ async def test_an_old_event_version_loads_as_the_current_model(
     [row] = await _rows(jobs_dsn, "videos", "video_id")
     assert row["user_id"] == "old"
     assert row["charged_seconds"] == pytest.approx(31 / 24)
+
+
+async def test_a_poster_is_recorded_once_and_projected_into_its_column(
+    jobs_engine: AsyncEngine, new_service: ServiceFactory, jobs_dsn: str
+) -> None:
+    service, queries = new_service(LIMITS), Queries(jobs_engine, LIMITS)
+    req = request("ida")
+    video = vid(req)
+    key = video_output_key("ida", video)
+    done = RunPodJobCompleted(video_id=video, runpod_job_id="j", object_key=key, size_bytes=9)
+    await service.handle_batch([req, fact(done, "ida")])
+    poster = VideoPosterStored(
+        video_id=video, object_key=video_poster_key("ida", video), width=64, height=64
+    )
+    [added] = await service.handle_batch([fact(poster, "ida"), fact(poster, "ida")])
+    assert added.type == "VideoPosterAdded"
+    view = await queries.video(video)  # folded from the log: the projector is behind
+    assert view is not None and view.poster_key == video_poster_key("ida", video)
+    await Projector(jobs_dsn).catch_up()
+    [row] = [r for r in await _rows(jobs_dsn, "videos", "video_id") if r["video_id"] == video]
+    assert (row["poster_key"], row["version"]) == (video_poster_key("ida", video), 3)
+    assert await queries.video(video) == view  # from the row now
+    [listed] = (await queries.videos("ida", 10, None, None)).data
+    assert listed.poster_key == view.poster_key

@@ -36,7 +36,7 @@ JOBS = jobs_migrations.MIGRATIONS
 BRIDGE = bridge_migrations.MIGRATIONS
 JOBS_TABLES = {"events", "processed_messages", "videos", "user_usage", "checkpoints"}
 #: The latest revision of each service's migrations.
-JOBS_HEAD, BRIDGE_HEAD = "0004", "0004"
+JOBS_HEAD, BRIDGE_HEAD = "0005", "0004"
 
 
 @pytest.fixture(scope="module")

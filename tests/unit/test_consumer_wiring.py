@@ -69,14 +69,17 @@ def test_storage_reads_with_the_long_wait_in_batches() -> None:
         broker,
         _handlers("on_video_event", "on_completion"),
         _handlers("on_runpod_event"),
+        _handlers("on_video_event"),
         _settings(StorageSettings),
     )
     groups = _subscribers(broker)
     deletions = groups[storage_consumers.DELETIONS_GROUP_ID]
     imports = groups[storage_consumers.IMPORTS_GROUP_ID]
+    posters = groups[storage_consumers.POSTERS_GROUP_ID]
     # No create waits on either; DELETE ?wait=N answers up to a long wait later.
     assert _fetch_wait(deletions) == LONG
     assert _fetch_wait(imports) == LONG
+    assert _fetch_wait(posters) == LONG
     # Larger batches: the broker gathers data until the long wait is up.
     assert _fetch_min_bytes(deletions) == _fetch_min_bytes(imports) == MIN_BYTES
     assert deletions.max_records == storage_consumers.DELETIONS_BATCH
@@ -95,6 +98,7 @@ def test_storage_batches_fit_their_poll_interval() -> None:
             broker,
             _handlers("on_video_event", "on_completion"),
             _handlers("on_runpod_event"),
+            _handlers("on_video_event"),
             settings,
         )
         groups = _subscribers(broker)
@@ -102,6 +106,9 @@ def test_storage_batches_fit_their_poll_interval() -> None:
         worst = {
             storage_consumers.DELETIONS_GROUP_ID: policy.budget_s(3 * timeout_s),
             storage_consumers.IMPORTS_GROUP_ID: policy.budget_s(
+                settings.import_total_timeout_s + 3 * timeout_s
+            ),
+            storage_consumers.POSTERS_GROUP_ID: policy.budget_s(
                 settings.import_total_timeout_s + 3 * timeout_s
             ),
         }

@@ -10,7 +10,7 @@ from openv_contracts import Envelope, UnknownMessageType
 from openv_contracts.commands import RequestVideo
 from openv_contracts.events import VideoFailed
 from openv_contracts.upcasting import upcast, upcaster
-from openv_contracts.video import VideoParams
+from openv_contracts.video import VideoParams, VideoStatus
 
 
 def test_envelope_round_trips_through_json_and_keeps_the_typed_message() -> None:
@@ -163,6 +163,7 @@ def test_the_view_of_a_decision_is_the_jobs_services_own(
     published = Envelope.model_validate_json(decided.envelope().model_dump_json())
     view = decided_view(published)
     assert view == _view(fold_video(None, event, "alice", now))
+    assert view is not None and view.poster_key is None  # no decision has a poster yet
     if used_seconds:  # the quota refusal tells when to try again
         assert view is not None and view.error is not None
         assert view.error.retry_at == datetime(2026, 12, 1, tzinfo=UTC)
@@ -225,3 +226,55 @@ def test_messages_from_a_newer_release_with_unknown_fields_are_understood(
     raw["a_new_envelope_field"] = 1
     message = Envelope.model_validate(raw).message()
     assert message_type == message.TYPE
+
+
+def test_a_poster_reaches_the_gateway_only_through_the_jobs_services_view() -> None:
+    """The live feed builds a view only from a decision; a poster event (any later version)
+    gives none, so the gateway re-reads the video, and the jobs service's view has the key.
+    The presenter presigns it like the file, and only for a completed video."""
+    from datetime import UTC, datetime
+
+    from openv_contracts.events import VideoAccepted, VideoCompleted, VideoPosterAdded
+    from openv_contracts.queries import decided_view
+    from openv_contracts.storage_keys import video_output_key, video_poster_key, video_prefix
+    from openv_gateway.entrypoints.presenter import present
+    from openv_jobs.adapters.queries import _view
+    from openv_jobs.domain.projection import fold_video
+
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    video_id = uuid4()
+    poster_key = video_poster_key("alice", video_id)
+    events = [
+        VideoAccepted(
+            video_id=video_id,
+            prompt="a cat",
+            params=VideoParams(seed=5),
+            duration_seconds=31 / 24,
+            charged_seconds=31 / 24,
+            object_prefix=video_prefix("alice", video_id),
+        ),
+        VideoCompleted(
+            video_id=video_id, object_key=video_output_key("alice", video_id), size_bytes=9
+        ),
+        VideoPosterAdded(video_id=video_id, object_key=poster_key, width=16, height=16),
+    ]
+    state = None
+    for event in events:
+        state = fold_video(state, event, "alice", now)
+    assert state is not None
+    view = _view(state)
+    assert view.poster_key == poster_key
+    poster = Envelope.wrap(events[-1], user_id="alice").model_copy(update={"stream_version": 3})
+    assert decided_view(poster) is None
+
+    from minio import Minio
+
+    from openv_gateway.adapters.playback import Playback
+
+    signer = Minio("s3.example", "key", "secret", region="us-east-1")  # presigns offline
+    playback = Playback(signer, "videos", 600)
+    url = present(view, playback).poster_url
+    assert url is not None and url.startswith(f"https://s3.example/videos/{poster_key}?")
+    assert "X-Amz-Expires=600" in url  # the file's expiry
+    deleted = view.model_copy(update={"status": VideoStatus.DELETED})
+    assert present(deleted, playback).poster_url is None

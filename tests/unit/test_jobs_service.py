@@ -18,7 +18,9 @@ from openv_contracts.facts import (
     RunPodJobRunning,
     RunPodJobSubmitted,
     StorageObjectsDeleted,
+    VideoPosterStored,
 )
+from openv_contracts.storage_keys import video_output_key, video_poster_key
 from openv_contracts.video import VideoParams, VideoStatus
 from openv_infra.failures import PermanentError
 from openv_jobs.adapters.memory_recorder import MemoryRecorder, MemoryTransaction
@@ -255,3 +257,63 @@ async def test_a_batch_that_fails_after_appending_leaves_nothing_and_the_next_go
     [accepted] = await service.handle(req)
     assert accepted.type == "VideoAccepted"
     assert accepted.position == 2  # like an identity, a lost transaction's position is spent
+
+
+def _poster(video: UUID, user: str, key: str | None = None) -> Envelope:
+    stored = VideoPosterStored(
+        video_id=video,
+        object_key=key or video_poster_key(user, video),
+        width=160,
+        height=96,
+    )
+    return fact(stored, user)
+
+
+async def _completed(service: JobsService, user: str) -> UUID:
+    req = request(user)
+    video = vid(req)
+    await service.handle(req)
+    key = video_output_key(user, video)
+    done = RunPodJobCompleted(video_id=video, runpod_job_id="j", object_key=key, size_bytes=9)
+    await service.handle(fact(done, user))
+    return video
+
+
+async def test_a_completed_videos_poster_is_recorded_once() -> None:
+    recorder = MemoryRecorder()
+    service = JobsService(recorder, LIMITS)
+    video = await _completed(service, "gus")
+    poster = _poster(video, "gus")
+    [added] = await service.handle(poster)
+    assert added.type == "VideoPosterAdded"
+    assert added.envelope.data["object_key"] == video_poster_key("gus", video)
+    # The same fact again, or another saying the same (a re-extraction): nothing new.
+    assert await service.handle(poster) == []
+    assert await service.handle(_poster(video, "gus")) == []
+    state = recorder.states()[video]
+    assert (state.status, state.poster_key) == (
+        VideoStatus.COMPLETED,
+        video_poster_key("gus", video),
+    )
+    assert recorder.usages["gus"].active_jobs == 0  # usage untouched by a poster
+    # A key outside the video's prefix is never taken.
+    other = await _completed(service, "gus")
+    assert await service.handle(_poster(other, "gus", video_poster_key("gus", video))) == []
+
+
+async def test_a_poster_of_a_deleted_failed_or_unfinished_video_is_ignored() -> None:
+    recorder = MemoryRecorder()
+    service = JobsService(recorder, LIMITS)
+    deleted = await _completed(service, "hal")
+    await service.handle(fact(DeleteVideo(video_id=deleted), "hal"))
+    failed = request("hal")
+    await service.handle(failed)
+    await service.handle(
+        fact(RunPodJobFailed(video_id=vid(failed), runpod_job_id="j", code="x", message="m"), "hal")
+    )
+    queued = request("hal")
+    await service.handle(queued)
+    for video in (deleted, vid(failed), vid(queued)):
+        assert await service.handle(_poster(video, "hal")) == []
+        assert recorder.states()[video].poster_key is None
+    assert types(recorder, deleted)[-1] == "VideoDeleted"

@@ -307,3 +307,25 @@ def test_the_circuit_breaker_holds_back_unknowns_only_when_they_dominate() -> No
     assert unknown_removal_allowed(500, 900)
     assert not unknown_removal_allowed(11, 10)
     assert not unknown_removal_allowed(5000, 3)  # the jobs service knows (almost) nothing
+
+
+def test_a_completed_videos_poster_is_neither_stray_nor_missing_its_file() -> None:
+    """The poster lives in the video's prefix: it follows the scheme, belongs to a live video
+    (kept), is removed with a deleted one, and a video missing only its poster is not
+    reported as missing its file."""
+    from openv_contracts.storage_keys import video_poster_key
+    from openv_storage.domain.sweep import group_by_video, orphans
+
+    poster = StoredObject(video_poster_key("alice", VID), NOW - GRACE * 100)
+    grouped = group_by_video([poster, StoredObject(video_output_key("alice", VID), NOW)])
+    assert grouped.unrecognised == []
+    [objects] = grouped.videos
+    assert objects.video == VideoKey("alice", VID)
+    completed = view(VideoStatus.COMPLETED).model_copy(
+        update={"poster_key": video_poster_key("alice", VID)}
+    )
+    assert orphans([poster], fate_of(objects.video, completed), NOW, GRACE) == []
+    assert orphans([poster], fate_of(objects.video, view(VideoStatus.DELETED)), NOW, GRACE) == [
+        poster
+    ]
+    assert missing_object(completed, {video_output_key("alice", VID)}) is None

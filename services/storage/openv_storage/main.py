@@ -17,6 +17,7 @@ from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.metrics import watch_consumer_lag
 from openv_infra.publishing import video_publisher
 from openv_storage.adapters.bucket import Bucket, StorageUnavailable, make_client
+from openv_storage.adapters.poster_frames import extract_poster
 from openv_storage.adapters.source import UrlSource
 from openv_storage.config import Settings
 from openv_storage.domain.sweep import SweepReport
@@ -24,6 +25,7 @@ from openv_storage.entrypoints import consumers
 from openv_storage.entrypoints.periodic import sweep_periodically
 from openv_storage.service_layer.deletions import DeletionService
 from openv_storage.service_layer.imports import ImportLimits, ImportService
+from openv_storage.service_layer.posters import PosterService
 from openv_storage.service_layer.retrying import with_retries
 from openv_storage.service_layer.stats import StorageStats
 from openv_storage.service_layer.sweeper import Sweeper
@@ -43,6 +45,7 @@ class Storage:
     stats: StorageStats
     deletions: DeletionService
     imports: ImportService
+    posters: PosterService
     sweeper: Sweeper
 
     async def ensure_bucket(self) -> None:
@@ -88,6 +91,11 @@ def build(settings: Settings, client_id: str = "openv-storage") -> Storage:
         stats=stats,
         deletions=DeletionService(bucket, publish_fact, policy, jobs, stats),
         imports=ImportService(bucket, source, jobs, publish_fact, limits, policy, stats),
+        # A video's file is at most what an import accepts (the bridge's cap is larger, but
+        # a poster is not worth a bigger download).
+        posters=PosterService(
+            bucket, extract_poster, jobs, publish_fact, policy, settings.import_max_bytes, stats
+        ),
         sweeper=Sweeper(
             bucket, jobs, publish_fact, timedelta(seconds=settings.sweep_grace_s), policy, stats
         ),
@@ -96,7 +104,9 @@ def build(settings: Settings, client_id: str = "openv-storage") -> Storage:
 
 def create_app(settings: Settings) -> FastAPI:
     storage = build(settings)
-    consumers.register(storage.broker, storage.deletions, storage.imports, settings)
+    consumers.register(
+        storage.broker, storage.deletions, storage.imports, storage.posters, settings
+    )
 
     tasks: dict[str, Task] = {"lag": lambda: watch_consumer_lag(storage.broker, "storage")}
     if settings.sweep_interval_s > 0:

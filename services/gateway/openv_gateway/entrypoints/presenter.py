@@ -16,7 +16,9 @@ from openv_gateway.entrypoints.schemas import (
 
 
 def present(view: VideoView, playback: Playback) -> Video:
-    file = None
+    file = poster_url = None
+    if view.status is VideoStatus.COMPLETED and view.poster_key:
+        poster_url, _ = playback.url(view.poster_key)
     if view.status is VideoStatus.COMPLETED and view.object_key:
         url, expires_at = playback.url(view.object_key)
         file = VideoFile(
@@ -38,6 +40,7 @@ def present(view: VideoView, playback: Playback) -> Video:
         started_at=view.started_at,
         completed_at=view.completed_at,
         video=file,
+        poster_url=poster_url,
         error=VideoError(code=view.error.code, message=view.error.message) if view.error else None,
         file_deleted=view.file_deleted,
     )

@@ -104,6 +104,12 @@ class Video(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     video: VideoFile | None = Field(description="The file, once completed (until deleted).")
+    poster_url: str | None = Field(
+        default=None,
+        description="Presigned GET URL of a still from the video (a JPEG), valid as long as "
+        "`video.url` (until `video.expires_at`). Null until the poster is extracted, shortly "
+        "after completion, or if the file could not be decoded; null once deleted.",
+    )
     error: VideoError | None
     file_deleted: bool = Field(description="Only meaningful once status is `deleted`.")
 

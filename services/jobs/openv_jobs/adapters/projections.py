@@ -40,7 +40,7 @@ _VIDEO_RECORD: Final = (
     "video_id", "user_id", "status", "progress", "prompt", "params", "duration_seconds",
     "charged_seconds", "object_prefix", "runpod_job_id", "object_key", "size_bytes",
     "content_type", "error_code", "error_message", "file_deleted", "created_at", "updated_at",
-    "started_at", "completed_at", "version",
+    "started_at", "completed_at", "version", "poster_key",
 )  # fmt: skip
 if VIDEO_COLUMNS != _VIDEO_RECORD or USAGE_COLUMNS != (
     "user_id",
@@ -75,6 +75,7 @@ def video_record(state: VideoState) -> tuple[Any, ...]:
         state.started_at,
         state.completed_at,
         state.version,
+        state.poster_key,
     )
 
 
@@ -110,6 +111,7 @@ def state_from_record(row: Any) -> VideoState:
         started_at,
         completed_at,
         version,
+        poster_key,
     ) = row
     return VideoState(
         video_id=video_id,
@@ -133,6 +135,7 @@ def state_from_record(row: Any) -> VideoState:
         error_code=error_code,
         error_message=error_message,
         file_deleted=file_deleted,
+        poster_key=poster_key,
     )
 
 

@@ -82,6 +82,7 @@ def _view(state: VideoState) -> VideoView:
         error=error,
         file_deleted=state.file_deleted,
         runpod_job_id=state.runpod_job_id,
+        poster_key=state.poster_key,
         version=state.version,
     )
 

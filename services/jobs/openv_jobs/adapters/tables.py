@@ -96,6 +96,8 @@ class VideoRow(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.DateTime(timezone=True))
     )
     version: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    #: Last, as revision 0005 added it (COPY and the rebuild's tables follow this order).
+    poster_key: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
 
 
 class UsageRow(SQLModel, table=True):

@@ -11,6 +11,7 @@ from openv_contracts.events import (
     VideoDeleted,
     VideoFailed,
     VideoFileDeleted,
+    VideoPosterAdded,
     VideoProgressed,
     VideoRejected,
     VideoRunning,
@@ -27,6 +28,7 @@ from openv_contracts.facts import (
     StorageImportFailed,
     StorageObjectImported,
     StorageObjectsDeleted,
+    VideoPosterStored,
 )
 from openv_contracts.storage_keys import video_prefix
 from openv_contracts.video import ErrorCode, VideoStatus
@@ -184,6 +186,23 @@ def decide(state: VideoState, message: Message) -> list[Message]:
                 return [
                     VideoFileDeleted(
                         video_id=state.video_id, objects_removed=message.objects_removed
+                    )
+                ]
+        case VideoPosterStored():
+            # Only a completed video's poster counts (not one written while the video was
+            # deleted), only inside its prefix, and only once: a redelivery changes nothing.
+            if (
+                status is VideoStatus.COMPLETED
+                and state.poster_key != message.object_key
+                and state.object_prefix
+                and message.object_key.startswith(state.object_prefix)
+            ):
+                return [
+                    VideoPosterAdded(
+                        video_id=state.video_id,
+                        object_key=message.object_key,
+                        width=message.width,
+                        height=message.height,
                     )
                 ]
     return []

@@ -12,6 +12,7 @@ from openv_contracts.events import (
     VideoDeleted,
     VideoFailed,
     VideoFileDeleted,
+    VideoPosterAdded,
     VideoProgressed,
     VideoRejected,
     VideoRunning,
@@ -62,6 +63,7 @@ class VideoState:
     error_code: str | None = None
     error_message: str | None = None
     file_deleted: bool = False
+    poster_key: str | None = None
 
     @property
     def active(self) -> bool:
@@ -160,6 +162,8 @@ def evolve(state: VideoState, event: Message, at: datetime) -> VideoState:
             changes = {"status": VideoStatus.DELETED}
         case VideoFileDeleted():
             changes = {"file_deleted": True}
+        case VideoPosterAdded():
+            changes = {"poster_key": event.object_key}
         case _:
             raise UnexpectedEvent(f"{event.TYPE} cannot follow the start of a stream")
     return _updated(state, version=state.version + 1, updated_at=at, **changes)

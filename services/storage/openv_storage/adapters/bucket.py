@@ -7,9 +7,11 @@ off and every call has a short timeout, so an unreachable S3 fails fast into tha
 
 import asyncio
 import concurrent.futures
+import io
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, TypeVar, cast
 
 import certifi
@@ -85,6 +87,10 @@ async def _call(what: str, fn: Callable[[], T]) -> T:
         raise kind(f"{what}: {_describe(exc)}") from exc
     except _S3_FAILURES as exc:
         raise S3Unreachable(f"{what}: {_describe(exc)}") from exc
+
+
+class ObjectTooLarge(Exception):
+    """A download stopped at its size cap: the object is larger than the caller accepts."""
 
 
 class ChunkSource(Protocol):
@@ -241,3 +247,38 @@ class Bucket:
                 raise StorageUnavailable(f"uploading {key}: {_describe(exc)}") from exc
             raise
         return reader.bytes_read
+
+    async def download(self, key: str, path: Path, max_bytes: int) -> int | None:
+        """Write the object `key` to the file `path`, streaming; its size, or None if it does
+        not exist. ObjectTooLarge past `max_bytes` (the file then holds a truncated copy)."""
+
+        def fetch() -> int | None:
+            try:
+                response: Any = self.client.get_object(self.name, key)
+            except S3Error as exc:
+                if exc.code in _MISSING:
+                    return None
+                raise
+            written = 0
+            try:
+                with path.open("wb") as file:
+                    for chunk in response.stream(1024 * 1024):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise ObjectTooLarge(f"{key} is larger than {max_bytes} bytes")
+                        file.write(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+            return written
+
+        return await _call(f"downloading {key}", fetch)
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        """Store a small object in one PUT."""
+        await _call(
+            f"uploading {key}",
+            lambda: self.client.put_object(
+                self.name, key, io.BytesIO(data), length=len(data), content_type=content_type
+            ),
+        )

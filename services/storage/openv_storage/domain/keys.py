@@ -4,6 +4,7 @@ Every object of a video lives under one prefix (built by `openv_contracts.storag
 
     videos/{user_id}/{video_id}/            the video's prefix (`video_prefix`)
     videos/{user_id}/{video_id}/video.mp4   the rendered or imported result (`video_output_key`)
+    videos/{user_id}/{video_id}/poster.jpg  a still of it (`video_poster_key`)
 
 - `user_id` is the owner's id (the JWT `sub`: a plain path segment, at most 128 characters;
   percent-encoded by `video_prefix`, which changes none the gateway admits);

@@ -1,6 +1,6 @@
-"""Kafka subscribers: video events (act on `VideoDeleted`) and RunPod facts (act on
-`RunPodJobOutputAtUrl`, and on `RunPodJobCompleted` of a video deleted meanwhile), each its own
-consumer group.
+"""Kafka subscribers: video events (act on `VideoDeleted`; and, in a group of their own, on
+`VideoCompleted`: its poster) and RunPod facts (act on `RunPodJobOutputAtUrl`, and on
+`RunPodJobCompleted` of a video deleted meanwhile), each its own consumer group.
 
 The shared `envelope_consumer` redelivers a batch whose failure is transient and dead-letters
 a message that fails for good. A deletion that spent its retry budget (S3 down too long) is
@@ -23,7 +23,7 @@ from uuid import UUID
 from faststream.kafka import KafkaBroker
 
 from openv_contracts import Envelope, topics
-from openv_contracts.events import VideoDeleted
+from openv_contracts.events import VideoCompleted, VideoDeleted
 from openv_contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
 from openv_infra.consuming import (
     EnvelopeHandler,
@@ -38,10 +38,12 @@ from openv_storage.adapters.bucket import S3Unreachable
 from openv_storage.config import Settings
 from openv_storage.service_layer.deletions import DeletionService
 from openv_storage.service_layer.imports import ImportService
+from openv_storage.service_layer.posters import PosterService
 from openv_storage.service_layer.retrying import RetriesExhausted
 
 DELETIONS_GROUP_ID: Final = "openv-storage"
 IMPORTS_GROUP_ID: Final = "openv-storage-imports"
+POSTERS_GROUP_ID: Final = "openv-storage-posters"
 SERVICE: Final = "storage"
 _REMEMBERED: Final = 1000
 #: Video events read per poll (almost all are skipped unread).
@@ -94,7 +96,11 @@ class DeadLetterWhenExhausted:
 
 
 def register(
-    broker: KafkaBroker, deletions: DeletionService, imports: ImportService, settings: Settings
+    broker: KafkaBroker,
+    deletions: DeletionService,
+    imports: ImportService,
+    posters: PosterService,
+    settings: Settings,
 ) -> None:
     policy = settings.retry_policy
     # One deletion attempt is three S3 calls (list, remove, list).
@@ -151,5 +157,27 @@ def register(
             types=frozenset({RunPodJobOutputAtUrl.TYPE, RunPodJobCompleted.TYPE}),
             time_budget_s=import_delivery_s,
             message_time_s=import_budget,
+        )
+    )
+
+    # A poster reads the video's file (at most an import's size), writes one small object and
+    # reads the video's state: bounded like an import. Its own group, so a slow poster never
+    # holds a deletion back.
+    poster_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
+    poster_delivery_s = delivery_time_s(poster_budget, poster_budget)
+    broker.subscriber(
+        topics.VIDEO_EVENTS,
+        group_id=POSTERS_GROUP_ID,
+        max_poll_interval_ms=max_poll_interval_ms(poster_delivery_s),
+        **batch_options(settings, DELETIONS_BATCH),
+        **consumer_options(settings, request_path=False),
+    )(
+        envelope_consumer(
+            broker,
+            SERVICE,
+            one_at_a_time(DeadLetterWhenExhausted(posters.on_video_event)),
+            types=frozenset({VideoCompleted.TYPE}),
+            time_budget_s=poster_delivery_s,
+            message_time_s=poster_budget,
         )
     )

@@ -15,6 +15,9 @@ class StorageStats:
     import_failures: int = 0
     #: Failed attempts inside imports (S3 or the source), retried.
     import_retries: int = 0
+    #: Posters stored and reported; completed videos left without one (undecodable, too large).
+    posters: int = 0
+    posters_skipped: int = 0
     sweeps: int = 0
     swept_objects: int = 0
 
