@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from openv_localstack.ports import free_port
 from openv_localstack.stack import LocalStack
 from tests.e2e.support import running_stack
 
@@ -19,6 +20,10 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 QUOTA_S = 8.0
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+#: Ports of two third-party pages (tests/browser/test_other_origin.py): the first is listed in
+#: the stack's OPENV_CORS_ORIGINS, the second is not.
+ALLOWED_ORIGIN_PORT = free_port()
+UNLISTED_ORIGIN_PORT = free_port()
 
 
 @pytest.fixture(scope="package")
@@ -34,7 +39,12 @@ def chromium() -> Path:
 @pytest.fixture(scope="package")
 def stack(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with running_stack(
-        tmp_path_factory.mktemp("stack"), "memory", {"OPENV_QUOTA_SECONDS": str(QUOTA_S)}
+        tmp_path_factory.mktemp("stack"),
+        "memory",
+        {
+            "OPENV_QUOTA_SECONDS": str(QUOTA_S),
+            "OPENV_CORS_ORIGINS": f"http://127.0.0.1:{ALLOWED_ORIGIN_PORT}",
+        },
     ) as local:
         yield local
 
@@ -49,7 +59,9 @@ def browser(chromium: Path) -> Iterator[Browser]:
         launched.close()
 
 
-def _page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
+def _page(
+    browser: Browser, viewport: dict[str, int], tolerated: tuple[str, ...] = ()
+) -> Iterator[Page]:
     context = browser.new_context(viewport=viewport, color_scheme="light")  # type: ignore[arg-type]
     page = context.new_page()
     errors: list[str] = []
@@ -59,7 +71,8 @@ def _page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
         "console",
         lambda message: (
             errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            if message.type == "error"
+            and not message.text.startswith(("Failed to load resource", *tolerated))
             else None
         ),
     )
@@ -72,6 +85,12 @@ def _page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
 @pytest.fixture
 def desktop(browser: Browser) -> Iterator[Page]:
     yield from _page(browser, DESKTOP)
+
+
+@pytest.fixture
+def browser_page_tolerating_cors(browser: Browser) -> Iterator[Page]:
+    """A desktop page on which the browser's CORS refusals (console errors) are expected."""
+    yield from _page(browser, DESKTOP, tolerated=("Access to fetch",))
 
 
 @pytest.fixture
