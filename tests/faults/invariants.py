@@ -109,9 +109,13 @@ def log_status(stream: list[LogEvent]) -> str | None:
 
 
 def settled(view: Mapping[str, Any] | None) -> bool:
-    """A gateway view that will not change any more: terminal, and a deletion's files gone."""
+    """A gateway view that will not change any more: terminal, a completed video's poster
+    made (it follows the completion, so the log grows until then), and a deletion's files
+    gone."""
     if view is None or view.get("status") not in TERMINAL_STATUSES:
         return False
+    if view["status"] == "completed":
+        return view.get("poster_url") is not None
     return view["status"] != "deleted" or bool(view.get("file_deleted"))
 
 

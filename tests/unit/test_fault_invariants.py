@@ -44,7 +44,7 @@ def _good_log() -> list[LogEvent]:
 
 
 VIEWS: dict[str, dict[str, Any] | None] = {
-    A: {"status": "completed"},
+    A: {"status": "completed", "poster_url": "http://s3/poster.jpg"},
     B: {"status": "deleted", "file_deleted": True},
 }
 
@@ -60,6 +60,8 @@ def test_settled_needs_every_video_terminal_and_deletions_confirmed() -> None:
     assert check_settled([A, B], VIEWS, 60).ok
     assert not check_settled([A, B], {**VIEWS, A: {"status": "running"}}, 60).ok
     assert not check_settled([A, B], {**VIEWS, B: {"status": "deleted"}}, 60).ok
+    # A completed video gets its poster: until then its history still grows.
+    assert not check_settled([A, B], {**VIEWS, A: {"status": "completed"}}, 60).ok
     assert not check_settled([A, B], {A: VIEWS[A]}, 60).ok
 
 
