@@ -9,7 +9,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,11 +18,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from openv_contracts import Envelope, Message
+from openv_contracts import Envelope, Message, topics
 from openv_contracts.queries import VideoPage, VideoView
 from openv_contracts.storage_keys import video_output_key
 from openv_contracts.video import VideoParams, VideoStatus
+from openv_localstack.servers import SeaweedS3, TansuBroker
 from openv_runpod_sim.render import RenderSpec, render_mp4
+from openv_storage.config import Settings
+from openv_storage.main import Storage, create_app
 
 S3_ACCESS_KEY = "openv-storage-test"
 S3_SECRET_KEY = "openv-storage-test-secret-0123456789"
@@ -328,3 +332,45 @@ __all__ = [
     "video_view",
     "wrap",
 ]
+
+
+# --------------------------------------------------------------------- the service
+
+
+def storage_settings(
+    kafka: TansuBroker, seaweed: SeaweedS3, web: FakeWeb, bucket: str, **overrides: Any
+) -> Settings:
+    """The storage service against these servers: short S3 timeouts, and retries that last
+    long enough to restart SeaweedFS inside them (about 1.5 s here; 10 s budget)."""
+    values: dict[str, Any] = {
+        "kafka_bootstrap": kafka.bootstrap,
+        "s3_endpoint": seaweed.endpoint,
+        "s3_access_key": S3_ACCESS_KEY,
+        "s3_secret_key": S3_SECRET_KEY,
+        "s3_bucket": bucket,
+        "jobs_url": web.base,
+        "s3_timeout_s": 2.0,
+        "retry_attempts": 10,
+        "retry_backoff_s": 0.2,
+        "retry_backoff_max_s": 1.5,
+    }
+    return Settings(**(values | overrides))
+
+
+@asynccontextmanager
+async def running_storage(settings: Settings) -> AsyncIterator[Storage]:
+    """The storage service's app started (bucket, consumers), stopped afterwards."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app.state.storage
+
+
+@asynccontextmanager
+async def watching_storage_facts(kafka: TansuBroker) -> AsyncIterator[TopicWatcher]:
+    """What the service publishes: its facts and its dead letters."""
+    watcher = TopicWatcher(kafka.bootstrap, [topics.STORAGE_EVENTS, topics.DEAD_LETTER])
+    await watcher.start()
+    try:
+        yield watcher
+    finally:
+        await watcher.stop()

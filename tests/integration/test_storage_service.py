@@ -16,13 +16,10 @@ from openv_contracts.facts import RunPodJobCompleted, RunPodJobOutputAtUrl
 from openv_contracts.storage_keys import video_prefix
 from openv_contracts.video import VideoStatus
 from openv_localstack.servers import SeaweedS3, TansuBroker
-from openv_storage.config import Settings
 from openv_storage.domain.retry import RetryPolicy
-from openv_storage.main import Storage, create_app
+from openv_storage.main import Storage
 from openv_storage.service_layer.imports import outcome_event_id
 from tests.integration.storage_support import (
-    S3_ACCESS_KEY,
-    S3_SECRET_KEY,
     FakeWeb,
     TopicWatcher,
     fake_web,
@@ -30,8 +27,11 @@ from tests.integration.storage_support import (
     object_keys,
     produce,
     put_object,
+    running_storage,
     small_mp4,
+    storage_settings,
     video_view,
+    watching_storage_facts,
     wrap,
 )
 from tests.integration.support import eventually
@@ -48,12 +48,8 @@ def web() -> Iterator[FakeWeb]:
 
 @pytest.fixture(scope="module")
 async def watcher(kafka: TansuBroker) -> AsyncIterator[TopicWatcher]:
-    w = TopicWatcher(kafka.bootstrap, [topics.STORAGE_EVENTS, topics.DEAD_LETTER])
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.stop()
+    async with watching_storage_facts(kafka) as watching:
+        yield watching
 
 
 @pytest.fixture(scope="module")
@@ -61,26 +57,18 @@ async def storage(
     kafka: TansuBroker, seaweed: SeaweedS3, web: FakeWeb, watcher: TopicWatcher
 ) -> AsyncIterator[Storage]:
     assert not seaweed.client().bucket_exists(BUCKET)
-    settings = Settings(
-        kafka_bootstrap=kafka.bootstrap,
-        s3_endpoint=seaweed.endpoint,
-        s3_access_key=S3_ACCESS_KEY,
-        s3_secret_key=S3_SECRET_KEY,
-        s3_bucket=BUCKET,
-        jobs_url=web.base,
-        s3_timeout_s=2.0,
-        # Long enough to restart SeaweedFS inside it (about 1.5 s here; 10 s budget).
-        retry_attempts=10,
-        retry_backoff_s=0.2,
-        retry_backoff_max_s=1.5,
+    settings = storage_settings(
+        kafka,
+        seaweed,
+        web,
+        BUCKET,
         import_allow_private_hosts=True,  # the file server is on loopback
         # Sweeps run all along; with an hour's grace they never touch these tests' objects.
         sweep_interval_s=1.0,
         sweep_grace_s=3600,
     )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app.state.storage
+    async with running_storage(settings) as running:
+        yield running
 
 
 def deleted_event(user: str, video_id: UUID) -> Envelope:
