@@ -95,6 +95,40 @@ class DeadLetterWhenExhausted:
             raise PermanentError(reason) from exc
 
 
+def _subscribe(
+    broker: KafkaBroker,
+    settings: Settings,
+    topic: str,
+    group_id: str,
+    batch: int,
+    handle: EnvelopeHandler,
+    types: frozenset[str],
+    budget_s: float,
+) -> None:
+    """One consumer group of this service: batches read from `topic`, the types it does not
+    act on skipped by their header (no decode, no offset commit each), and the rest handled
+    one at a time, so a batch attempt stops at a message that no longer fits its budget.
+    None is on a request's path: a longer fetch wait is noise here (on Tansu a 10 ms wait cost
+    ~0.04 cores at rest, which every create competed with)."""
+    delivery_s = delivery_time_s(budget_s, budget_s)
+    broker.subscriber(
+        topic,
+        group_id=group_id,
+        max_poll_interval_ms=max_poll_interval_ms(delivery_s),
+        **batch_options(settings, batch),
+        **consumer_options(settings, request_path=False),
+    )(
+        envelope_consumer(
+            broker,
+            SERVICE,
+            one_at_a_time(handle),
+            types=types,
+            time_budget_s=delivery_s,
+            message_time_s=budget_s,
+        )
+    )
+
+
 def register(
     broker: KafkaBroker,
     deletions: DeletionService,
@@ -103,31 +137,19 @@ def register(
     settings: Settings,
 ) -> None:
     policy = settings.retry_policy
-    # One deletion attempt is three S3 calls (list, remove, list).
-    deletion_budget = policy.budget_s(3 * settings.s3_timeout_s)
-    # Of every video event only `VideoDeleted` matters here: read the topic in batches and
-    # skip the rest by their header, instead of a decode and an offset commit per event.
-    # One message at a time: the batch attempt stops at a message that does not fit.
-    deletion_delivery_s = delivery_time_s(deletion_budget, deletion_budget)
-    broker.subscriber(
+    # One deletion attempt is three S3 calls (list, remove, list). Of every video event only
+    # `VideoDeleted` matters here. `DELETE ?wait=N` waits on this group, but a deletion is
+    # rare and its answer may take up to the long fetch wait more (a lone deletion does not
+    # fill a fetch's minimum).
+    _subscribe(
+        broker,
+        settings,
         topics.VIDEO_EVENTS,
-        group_id=DELETIONS_GROUP_ID,
-        max_poll_interval_ms=max_poll_interval_ms(deletion_delivery_s),
-        **batch_options(settings, DELETIONS_BATCH),
-        # `DELETE ?wait=N` waits on this consumer, but a deletion is rare and its answer may
-        # take up to the long fetch wait more (a lone deletion does not fill a fetch's
-        # minimum): on Tansu a 10 ms fetch wait cost ~0.04 cores at rest (it and the broker),
-        # which every create competed with.
-        **consumer_options(settings, request_path=False),
-    )(
-        envelope_consumer(
-            broker,
-            SERVICE,
-            one_at_a_time(DeadLetterWhenExhausted(deletions.on_video_event)),
-            types=frozenset({VideoDeleted.TYPE}),
-            time_budget_s=deletion_delivery_s,
-            message_time_s=deletion_budget,
-        )
+        DELETIONS_GROUP_ID,
+        DELETIONS_BATCH,
+        DeadLetterWhenExhausted(deletions.on_video_event),
+        frozenset({VideoDeleted.TYPE}),
+        policy.budget_s(3 * settings.s3_timeout_s),
     )
     late_outputs = DeadLetterWhenExhausted(deletions.on_completion)
 
@@ -137,47 +159,30 @@ def register(
         else:
             await imports.on_runpod_event(envelope)
 
-    # An import's budget covers a late output's purge (three S3 calls) too.
+    # An import's budget covers a late output's purge (three S3 calls) too. Of the RunPod
+    # facts only `RunPodJobOutputAtUrl` (a worker that kept its output) and the completions
+    # (a deleted video's late file) matter here.
     import_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
-    # Of the RunPod facts only `RunPodJobOutputAtUrl` matters here (a worker that kept its
-    # output); the rest are skipped by their header, as above, and redone the same way.
-    import_delivery_s = delivery_time_s(import_budget, import_budget)
-    broker.subscriber(
+    _subscribe(
+        broker,
+        settings,
         topics.RUNPOD_EVENTS,
-        group_id=IMPORTS_GROUP_ID,
-        max_poll_interval_ms=max_poll_interval_ms(import_delivery_s),
-        **batch_options(settings, IMPORTS_BATCH),
-        # An import follows a render of seconds to minutes: a longer fetch wait is noise there.
-        **consumer_options(settings, request_path=False),
-    )(
-        envelope_consumer(
-            broker,
-            SERVICE,
-            one_at_a_time(on_runpod_fact),
-            types=frozenset({RunPodJobOutputAtUrl.TYPE, RunPodJobCompleted.TYPE}),
-            time_budget_s=import_delivery_s,
-            message_time_s=import_budget,
-        )
+        IMPORTS_GROUP_ID,
+        IMPORTS_BATCH,
+        on_runpod_fact,
+        frozenset({RunPodJobOutputAtUrl.TYPE, RunPodJobCompleted.TYPE}),
+        import_budget,
     )
-
     # A poster reads the video's file (at most an import's size), writes one small object and
     # reads the video's state: bounded like an import. Its own group, so a slow poster never
     # holds a deletion back.
-    poster_budget = policy.budget_s(settings.import_total_timeout_s + 3 * settings.s3_timeout_s)
-    poster_delivery_s = delivery_time_s(poster_budget, poster_budget)
-    broker.subscriber(
+    _subscribe(
+        broker,
+        settings,
         topics.VIDEO_EVENTS,
-        group_id=POSTERS_GROUP_ID,
-        max_poll_interval_ms=max_poll_interval_ms(poster_delivery_s),
-        **batch_options(settings, DELETIONS_BATCH),
-        **consumer_options(settings, request_path=False),
-    )(
-        envelope_consumer(
-            broker,
-            SERVICE,
-            one_at_a_time(DeadLetterWhenExhausted(posters.on_video_event)),
-            types=frozenset({VideoCompleted.TYPE}),
-            time_budget_s=poster_delivery_s,
-            message_time_s=poster_budget,
-        )
+        POSTERS_GROUP_ID,
+        DELETIONS_BATCH,
+        DeadLetterWhenExhausted(posters.on_video_event),
+        frozenset({VideoCompleted.TYPE}),
+        import_budget,
     )
