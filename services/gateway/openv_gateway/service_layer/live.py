@@ -27,6 +27,8 @@ from openv_contracts.queries import JobsUnavailable, VideoView
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[UUID], Awaitable[VideoView | None]]
+#: Told each newer view of a watched video (must not block: it runs in the feed's step).
+Listener = Callable[[VideoView], None]
 
 
 class Watch:
@@ -42,6 +44,7 @@ class Watch:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._listeners: list[Listener] = []
 
     @property
     def version(self) -> int:
@@ -70,6 +73,19 @@ class Watch:
         self.view = view
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        for listener in list(self._listeners):
+            listener(view)
+
+    def listen(self, listener: "Listener") -> Callable[[], None]:
+        """Call `listener` with every newer view from now on (synchronously, in order of
+        versions, each version once); returns the function that stops it."""
+        self._listeners.append(listener)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return stop
 
     async def refresh(self) -> VideoView | None:
         """Read the video now (raises JobsUnavailable); the newest view known."""
