@@ -59,9 +59,13 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     playback_url_expiry_s: int = 3600
     #: Suggested poll interval (Retry-After) while a video is not terminal.
     poll_interval_s: int = 2
-    #: Live status: waiters and streams re-read a watched video at most this often even when
-    #: no event arrives, so a missed Kafka message cannot hang them.
+    #: While the live feed does not follow the video-events topic (starting, reconnecting),
+    #: a kept view is served, and a watched video re-read, at most this long / this often.
+    #: While it follows, every change arrives as an event and nothing is re-read.
     live_fallback_poll_s: float = Field(default=1.5, gt=0)
+    #: How many videos' current states this instance keeps for reads and streams (least
+    #: recently used out first; about 2 KB each).
+    known_videos_max: int = Field(default=10_000, ge=1)
     #: Seconds between SSE keep-alive comments on an idle stream.
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     #: Per-user request rate limit of this instance (token bucket): sustained requests/s ...

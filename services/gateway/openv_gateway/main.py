@@ -45,8 +45,15 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, "openv-gateway", publishes=(topics.COMMANDS,))
     jobs = JobsApi(settings.jobs_url, settings.jobs_timeout_s)
-    live = LiveVideos(jobs.video, settings.live_fallback_poll_s)
-    feed = VideoFeed(settings, "openv-gateway-live", live.is_watched, live.notify)
+    live = LiveVideos(jobs.video, settings.live_fallback_poll_s, settings.known_videos_max)
+    feed = VideoFeed(
+        settings,
+        "openv-gateway-live",
+        live.follows,
+        live.notify,
+        following=live.feed_following,
+        lost=live.feed_lost,
+    )
     jwks = (
         JwksKeys(
             settings.jwt_jwks_url,

@@ -1,18 +1,22 @@
-"""The `openv.video-events` topic as a stream of "video X changed" hints.
+"""The `openv.video-events` topic, folded into the views of the videos this instance knows.
 
 Every gateway instance reads the whole topic on its own (no consumer group, so no group
-joins and no committed offsets), starting at the end: it only wakes up in-memory waiters, so
-history is of no use to it. Records are keyed by video id, so a record about a video nobody
-here watches costs a dictionary lookup and no JSON parsing.
+joins and no committed offsets), starting at the end: it keeps current only the videos its
+clients look at, so history is of no use to it. Records are keyed by video id, so a record
+about a video nobody here looks at costs a dictionary lookup and no JSON parsing.
+
+Once its position at the end is set (on every (re)connection), the feed tells `following`:
+from then on every event of a known video reaches the views. When it fails it tells `lost`.
 
 On Tansu (local stack) "latest" sometimes resolves to an earlier offset, so a starting instance
-may read some old records: harmless, a hint about an unwatched video is dropped.
+may read some old records: harmless, their versions are older than the views hold.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -20,17 +24,15 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer
 
 from openv_contracts import Envelope, topics
-from openv_contracts.queries import VideoView, decided_view
 from openv_infra.kafka import fetch_max_wait_ms
 from openv_infra.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-#: (video id) -> is anybody here watching it?
-IsWatched = Callable[[UUID], bool]
-#: (video id, stream version or None, the video as the event leaves it if the event tells
-#: all of it) -> wake its waiters.
-Notify = Callable[[UUID, int | None, VideoView | None], None]
+#: (video id) -> does anybody here look at it?
+Follows = Callable[[UUID], bool]
+#: (video id, stream version or None, the event or None if unreadable) -> fold it.
+Notify = Callable[[UUID, int | None, Envelope | None], None]
 
 
 def _video_id(key: bytes | None) -> UUID | None:
@@ -42,22 +44,20 @@ def _video_id(key: bytes | None) -> UUID | None:
         return None
 
 
-def _read(value: bytes | None) -> tuple[int | None, VideoView | None]:
-    """The event's stream version, and the video if the event is its decision (the first
-    event: everything the view holds is in it, so nobody needs to ask the jobs service)."""
+def _read(value: bytes | None) -> tuple[int | None, Envelope | None]:
+    """The event and its stream version; (version or None, None) if it is not an envelope
+    this release understands."""
     try:
-        record = json.loads(value or b"")
-        version = record.get("stream_version")
+        envelope = Envelope.model_validate_json(value or b"")
+    except ValueError:
+        pass
+    else:
+        return envelope.stream_version, envelope
+    try:
+        version = json.loads(value or b"").get("stream_version")
     except (ValueError, AttributeError):
         return None, None
-    if not isinstance(version, int):
-        return None, None
-    if version != 1:
-        return version, None
-    try:
-        return version, decided_view(Envelope.model_validate(record))
-    except (ValueError, LookupError):  # not an envelope this release understands
-        return version, None
+    return (version if isinstance(version, int) else None), None
 
 
 class VideoFeed:
@@ -65,14 +65,18 @@ class VideoFeed:
         self,
         settings: KafkaSettings,
         client_id: str,
-        is_watched: IsWatched,
+        follows: Follows,
         notify: Notify,
+        following: Callable[[], None] = lambda: None,
+        lost: Callable[[], None] = lambda: None,
         retry_s: float = 1.0,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
-        self.is_watched = is_watched
+        self.follows = follows
         self.notify = notify
+        self.following = following
+        self.lost = lost
         self.retry_s = retry_s
         self.connected = False
         self.records = 0
@@ -109,7 +113,9 @@ class VideoFeed:
             consumer = self._consumer()
             try:
                 await consumer.start()
+                await _positioned(consumer)
                 self.connected = True
+                self.following()
                 log.info("live video feed connected")
                 while True:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
@@ -120,6 +126,8 @@ class VideoFeed:
             except Exception as exc:
                 log.warning("live video feed failed (%s); reconnecting", exc)
             finally:
+                if self.connected:
+                    self.lost()
                 self.connected = False
                 with contextlib.suppress(Exception):
                     await consumer.stop()
@@ -129,7 +137,7 @@ class VideoFeed:
         self.records += len(records)
         for record in records:
             video_id = _video_id(record.key)
-            if video_id is None or not self.is_watched(video_id):
+            if video_id is None or not self.follows(video_id):
                 continue
             try:
                 self.notify(video_id, *_read(record.value))
@@ -144,3 +152,15 @@ class VideoFeed:
                     record.partition,
                     record.offset,
                 )
+
+
+async def _positioned(consumer: Any, timeout_s: float = 30.0) -> None:
+    """Wait until the consumer has every partition of the topic and its position at the end:
+    an event recorded after this returns is one the feed will read."""
+    deadline = time.monotonic() + timeout_s
+    while not consumer.assignment():
+        if time.monotonic() > deadline:
+            raise TimeoutError("no partition of the video-events topic assigned")
+        await asyncio.sleep(0.05)
+    for partition in consumer.assignment():
+        await consumer.position(partition)

@@ -1,16 +1,14 @@
-"""Live status: in-memory waiters and streams of this instance, woken by the video feed.
+"""Live status: the videos this instance's clients look at, kept current by the video feed.
+
+The feed folds every event of a known video onto its view (`openv_contracts.video_views`), so
+a read, a stream or a waiter learns a change from the topic itself, never by asking the jobs
+service; the jobs service is read only on a miss (one read in flight per video however many
+clients ask), when an event cannot be folded (a gap, an unknown type), and while the feed does
+not follow the topic (starting, reconnecting), at the fallback rate.
 
 Whoever waits on a video (a create waiting for its decision, `Prefer: wait`, a cancel or a
-delete waiting for its outcome, an SSE stream) holds a *watch* on it. A video has at most one
-watch per instance however many clients wait on it, and the watch re-reads the jobs service
-only when the feed reports an event for that video, or at a low fallback rate so a missed
-message cannot hang anyone. So the jobs service sees one read per change per watched video,
-not one per client per poll interval.
-
-Reads share a small cache of recent views for the same reason: a view the jobs service
-returned is served again until the feed reports a newer event of that video, or for at most
-the fallback interval (the bound a missed message already has for waiters). Polling clients
-then cost the jobs service one read per change, not one per poll.
+delete waiting for its outcome, an SSE stream) holds a *watch* on it: at most one per video
+per instance, which tells its waiters and listeners each newer view.
 """
 
 import asyncio
@@ -19,10 +17,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
+from openv_contracts import Envelope
 from openv_contracts.queries import JobsUnavailable, VideoView
+from openv_contracts.video_views import next_view
+from openv_gateway.service_layer.known_videos import KnownVideos
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,19 @@ Listener = Callable[[VideoView], None]
 class Watch:
     """The latest known state of one video, and a signal fired whenever it changes."""
 
-    def __init__(self, video_id: UUID, fetch: Fetch, fallback_s: float) -> None:
+    def __init__(
+        self,
+        video_id: UUID,
+        fetch: Fetch,
+        fallback_s: float,
+        trusted: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.video_id = video_id
         self.view: VideoView | None = None
         self.refs = 0
         self._fetch = fetch
         self._fallback_s = fallback_s
+        self._trusted = trusted
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -126,6 +134,8 @@ class Watch:
                 await asyncio.wait_for(self._wake.wait(), self._fallback_s)
             if self._stopping:
                 return
+            if not self._wake.is_set() and self._trusted():
+                continue  # the feed brings every change: no re-read at the fallback rate
             self._wake.clear()
             try:
                 await self.refresh()
@@ -135,59 +145,137 @@ class Watch:
                 log.exception("re-reading video %s failed", self.video_id)
 
 
+class _Load:
+    """A read of one video from the jobs service in flight, shared by everyone who asks
+    meanwhile; the feed's records of that video wait here until it returns."""
+
+    __slots__ = ("records", "stale", "task")
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int | None, Envelope | None]] = []
+        self.stale = False
+        self.task: asyncio.Future[VideoView | None] | None = None
+
+
 class LiveVideos:
     def __init__(self, fetch: Fetch, fallback_s: float, recent_size: int = 10_000) -> None:
         self.fetch = fetch
         self.fallback_s = fallback_s
-        self.recent_size = recent_size
+        self.known = KnownVideos(recent_size, untrusted_ttl_s=fallback_s)
         self._watches: dict[UUID, Watch] = {}
-        # video id -> (view, when it was read); and the newest version the feed reported.
-        self._recent: OrderedDict[UUID, tuple[VideoView, float]] = OrderedDict()
+        self._loads: dict[UUID, _Load] = {}
+        # The newest version the feed reported of a video it could not fold (bounded).
         self._reported: OrderedDict[UUID, int] = OrderedDict()
+        self.loads = 0
 
     def is_watched(self, video_id: UUID) -> bool:
         return video_id in self._watches
 
-    def notify(self, video_id: UUID, version: int | None, view: VideoView | None = None) -> None:
-        """The feed saw an event of `video_id` (at `version`, leaving it as `view` when the
-        event tells all of it: then nobody here needs to read it)."""
+    def follows(self, video_id: UUID) -> bool:
+        """Whether the feed's records of `video_id` matter here (watched, kept or loading)."""
+        return video_id in self._watches or video_id in self.known or video_id in self._loads
+
+    # The feed's side.
+
+    def feed_following(self) -> None:
+        """The feed follows the topic from its end: every later event of a known video will
+        reach us. Views kept before may have missed events while it was away: forget them,
+        and have every watch read its video again."""
+        self.known.clear()
+        self._reported.clear()
+        for load in self._loads.values():
+            load.stale = True
+        self.known.trusted = True
+        for watch in self._watches.values():
+            watch.hint(None)
+
+    def feed_lost(self) -> None:
+        self.known.trusted = False
+
+    def notify(self, video_id: UUID, version: int | None, envelope: Envelope | None = None) -> None:
+        """The feed saw an event of `video_id` at `version` (None: it could not read it)."""
+        load = self._loads.get(video_id)
+        if load is not None:
+            load.records.append((version, envelope))
+        held = self._newest(video_id)
+        if held is None and load is not None:
+            return  # folded onto what the load returns
+        if version is not None and held is not None and version <= held.version:
+            return  # held already (or an old record a restarted feed read again)
+        view = next_view(held, envelope) if envelope is not None else None
         if view is not None:
-            self.remember(view)
-            watch = self._watches.get(video_id)
-            if watch is not None:
-                watch.update(view)
+            self._set(view)
+            return
+        # Not foldable (a gap, an unknown type, an unreadable record): ask the jobs service.
         if version is not None:
             _put(self._reported, video_id, max(version, self._reported.get(video_id, 0)))
-        cached = self._recent.get(video_id)
-        if cached is not None and (version is None or cached[0].version < version):
-            del self._recent[video_id]
+            while len(self._reported) > self.known.size:
+                self._reported.popitem(last=False)
+        self.known.drop(video_id)
         watch = self._watches.get(video_id)
         if watch is not None:
             watch.hint(version)
 
-    async def read(self, video_id: UUID) -> VideoView | None:
-        """The video as a recent read saw it if nothing changed since, else read now."""
-        cached = self._recent.get(video_id)
-        if cached is not None and time.monotonic() - cached[1] <= self.fallback_s:
-            return cached[0]
-        return await self._read(video_id)
+    # Reads.
 
-    async def _read(self, video_id: UUID) -> VideoView | None:
-        view = await self.fetch(video_id)
+    async def read(self, video_id: UUID) -> VideoView | None:
+        """The video as kept here if it may be served, else as the jobs service has it."""
+        view = self.known.get(video_id)
         if view is not None:
-            self.remember(view)
+            return view
+        watch = self._watches.get(video_id)
+        if watch is not None and watch.view is not None and self.known.trusted:
+            return watch.view
+        return await self.load(video_id)
+
+    async def load(self, video_id: UUID) -> VideoView | None:
+        """Read the video from the jobs service (raises JobsUnavailable): one read in flight
+        per video however many ask, and a caller who leaves does not cancel it for others."""
+        load = self._loads.get(video_id)
+        if load is None:
+            load = self._loads[video_id] = _Load()
+            load.task = asyncio.ensure_future(self._load(video_id, load))
+        assert load.task is not None
+        return await asyncio.shield(load.task)
+
+    async def _load(self, video_id: UUID, load: _Load) -> VideoView | None:
+        self.loads += 1
+        try:
+            view = await self.fetch(video_id)
+        finally:
+            if self._loads.get(video_id) is load:
+                del self._loads[video_id]
+        if load.stale:  # read before the feed last (re)started following: do not keep it
+            return view
+        if view is not None and view.version >= self._reported.get(video_id, 0):
+            self._set(view)
+        for version, envelope in load.records:
+            self.notify(video_id, version, envelope)
+        newest = self._newest(video_id)
+        if view is None or (newest is not None and newest.version > view.version):
+            return newest
         return view
 
     def remember(self, view: VideoView) -> None:
-        """Keep `view` for reads, unless the feed has reported a newer event already."""
+        """Keep `view` (a state this instance learnt otherwise) if it is the newest known."""
         if view.version >= self._reported.get(view.id, 0):
-            cached = self._recent.get(view.id)
-            if cached is None or cached[0].version <= view.version:
-                _put(self._recent, view.id, (view, time.monotonic()))
-        while len(self._recent) > self.recent_size:
-            self._recent.popitem(last=False)
-        while len(self._reported) > self.recent_size:
-            self._reported.popitem(last=False)
+            self._set(view)
+
+    def _newest(self, video_id: UUID) -> VideoView | None:
+        kept = self.known.peek(video_id)
+        watch = self._watches.get(video_id)
+        watched = watch.view if watch is not None else None
+        if kept is None or (watched is not None and watched.version > kept.version):
+            return watched
+        return kept
+
+    def _set(self, view: VideoView) -> None:
+        self.known.put(view)
+        watch = self._watches.get(view.id)
+        if watch is not None:
+            watch.update(view)
+
+    # Watches.
 
     @property
     def watched(self) -> int:
@@ -201,10 +289,11 @@ class LiveVideos:
         """
         watch = self._watches.get(video_id)
         if watch is None:
-            watch = self._watches[video_id] = Watch(video_id, self._read, self.fallback_s)
+            watch = Watch(video_id, self.load, self.fallback_s, lambda: self.known.trusted)
+            self._watches[video_id] = watch
+            watch.update(self.known.peek(video_id))
             watch.start()
         watch.refs += 1
-        watch.update(known)
         if known is not None:
             self.remember(known)
         try:
@@ -214,11 +303,17 @@ class LiveVideos:
             if watch.refs == 0:
                 if self._watches.get(video_id) is watch:
                     del self._watches[video_id]
+                    if watch.view is not None:
+                        self.remember(watch.view)
                 watch.stop()
 
     async def close(self, timeout_s: float = 2.0) -> None:
         watches, self._watches = list(self._watches.values()), {}
-        tasks = {t for t in (w.stop() for w in watches) if t is not None}
+        tasks: set[asyncio.Future[Any]] = {t for t in (w.stop() for w in watches) if t}
+        for load in self._loads.values():
+            if load.task is not None:
+                load.task.cancel()
+                tasks.add(load.task)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout_s)
 
