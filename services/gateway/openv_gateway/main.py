@@ -8,6 +8,7 @@ from openv_contracts import topics
 from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jwks import JwksKeys
 from openv_gateway.adapters.jwt_verifier import JwtVerifier
+from openv_gateway.adapters.live_metrics import expose
 from openv_gateway.adapters.playback import Playback
 from openv_gateway.config import Settings
 from openv_gateway.domain.body_limit import BodyLimits
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         OpenRequests(settings.max_open_per_user), settings.open_retry_after_s
     )
     app.state.live = live
+    expose(live)
     app.state.videos = VideosService(
         jobs,
         CommandBus(broker),
