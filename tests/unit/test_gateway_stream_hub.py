@@ -15,22 +15,7 @@ from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.entrypoints.stream import EventStream
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.stream_hub import StreamHub
-
-
-def view(video_id: UUID, version: int, status: VideoStatus = VideoStatus.QUEUED) -> VideoView:
-    now = datetime.now(UTC)
-    return VideoView(
-        id=video_id,
-        user_id="alice",
-        status=status,
-        progress=None,
-        prompt="fox",
-        params=VideoParams(seed=1),
-        duration_seconds=31 / 24,
-        created_at=now,
-        updated_at=now,
-        version=version,
-    )
+from tests.unit.test_gateway_live import view
 
 
 class Encoder:
