@@ -30,6 +30,7 @@ from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
 from openv_gateway.entrypoints.video_feed import VideoFeed
 from openv_gateway.service_layer.live import LiveVideos
+from openv_gateway.service_layer.stream_hub import StreamHub
 from openv_gateway.service_layer.videos import VideosService
 from openv_gateway.web import load_catalog
 from openv_infra.docs_pages import docs_router
@@ -55,6 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
         following=live.feed_following,
         lost=live.feed_lost,
     )
+    playback = Playback(
+        make_minio(settings, public=True), settings.s3_bucket, settings.playback_url_expiry_s
+    )
+    hub = StreamHub(live, stream.status_frames(playback), settings.sse_keepalive_s)
     jwks = (
         JwksKeys(
             settings.jwt_jwks_url,
@@ -69,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def start_feed() -> None:
         feed.start()
 
-    close: list[Step] = [feed.stop, live.close, broker.stop, jobs.aclose]
+    close: list[Step] = [feed.stop, hub.close, live.close, broker.stop, jobs.aclose]
     if jwks is not None:
         close.append(jwks.aclose)
     lifespan = service_lifespan(start=[broker.start, start_feed], close=close)
@@ -111,9 +116,8 @@ def create_app(settings: Settings) -> FastAPI:
         settings.decision_wait_s,
         PendingRequests(settings.pending_memory_s),
     )
-    app.state.playback = Playback(
-        make_minio(settings, public=True), settings.s3_bucket, settings.playback_url_expiry_s
-    )
+    app.state.playback = playback
+    app.state.stream_hub = hub
     problems.install(app)
     # Before everything that reads the body: routing, authentication, parsing.
     app.add_middleware(

@@ -1,6 +1,6 @@
 """What the routes take from the app, as `Annotated` dependencies: the use cases, playback
-URLs, live watches, the settings, and the user's long-lived slots; and the video id path
-parameter. `main.create_app` puts each object on `app.state` once."""
+URLs, live watches, the stream hub, the settings, and the user's long-lived slots; and the
+video id path parameter. `main.create_app` puts each object on `app.state` once."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +14,7 @@ from openv_gateway.config import Settings
 from openv_gateway.domain.long_lived import OpenRequests, TooManyOpen
 from openv_gateway.entrypoints.problems import ApiError
 from openv_gateway.service_layer.live import LiveVideos
+from openv_gateway.service_layer.stream_hub import StreamHub
 from openv_gateway.service_layer.videos import VideosService
 
 
@@ -62,6 +63,11 @@ async def get_live(request: Request) -> LiveVideos:
     return live
 
 
+async def get_stream_hub(request: Request) -> StreamHub:
+    hub: StreamHub = request.app.state.stream_hub
+    return hub
+
+
 async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -75,6 +81,7 @@ async def get_long_lived(request: Request) -> LongLived:
 Service = Annotated[VideosService, Depends(get_service)]
 PlaybackDep = Annotated[Playback, Depends(get_playback)]
 LiveDep = Annotated[LiveVideos, Depends(get_live)]
+StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LongLivedDep = Annotated[LongLived, Depends(get_long_lived)]
 VideoId = Annotated[str, Path(description="The video's id (a UUID).")]

@@ -1,7 +1,8 @@
 """`GET /v1/videos/{id}/stream`: the video's status as Server-Sent Events."""
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import StreamingResponse
@@ -13,11 +14,9 @@ from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import sse
 from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.entrypoints.dependencies import (
-    LiveDep,
     LongLivedDep,
-    PlaybackDep,
     Service,
-    SettingsDep,
+    StreamHubDep,
     VideoId,
     not_found,
     parse_video_id,
@@ -26,7 +25,7 @@ from openv_gateway.entrypoints.openapi_docs import STREAM_DESCRIPTION
 from openv_gateway.entrypoints.presenter import present, present_pending
 from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, unavailable
 from openv_gateway.entrypoints.stream_auth import StreamPrincipal
-from openv_gateway.service_layer.live import LiveVideos
+from openv_gateway.service_layer.stream_hub import Encode, Slot, StreamHub
 from openv_gateway.service_layer.videos import VideoNotFound
 
 router = APIRouter(prefix="/v1", tags=["videos"])
@@ -63,9 +62,7 @@ async def stream_video(
     video_id: VideoId,
     principal: StreamPrincipal,
     service: Service,
-    playback: PlaybackDep,
-    live: LiveDep,
-    settings: SettingsDep,
+    hub: StreamHubDep,
     long_lived: LongLivedDep,
     last_event_id: Annotated[
         str | None,
@@ -92,53 +89,77 @@ async def stream_video(
     ):
         return Response(status_code=204)
     release = long_lived.acquire(principal.user_id)
-    return _HeldStream(
-        release,
-        _events(live, found, after, playback, settings.sse_keepalive_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(hub, found, after, release)
 
 
-class _HeldStream(StreamingResponse):
-    """Gives the user's long-lived slot back however the stream ends (also when the client
-    is gone before the first byte, when the events generator never even starts)."""
+def status_frames(playback: Playback) -> Encode:
+    """How the hub encodes a view: presented and serialized once, the whole SSE frame."""
+
+    def encode(view: VideoView) -> bytes:
+        return sse.event("status", view.version, present(view, playback).model_dump_json())
+
+    return encode
+
+
+class EventStream(Response):
+    """The stream's answer: a plain ASGI response (no task group, no generator) whose one
+    coroutine writes what its hub slot hands it. A disconnect is noticed by one waiting
+    `receive()`, and the user's long-lived slot is given back however the stream ends (also
+    when the client is gone before the first byte)."""
+
+    media_type = "text/event-stream"
 
     def __init__(
-        self, release: Callable[[], None], content: AsyncIterator[bytes], **kwargs: Any
+        self,
+        hub: StreamHub,
+        found: VideoView | PendingVideo,
+        after: int | None,
+        release: Callable[[], None],
     ) -> None:
-        super().__init__(content, **kwargs)
+        self.status_code = 200
+        self.background = None
+        self.init_headers(_HEADERS)
+        self._hub = hub
         self._release = release
+        self._sent = -1 if after is None else after
+        self._first = sse.retry(RECONNECT_MS)
+        self._known: VideoView | None = None
+        if isinstance(found, PendingVideo):
+            self._video_id = found.video_id
+            if self._sent < 0:
+                pending = present_pending(found).model_dump_json()
+                self._first += sse.event("status", 0, pending)
+                self._sent = 0
+        else:
+            self._video_id, self._known = found.id, found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slot: Slot | None = None
+        gone: asyncio.Future[None] | None = None
         try:
-            await super().__call__(scope, receive, send)
+            slot = await self._hub.join(self._video_id, self._known, self._sent)
+            self._known = None  # the hub has it: nothing per stream beyond the slot
+            gone = asyncio.ensure_future(_disconnect(receive))
+            gone.add_done_callback(slot.client_gone)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self._first, "more_body": True})
+            while (frame := await slot.take()) is not None:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            self._release()
+            if gone is not None:
+                gone.cancel()
+            try:
+                if slot is not None:
+                    await self._hub.leave(slot)
+            finally:
+                self._release()
 
 
-async def _events(
-    live: LiveVideos,
-    found: VideoView | PendingVideo,
-    after: int | None,
-    playback: Playback,
-    keepalive_s: float,
-) -> AsyncIterator[bytes]:
-    yield sse.retry(RECONNECT_MS)
-    known = found if isinstance(found, VideoView) else None
-    sent = after if after is not None else -1
-    async with live.watch(
-        found.video_id if isinstance(found, PendingVideo) else found.id, known=known
-    ) as watch:
-        if isinstance(found, PendingVideo) and sent < 0:
-            yield sse.event("status", 0, present_pending(found).model_dump_json())
-            sent = 0
-        while True:
-            view = await watch.next_change(sent, keepalive_s)
-            if view is None:
-                yield sse.KEEPALIVE
-                continue
-            yield sse.event("status", view.version, present(view, playback).model_dump_json())
-            sent = view.version
-            if view.status in TERMINAL_STATUSES:
-                return
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns once the client is gone (or the server considers the response complete)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
