@@ -72,7 +72,11 @@ def hello_world(root: Path) -> Iterator[str]:
 def process_cpu(process: psutil.Process) -> float:
     """CPU seconds of a process and its children (Postgres backends, uvicorn workers)."""
     total = 0.0
-    for one in [process, *process.children(recursive=True)]:
+    try:
+        children = process.children(recursive=True)
+    except psutil.Error:  # gone meanwhile (e.g. a wrk that just exited)
+        return total
+    for one in [process, *children]:
         with contextlib.suppress(psutil.Error):
             times = one.cpu_times()
             total += times.user + times.system
