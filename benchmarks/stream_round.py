@@ -196,6 +196,13 @@ async def stream_round(
     open_s = time.monotonic() - started
     await asyncio.sleep(2.0)
     opened = [s for s in all_streams if s.opened_at is not None]
+    errors: Counter[str] = Counter(
+        "not open in time"
+        if s.error is None and s.status in (None, 200)
+        else s.error or str(s.status)
+        for s in all_streams
+        if s.opened_at is None
+    )
     rss_open = rss(gateway_pid)
     fds = psutil.Process(gateway_pid).num_fds()
     sending = time.time()
@@ -204,10 +211,6 @@ async def stream_round(
     _, late = await asyncio.wait(tasks, timeout=timeout_s)
     for task in late:
         task.cancel()
-    errors: Counter[str] = Counter()
-    for s in all_streams:
-        if s.opened_at is None:
-            errors[str(s.status) if s.error is None else s.error] += 1
     arrived = [s for s in opened if s.arrived_at is not None and s.updated_at is not None]
     from_event = sorted(s.arrived_at - s.updated_at for s in arrived)  # type: ignore[operator]
     from_send = sorted(s.arrived_at - videos.sent_at[s.video_id] for s in arrived)  # type: ignore[operator]
