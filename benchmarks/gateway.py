@@ -13,7 +13,10 @@ The open-loop runs come before wrk's creates, and every run prints how many reco
 broker's topics hold: the local broker (Tansu, memory engine) gets slower as its topics grow
 (benchmarks/broker_growth.py measures it), so a figure depends on the creates before it.
 
-    .venv/bin/python benchmarks/gateway.py [--duration 10] [--connections 16] [--rates 20,200]
+    .venv/bin/python -m benchmarks.gateway [--duration 10] [--connections 16] [--rates 20,200]
+
+(as a module, from the repository root: it shares benchmarks/bench_stack.py, raw_http.py and
+wrk.py with benchmarks/reads.py)
 
 Needs `wrk` (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
 The RunPod simulator is told to keep jobs queued for an hour so rendering MP4s does not compete
@@ -23,13 +26,8 @@ for the CPU; everything else (jobs, relay, bridge submitting to the simulator, s
 import argparse
 import asyncio
 import collections
-import contextlib
-import json
-import os
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,108 +38,19 @@ import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from benchmarks.bench_stack import bench_stack, hello_world, process_cpu, wait_until_quiet
+from benchmarks.raw_http import BODY, Connection, create_request
+from benchmarks.sse_reader import percentile
+from benchmarks.wrk import CREATE_LUA, GET_LUA, fmt, require_wrk, run_wrk
 
 from openv_contracts import topics
-from openv_localstack.ports import free_port
-from openv_localstack.processes import ManagedProcess, wait_until
-from openv_localstack.stack import LocalStack, StackOptions
+from openv_localstack.stack import LocalStack
 from openv_localstack.tokens import make_token
-
-HERE = Path(__file__).resolve().parent
-CREATE_LUA = HERE / "gateway_create.lua"
-GET_LUA = HERE / "gateway_get.lua"
-BODY = {"prompt": "a red fox running through snow", "width": 384, "height": 384, "num_frames": 7}
-
-HELLO_APP = """
-from fastapi import FastAPI
-import uvicorn, sys
-app = FastAPI()
-
-@app.get("/")
-async def hello() -> dict[str, str]:
-    return {"hello": "world"}
-
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
-"""
-
-
-def require_wrk() -> str:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        sys.exit(
-            "wrk not found. Install it: `apt-get install -y wrk` (Debian/Ubuntu), "
-            "`brew install wrk` (macOS), or build it from its source."
-        )
-    return wrk
-
-
-def run_wrk(
-    wrk: str, url: str, duration_s: int, connections: int, script: Path, env: dict[str, str]
-) -> dict[str, Any]:
-    """Run wrk with a Lua script whose done() prints one JSON line; return it."""
-    argv = [
-        wrk,
-        "-t2",
-        f"-c{connections}",
-        f"-d{duration_s}s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(script),
-        url,
-    ]
-    out = subprocess.run(
-        argv, capture_output=True, text=True, check=True, env={**os.environ, **env}
-    ).stdout
-    line = next(x for x in reversed(out.splitlines()) if x.startswith("{"))
-    result: dict[str, Any] = json.loads(line)
-    return result
 
 
 def write_tokens(path: Path, users: int) -> None:
     """One token per line, for the create script to hand out round-robin."""
     path.write_text("\n".join(make_token(f"bench-{i}", ttl_s=7200) for i in range(users)) + "\n")
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection of the open-loop generator: a request is bytes
-    built once, the answer is read by its Content-Length. httpx cost the generator about a
-    millisecond of CPU per request, taken from the stack it measures on the same two cores."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, host: str, port: int) -> "_Connection":
-        reader, writer = await asyncio.open_connection(host, port)
-        return cls(reader, writer)
-
-    async def request(self, raw: bytes) -> int:
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length:
-            await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def process_cpu(process: psutil.Process) -> float:
-    """CPU seconds of a process and its children (Postgres backends, uvicorn workers)."""
-    total = 0.0
-    for one in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
-            times = one.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 class CpuPerCreate:
@@ -175,28 +84,6 @@ class CpuPerCreate:
         }
 
 
-def wait_until_quiet(max_s: float = 30.0, cores: float = 0.6) -> tuple[float, float]:
-    """Wait until this script's child processes (the stack) use under `cores` of CPU over a
-    second, so a run does not measure the backlog the previous one left (the bridge submits
-    and the jobs service records after the last answer). Never quite idle: the bridge polls
-    every job the simulator keeps queued once its 30 s without news are up, and the
-    consumers a request waits on fetch every 10 ms. Returns (seconds waited, cores used)."""
-
-    def busy(children: list[psutil.Process]) -> float:
-        return sum(process_cpu(child) for child in children)
-
-    started = time.monotonic()
-    used = 0.0
-    while time.monotonic() - started < max_s:
-        children = psutil.Process().children(recursive=True)
-        before = busy(children)
-        time.sleep(1.0)
-        used = busy(children) - before
-        if used < cores:
-            break
-    return time.monotonic() - started, used
-
-
 def broker_records(bootstrap: str) -> int:
     """Records in the stack's topics (the sum of their partitions' end offsets)."""
 
@@ -214,14 +101,6 @@ def broker_records(bootstrap: str) -> int:
             await consumer.stop()
 
     return asyncio.run(count())
-
-
-def create_request(host: str, token: str) -> bytes:
-    body = json.dumps(BODY).encode()
-    return (
-        f"POST /v1/videos HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
 
 
 async def fixed_rate(
@@ -245,15 +124,15 @@ async def fixed_rate(
     in_flight: set[asyncio.Task[None]] = set()
     # Taken oldest first, so every connection stays in use: one left idle past the server's
     # keep-alive timeout (uvicorn: 5 s) would be closed under it and fail its next request.
-    idle = collections.deque([await _Connection.open(host, port) for _ in range(20)])
+    idle = collections.deque([await Connection.open(host, port) for _ in range(20)])
     loop = asyncio.get_running_loop()
 
     async def one(i: int, scheduled: float) -> None:
         connection = idle.popleft() if idle else None
         try:
             if connection is None:
-                connection = await _Connection.open(host, port)
-            status = await connection.request(requests[i % users])
+                connection = await Connection.open(host, port)
+            status, _ = await connection.request(requests[i % users])
         except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             if connection is not None:
@@ -285,11 +164,8 @@ async def fixed_rate(
     latencies.sort()
 
     def pct(p: float) -> float | None:
-        return (
-            1000 * latencies[min(len(latencies) - 1, int(len(latencies) * p))]
-            if latencies
-            else None
-        )
+        value = percentile(latencies, p)
+        return None if value is None else 1000 * value
 
     return {
         "requests": total,
@@ -303,13 +179,6 @@ async def fixed_rate(
         "max_ms": 1000 * latencies[-1] if latencies else None,
         "mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
     }
-
-
-def fmt(result: dict[str, Any]) -> str:
-    return (
-        f"{result['rps']:>9,.0f} req/s   p50 {result['p50_ms']:7.2f} ms   "
-        f"p99 {result['p99_ms']:7.2f} ms   statuses {result.get('statuses', {})}"
-    )
 
 
 def fmt_cpu(per_create: dict[str, float]) -> str:
@@ -343,92 +212,64 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="openv-bench-gw-") as tmp:
         root = Path(tmp)
-        stack = LocalStack(
-            StackOptions(
-                root=root / "stack",
-                service_env={
-                    "OPENV_LOG_LEVEL": "WARNING",
-                    "OPENV_RATE_LIMIT_PER_S": "1000000",
-                    "OPENV_RATE_LIMIT_BURST": "1000000",
-                    "OPENV_MAX_ACTIVE_JOBS": "1000000",
-                    "OPENV_QUOTA_SECONDS": "1000000000",
-                    # The local stack writes every span to a file for its trace test: not
-                    # something production does, so off here (tracing itself stays on).
-                    "OPENV_TRACE_DIR": "",
-                },
-                # Keep simulated jobs queued: no MP4 rendering competing for the CPU.
-                sim_queue_s=3600.0,
-            )
-        )
-        hello_port = free_port()
-        hello = ManagedProcess(
-            "hello",
-            [sys.executable, "-c", HELLO_APP, str(hello_port)],
-            dict(os.environ),
-            root / "hello.log",
-        )
+        stack = bench_stack(root)
         print("starting the local stack and the hello-world baseline ...", flush=True)
         stack.start()
         try:
-            hello.start()
-            hello_url = f"http://127.0.0.1:{hello_port}"
-            wait_until(
-                lambda: httpx.get(hello_url, timeout=1).status_code == 200, 60, "hello", hello
-            )
-            gateway = stack.gateway_url
-            owner_token = make_token("bench-owner", ttl_s=7200)
-            created = httpx.post(
-                f"{gateway}/v1/videos",
-                json=BODY,
-                headers={"Authorization": f"Bearer {owner_token}"},
-                timeout=30,
-            )
-            assert created.status_code == 202, created.text
-            video_id = created.json()["id"]
-            tokens = root / "tokens.txt"
-            write_tokens(tokens, args.users)
-            common = {"BENCH_TOKEN": owner_token, "BENCH_TOKENS": str(tokens)}
-
-            runs: dict[str, dict[str, Any]] = {}
-            # Warm-up (connection set-up, first JWKS/imports, Kafka metadata), not reported.
-            run_wrk(wrk, hello_url + "/", 2, args.connections, GET_LUA, common)
-            asyncio.run(fixed_rate(gateway, 50, 3, args.users))
-
-            def wrk_run(name: str, url: str, script: Path) -> None:
-                wait_until_quiet()
-                records = broker_records(stack.kafka.bootstrap)
-                print(
-                    f"wrk {args.duration}s x {args.connections} connections: {name} "
-                    f"(broker topics hold {records:,} records) ..."
+            with hello_world(root) as hello_url:
+                gateway = stack.gateway_url
+                owner_token = make_token("bench-owner", ttl_s=7200)
+                created = httpx.post(
+                    f"{gateway}/v1/videos",
+                    json=BODY,
+                    headers={"Authorization": f"Bearer {owner_token}"},
+                    timeout=30,
                 )
-                runs[name] = run_wrk(wrk, url, args.duration, args.connections, script, common)
-                print(f"  {fmt(runs[name])}", flush=True)
+                assert created.status_code == 202, created.text
+                video_id = created.json()["id"]
+                tokens = root / "tokens.txt"
+                write_tokens(tokens, args.users)
+                common = {"BENCH_TOKEN": owner_token, "BENCH_TOKENS": str(tokens)}
 
-            wrk_run("hello-world", hello_url + "/", GET_LUA)
-            steady: dict[float, dict[str, Any]] = {}
-            cpu_by_rate: dict[float, dict[str, float]] = {}
-            for rate in [float(r) for r in args.rates.split(",")]:
-                quiet_s, used = wait_until_quiet()
-                records = broker_records(stack.kafka.bootstrap)
-                print(
-                    f"open loop: {rate:g} creates/s for {args.rate_duration:g} s "
-                    f"(after {quiet_s:.0f} s for the stack to go quiet: {used:.2f} cores; "
-                    f"broker topics hold {records:,} records) ..."
-                )
-                cpu = CpuPerCreate(stack)
-                cpu.start()
-                steady[rate] = asyncio.run(
-                    fixed_rate(gateway, rate, args.rate_duration, args.users)
-                )
-                print(f"  {fmt_rate(steady[rate])}", flush=True)
-                per_create = cpu.finish(steady[rate]["requests"])
-                cpu_by_rate[rate] = per_create
-                print(f"  CPU per create: {fmt_cpu(per_create)}", flush=True)
-            wrk_run("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA)
-            wrk_run("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA)
-            ready = httpx.get(f"{stack.admin_url_of('gateway')}/readyz", timeout=10).json()
+                runs: dict[str, dict[str, Any]] = {}
+                # Warm-up (connection set-up, first JWKS/imports, Kafka metadata), not reported.
+                run_wrk(wrk, hello_url + "/", 2, args.connections, GET_LUA, common)
+                asyncio.run(fixed_rate(gateway, 50, 3, args.users))
+
+                def wrk_run(name: str, url: str, script: Path) -> None:
+                    wait_until_quiet()
+                    records = broker_records(stack.kafka.bootstrap)
+                    print(
+                        f"wrk {args.duration}s x {args.connections} connections: {name} "
+                        f"(broker topics hold {records:,} records) ..."
+                    )
+                    runs[name] = run_wrk(wrk, url, args.duration, args.connections, script, common)
+                    print(f"  {fmt(runs[name])}", flush=True)
+
+                wrk_run("hello-world", hello_url + "/", GET_LUA)
+                steady: dict[float, dict[str, Any]] = {}
+                cpu_by_rate: dict[float, dict[str, float]] = {}
+                for rate in [float(r) for r in args.rates.split(",")]:
+                    quiet_s, used = wait_until_quiet()
+                    records = broker_records(stack.kafka.bootstrap)
+                    print(
+                        f"open loop: {rate:g} creates/s for {args.rate_duration:g} s "
+                        f"(after {quiet_s:.0f} s for the stack to go quiet: {used:.2f} cores; "
+                        f"broker topics hold {records:,} records) ..."
+                    )
+                    cpu = CpuPerCreate(stack)
+                    cpu.start()
+                    steady[rate] = asyncio.run(
+                        fixed_rate(gateway, rate, args.rate_duration, args.users)
+                    )
+                    print(f"  {fmt_rate(steady[rate])}", flush=True)
+                    per_create = cpu.finish(steady[rate]["requests"])
+                    cpu_by_rate[rate] = per_create
+                    print(f"  CPU per create: {fmt_cpu(per_create)}", flush=True)
+                wrk_run("GET /v1/videos/{id}", f"{gateway}/v1/videos/{video_id}", GET_LUA)
+                wrk_run("POST /v1/videos", f"{gateway}/v1/videos", CREATE_LUA)
+                ready = httpx.get(f"{stack.admin_url_of('gateway')}/readyz", timeout=10).json()
         finally:
-            hello.stop()
             stack.stop()
 
     base = runs["hello-world"]["rps"]
