@@ -46,7 +46,7 @@ async def test_a_change_is_encoded_once_and_the_same_bytes_reach_every_stream() 
     assert live.watched == 1 and hub.videos == 1 and hub.streams == 50
     first = [await s.take() for s in slots]
     assert encoder.calls == 1 and all(f is first[0] for f in first)
-    live.notify(vid, 2, view(vid, 2, VideoStatus.RUNNING))
+    live.remember(view(vid, 2, VideoStatus.RUNNING))
     second = [await asyncio.wait_for(s.take(), 1) for s in slots]
     assert encoder.calls == 2 and all(f is second[0] for f in second)
     assert second[0] is not None and b"id: 2" in second[0]
@@ -62,15 +62,15 @@ async def test_a_slow_stream_holds_only_the_latest_state_and_always_gets_the_ter
     fast = await hub.join(vid, view(vid, 1), -1)
     taken: list[bytes] = []
     for version in range(2, 40):
-        live.notify(vid, version, view(vid, version, VideoStatus.RUNNING))
+        live.remember(view(vid, version, VideoStatus.RUNNING))
         frame = await fast.take()
         assert frame is not None
         taken.append(frame)
     assert len(taken) == 38  # the fast one saw every change
     assert await slow.take() == sse.event("status", 39, "running")  # the slow one: the latest
-    live.notify(vid, 40, view(vid, 40, VideoStatus.RUNNING))
-    live.notify(vid, 41, view(vid, 41, VideoStatus.CANCELLED))
-    live.notify(vid, 42, view(vid, 42, VideoStatus.RUNNING))  # nothing after the terminal one
+    live.remember(view(vid, 40, VideoStatus.RUNNING))
+    live.remember(view(vid, 41, VideoStatus.CANCELLED))
+    live.remember(view(vid, 42, VideoStatus.RUNNING))  # nothing after the terminal one
     assert await slow.take() == sse.event("status", 41, "cancelled")
     assert await slow.take() is None  # and the stream ends
     await hub.leave(slow)
@@ -82,7 +82,7 @@ async def test_a_stream_resumed_after_a_version_gets_only_newer_ones() -> None:
     vid = uuid4()
     slot = await hub.join(vid, view(vid, 3), 3)
     assert slot.frame is None
-    live.notify(vid, 4, view(vid, 4))
+    live.remember(view(vid, 4))
     assert await asyncio.wait_for(slot.take(), 1) == sse.event("status", 4, "queued")
     await hub.leave(slot)
 
@@ -99,7 +99,7 @@ async def test_keep_alives_come_from_one_wheel_to_idle_streams_only() -> None:
     assert set(frames) == {sse.KEEPALIVE}
     assert 0.2 <= asyncio.get_running_loop().time() - started < 0.5
     # A stream that has just written something is not idle.
-    live.notify(vid, 2, view(vid, 2))
+    live.remember(view(vid, 2))
     await asyncio.sleep(0.1)
     assert all(s.frame is not None and s.frame != sse.KEEPALIVE for s in slots[:20])
     for s in slots:
@@ -150,8 +150,8 @@ async def test_a_pending_stream_starts_at_id_0_and_ends_after_the_terminal_event
     await asyncio.sleep(0.05)
     assert client.sent[0]["status"] == 200
     assert client.body.startswith(b"retry: 2000\n\nevent: status\nid: 0\ndata: {")
-    live.notify(vid, 1, view(vid, 1))
-    live.notify(vid, 2, view(vid, 2, VideoStatus.CANCELLED))
+    live.remember(view(vid, 1))
+    live.remember(view(vid, 2, VideoStatus.CANCELLED))
     await asyncio.wait_for(task, 2)
     assert client.body.endswith(sse.event("status", 2, "cancelled"))
     assert client.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
