@@ -69,8 +69,10 @@ def fmt_round(r: dict[str, Any]) -> str:
         f"RSS per stream {r['rss_per_stream_kb']:.1f} KB (gateway {r['rss_before_mb']:.0f} MB "
         f"before, {r['gateway_fds']:,} fds open); cancels {r['cancel_statuses']} sent in "
         f"{r['cancel_send_s']:.1f} s; `cancelled` arrived on {r['arrived']:,} "
-        f"({r['unfinished']:,} streams unfinished); p50/p99 from the event "
-        f"{fmt_ms(r['from_event_ms'])}, from its cancel's send {fmt_ms(r['from_send_ms'])}"
+        f"({r['unfinished']:,} streams unfinished); p50/p99 from the event: "
+        f"{r['paced_videos']} videos one at a time {fmt_ms(r['paced_from_event_ms'])}, "
+        f"the others all at once {fmt_ms(r['from_event_ms'])} (from its cancel's send "
+        f"{fmt_ms(r['from_send_ms'])})"
     )
 
 

@@ -1,6 +1,8 @@
 """One round of the reads benchmark's live-status test: N status streams
 (`GET /v1/videos/{id}/stream`) held open at once over N/per_video videos, one user per video;
-then every video cancelled through the gateway, and each stream's `cancelled` event timed.
+then videos cancelled through the gateway, and each stream's `cancelled` event timed: first a
+few one at a time (`PACED` videos, `PACED_PER_S` cancels a second: what a change costs while
+N streams are open), then all the others at once (the worst case: every stream changes).
 
 Streams are raw asyncio sockets with a hand-written HTTP/1.1 GET and the incremental reader of
 sse_reader.py: an HTTP client's per-stream cost would be the benchmark's, not the gateway's,
@@ -27,6 +29,9 @@ from openv_localstack.tokens import make_token
 SOURCES = tuple(f"127.0.0.{i}" for i in range(1, 5))
 #: Connects (and request writes) in flight at once: the gateway's listen backlog is 2,048.
 CONNECTING = 1000
+#: Videos cancelled one at a time before the rest all at once, and how many a second.
+PACED = 50
+PACED_PER_S = 10.0
 
 
 @dataclass
@@ -156,11 +161,14 @@ async def follow(
             writer.close()
 
 
-async def cancel_all(host: str, port: int, videos: Videos, connections: int) -> None:
-    """POST /v1/videos/{id}/cancel for every video, `connections` at a time; notes each send."""
+async def cancel_all(
+    host: str, port: int, videos: Videos, connections: int, ids: Iterable[str]
+) -> None:
+    """POST /v1/videos/{id}/cancel for every one of `ids`, `connections` at a time; notes each
+    send."""
     address = f"{host}:{port}"
     cancels = (
-        (v, request("POST", address, f"/v1/videos/{v}/cancel", t)) for v, t in videos.tokens.items()
+        (v, request("POST", address, f"/v1/videos/{v}/cancel", videos.tokens[v])) for v in ids
     )
     answers = await _each(
         host, port, connections, cancels, lambda v: videos.sent_at.__setitem__(v, time.time())
@@ -205,15 +213,20 @@ async def stream_round(
     )
     rss_open = rss(gateway_pid)
     fds = psutil.Process(gateway_pid).num_fds()
+    paced = set(videos.ids[: min(PACED, len(videos.ids) // 10)])
+    for video in paced:  # one at a time, each alone in flight
+        await cancel_all(host, port, videos, 1, [video])
+        await asyncio.sleep(1 / PACED_PER_S)
+    await asyncio.sleep(2.0)
     sending = time.time()
-    await cancel_all(host, port, videos, 64)
+    await cancel_all(host, port, videos, 64, [v for v in videos.ids if v not in paced])
     send_s = time.time() - sending
     _, late = await asyncio.wait(tasks, timeout=timeout_s)
     for task in late:
         task.cancel()
     arrived = [s for s in opened if s.arrived_at is not None and s.updated_at is not None]
-    from_event = sorted(s.arrived_at - s.updated_at for s in arrived)  # type: ignore[operator]
-    from_send = sorted(s.arrived_at - videos.sent_at[s.video_id] for s in arrived)  # type: ignore[operator]
+    at_once = [s for s in arrived if s.video_id not in paced]
+    one_by_one = [s for s in arrived if s.video_id in paced]
     return {
         "streams": len(all_streams),
         "videos": len(videos.ids),
@@ -227,9 +240,19 @@ async def stream_round(
         "cancel_send_s": send_s,
         "arrived": len(arrived),
         "unfinished": len(late),
-        "from_event_ms": [_ms(percentile(from_event, p)) for p in (0.5, 0.99)],
-        "from_send_ms": [_ms(percentile(from_send, p)) for p in (0.5, 0.99)],
+        "paced_videos": len(paced),
+        "paced_from_event_ms": _latencies(one_by_one, lambda s: s.updated_at),
+        "from_event_ms": _latencies(at_once, lambda s: s.updated_at),
+        "from_send_ms": _latencies(at_once, lambda s: videos.sent_at[s.video_id]),
     }
+
+
+def _latencies(
+    streams: list[Stream], since: Callable[[Stream], float | None]
+) -> list[float | None]:
+    """p50 and p99 of arrival minus `since`, in ms."""
+    values = sorted(s.arrived_at - since(s) for s in streams)  # type: ignore[operator]
+    return [_ms(percentile(values, p)) for p in (0.5, 0.99)]
 
 
 def _ms(seconds: float | None) -> float | None:
