@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         issuer=settings.jwt_issuer,
         allow_anonymous=settings.jwt_allow_anonymous,
         leeway_s=settings.jwt_leeway_s,
+        cache_size=settings.jwt_verified_cache_size,
     )
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.anonymous_rate_limiter = RateLimiter(
