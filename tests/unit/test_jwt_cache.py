@@ -10,7 +10,6 @@ from typing import Any
 import jwt
 import pytest
 
-from openv_gateway.adapters import jwt_verifier
 from openv_gateway.adapters.jwt_verifier import InvalidToken, JwtVerifier
 from openv_gateway.domain.principal import Principal
 from openv_gateway.domain.verified_tokens import VerifiedTokens, token_key
@@ -35,7 +34,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(raw)
         return real(raw, *args, **kwargs)
 
-    monkeypatch.setattr(jwt_verifier.jwt, "decode", counting)
+    monkeypatch.setattr(jwt, "decode", counting)
     return seen
 
 

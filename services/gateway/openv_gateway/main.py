@@ -28,6 +28,7 @@ from openv_gateway.entrypoints import (
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
 from openv_gateway.entrypoints.video_feed import VideoFeed
+from openv_gateway.entrypoints.video_json import VideoJson
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.videos import VideosService
 from openv_gateway.web import load_catalog
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.playback = Playback(
         make_minio(settings, public=True), settings.s3_bucket, settings.playback_url_expiry_s
     )
+    app.state.video_json = VideoJson(app.state.playback)
     problems.install(app)
     # Before everything that reads the body: routing, authentication, parsing.
     app.add_middleware(
