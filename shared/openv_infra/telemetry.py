@@ -180,6 +180,9 @@ def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
     if not _recording:
         # Nothing recorded: only the request's trace context matters (`trace_context`).
         app.add_middleware(TraceContextMiddleware, tracer=provider.get_tracer("openv.http"))
+        # FastAPI's native spans (a request span, one per dependency, endpoint, serialization)
+        # step aside for OpenTelemetry's instrumentation, not for this middleware: off.
+        app._telemetry["tracing"] = app._telemetry["operation_spans"] = False
         return
     FastAPIInstrumentor.instrument_app(
         app,
