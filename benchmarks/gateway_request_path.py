@@ -109,6 +109,8 @@ def _serve_gateway(port: int, variant: str) -> None:
     tune_gc()
     if variant not in ("no-otel", "bare"):
         instrument_app(app, provider)
+    else:  # FastAPI's own spans would take the instrumentation's place: off as well
+        app._telemetry["tracing"] = app._telemetry["operation_spans"] = False
     if variant not in ("no-metrics", "bare"):
         install_metrics(app, "gateway")
     # The lifespan would connect to Kafka: nothing here needs it.
