@@ -177,12 +177,14 @@ def instrument_http_client(client: httpx.AsyncClient, *, internal: bool) -> None
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
+    # FastAPI's native telemetry (a request span, one per dependency, endpoint and
+    # serialization; OpenTelemetry metrics and logs, which no service exports): off, the
+    # instrumentation below traces requests, and a request no longer pays for its checks.
+    native = app._telemetry
+    native["tracing"] = native["operation_spans"] = native["metrics"] = native["logs"] = False
     if not _recording:
         # Nothing recorded: only the request's trace context matters (`trace_context`).
         app.add_middleware(TraceContextMiddleware, tracer=provider.get_tracer("openv.http"))
-        # FastAPI's native spans (a request span, one per dependency, endpoint, serialization)
-        # step aside for OpenTelemetry's instrumentation, not for this middleware: off.
-        app._telemetry["tracing"] = app._telemetry["operation_spans"] = False
         return
     FastAPIInstrumentor.instrument_app(
         app,
