@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a script from anywhere
@@ -130,10 +131,21 @@ def _start(argv: list[str], url: str) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{argv} did not start")
 
 
-def _measure(wrk: str, url: str, args: argparse.Namespace, token: str | None) -> dict[str, Any]:
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _measure(
+    wrk: str, url: str, args: argparse.Namespace, token: str | None, pid: int
+) -> dict[str, Any]:
+    """wrk's figures, and the server's CPU per request: unlike req/s, hardly moved by other
+    processes competing for the cores (the server is one process, CPU-bound)."""
     env = {"BENCH_TOKEN": token} if token else {}
     run_wrk(wrk, url, 1, args.connections, GET_LUA, env)  # warm-up
+    before = _cpu(pid)
     result: dict[str, Any] = run_wrk(wrk, url, args.duration, args.connections, GET_LUA, env)
+    result["cpu_us"] = (_cpu(pid) - before) / max(1, result["requests"]) * 1e6
     return result
 
 
@@ -153,11 +165,14 @@ def main() -> None:
     port = free_port()
     hello = _start([sys.executable, "-c", HELLO_APP, str(port)], f"http://127.0.0.1:{port}/")
     try:
-        base = _measure(wrk, f"http://127.0.0.1:{port}/", args, None)
+        base = _measure(wrk, f"http://127.0.0.1:{port}/", args, None, hello.pid)
     finally:
         hello.terminate()
         hello.wait()
-    print(f"hello-world: {base['rps']:.0f} req/s, p99 {base['p99_ms']:.1f} ms")
+    print(
+        f"hello-world: {base['rps']:.0f} req/s, p99 {base['p99_ms']:.1f} ms, "
+        f"{base['cpu_us']:.0f} us CPU/request"
+    )
     results: dict[str, dict[str, float]] = {}
     for variant in args.variants.split(","):
         if variant not in VARIANTS:
@@ -166,27 +181,36 @@ def main() -> None:
         argv = [sys.executable, __file__, "--serve", variant, "--port", str(port)]
         gateway = _start(argv, f"http://127.0.0.1:{port}/healthz")
         try:
-            got = _measure(wrk, f"http://127.0.0.1:{port}/v1/videos/{VIDEO_ID}", args, token)
-            listed = _measure(wrk, f"http://127.0.0.1:{port}/v1/videos", args, token)
+            url = f"http://127.0.0.1:{port}/v1/videos"
+            got = _measure(wrk, f"{url}/{VIDEO_ID}", args, token, gateway.pid)
+            listed = _measure(wrk, url, args, token, gateway.pid)
         finally:
             gateway.terminate()
             gateway.wait()
         for name, run in (("get", got), ("list", listed)):
             if set(run["statuses"]) != {"200"}:
                 raise SystemExit(f"{variant} {name}: statuses {run['statuses']}")
-        results[variant] = {"get_rps": got["rps"], "list_rps": listed["rps"]}
+        results[variant] = {
+            "get_rps": got["rps"],
+            "get_cpu_us": got["cpu_us"],
+            "list_rps": listed["rps"],
+            "list_cpu_us": listed["cpu_us"],
+        }
         print(
             f"{variant:>12}: GET {got['rps']:.0f} req/s ({got['rps'] / base['rps']:.2f}x hello, "
-            f"p99 {got['p99_ms']:.1f} ms); list of 10 {listed['rps']:.0f} req/s"
+            f"p99 {got['p99_ms']:.1f} ms; {got['cpu_us']:.0f} us CPU/request, "
+            f"{base['cpu_us'] / got['cpu_us']:.2f}x hello's); "
+            f"list of 10 {listed['rps']:.0f} req/s ({listed['cpu_us']:.0f} us CPU/request)"
         )
     full = results.get("full")
     if full:
         for variant, run in results.items():
-            if variant in ("full", "bare"):
+            if variant == "full":
                 continue
-            # The piece's share of a full request: 1 - (time per request without / with it).
-            share = 1 - full["get_rps"] / run["get_rps"]
-            print(f"share of {variant[3:]:>10} in a GET: {share:.1%}")
+            # The piece's share of a full request: 1 - (CPU per request without / with it).
+            share = 1 - run["get_cpu_us"] / full["get_cpu_us"]
+            name = "all middleware" if variant == "bare" else variant[3:]
+            print(f"share of {name:>14} in a GET: {share:.1%} of its CPU")
     print(json.dumps({"hello_rps": base["rps"], **results}))
 
 

@@ -43,7 +43,7 @@ async def test_unrecorded_requests_get_the_light_middleware(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = _app(monkeypatch)
-    assert [m.cls for m in app.user_middleware] == [TraceContextMiddleware]
+    assert [m.cls for m in app.user_middleware] == [TraceContextMiddleware]  # type: ignore[comparison-overlap]
 
 
 async def test_the_callers_trace_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
