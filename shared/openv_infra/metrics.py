@@ -53,6 +53,9 @@ class _Measure:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # The labelled children per (method, route, status): `labels()` takes a lock and
+        # checks its values on every call. Bounded as the label values are.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,8 +82,14 @@ class _Measure:
         route = getattr(scope.get("route"), "path", "unmatched")
         # Bounded too: a client may send any token as its method (answered 405, unthrottled).
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
-        HTTP_LATENCY.labels(self.service, method, route).observe(seconds)
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = self._children[(method, route, status)] = (
+                HTTP_REQUESTS.labels(self.service, method, route, str(status)),
+                HTTP_LATENCY.labels(self.service, method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -7,7 +7,8 @@
 - `OPENV_TRACE_DIR`: also write finished spans as JSON lines to `<dir>/<service>.jsonl` (the
   local stack's default is `.stack/traces`; the trace test reads them; off when unset).
 
-FastAPI, httpx (see `instrument_http_client`) and asyncpg are instrumented. Kafka hops are
+FastAPI, httpx (see `instrument_http_client`) and asyncpg are instrumented (FastAPI by a
+middleware that only makes the trace context current while no span is recorded). Kafka hops are
 traced by `kafka.publish_many` (a PRODUCER span, its context in the message headers) and
 FastStream's telemetry middleware on the consuming side; envelopes carry the context of the
 request that caused them (`Envelope.trace_context`), so events relayed later from the log
@@ -39,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Status
 
 from openv_infra.redact import redact, redact_attributes
+from openv_infra.trace_context import TraceContextMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,15 @@ def instrument_http_client(client: httpx.AsyncClient, *, internal: bool) -> None
 
 
 def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
+    # FastAPI's native telemetry (a request span, one per dependency, endpoint and
+    # serialization; OpenTelemetry metrics and logs, which no service exports): off, the
+    # instrumentation below traces requests, and a request no longer pays for its checks.
+    native = app._telemetry
+    native["tracing"] = native["operation_spans"] = native["metrics"] = native["logs"] = False
+    if not _recording:
+        # Nothing recorded: only the request's trace context matters (`trace_context`).
+        app.add_middleware(TraceContextMiddleware, tracer=provider.get_tracer("openv.http"))
+        return
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,

@@ -311,3 +311,28 @@ async def test_concurrent_requests_share_one_refresh_of_expired_keys(server: Key
         assert server.hits == 2
     finally:
         await keys.aclose()
+
+
+async def test_verified_rs256_tokens_are_remembered_until_they_expire(server: KeyServer) -> None:
+    """A verified token is not checked again, nor its key looked up, until its `exp`
+    (+ leeway) passes: then it is refused like a token never seen, even with the JWKS down."""
+    private = rsa_key()
+    server.keys = [jwk(private, "k")]
+    keys = JwksKeys(server.url, cache_s=0.05, min_refresh_s=0)
+    now = [time.time()]
+    verifier = JwtVerifier("", AUD, keys, leeway_s=0, cache_size=10, clock=lambda: now[0])
+    try:
+        raw = sign(private, "k", "RS256", exp=int(now[0]) + 1)
+        assert (await verifier.verify_any(raw)).user_id == "alice"
+        await asyncio.sleep(0.1)  # the keys' cache expired: a verification would fetch them
+        server.fail = True
+        assert (await verifier.verify_any(raw)).user_id == "alice"
+        assert server.hits == 1
+        await asyncio.sleep(max(0.0, int(now[0]) + 1.05 - time.time()))
+        now[0] = time.time()
+        server.fail = False
+        with pytest.raises(InvalidToken, match="expired"):
+            await verifier.verify_any(raw)
+        assert server.hits == 2  # verified again (and refused), not answered from memory
+    finally:
+        await keys.aclose()

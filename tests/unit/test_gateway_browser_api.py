@@ -267,3 +267,35 @@ async def test_the_admin_ports_internal_docs_load_their_assets_locally() -> None
     service = FastAPI(title="svc", **INTERNAL_DOCS)
     async with _client(create_admin_app(service)) as http:
         await _docs_are_local(http)
+
+
+@pytest.mark.parametrize("vary", [None, "Accept-Encoding"])
+@pytest.mark.parametrize("origin", [None, ALLOWED, "https://evil.example"])
+async def test_the_cors_headers_are_starlettes_with_or_without_an_origin(
+    vary: str | None, origin: str | None
+) -> None:
+    """The short way through for requests without an Origin answers what Starlette's own
+    CORS middleware answers (`Vary: Origin`, merged with a Vary of the route's)."""
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.responses import PlainTextResponse
+
+    from openv_gateway.entrypoints import cors
+
+    def app_with(middleware: type[CORSMiddleware]) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/thing")
+        async def thing() -> PlainTextResponse:
+            return PlainTextResponse("ok", headers={"Vary": vary} if vary else None)
+
+        app.add_middleware(middleware, allow_origins=[ALLOWED], allow_methods=["GET"])
+        return app
+
+    headers = {"Origin": origin} if origin else {}
+    answers = []
+    for middleware in (cors._ProblemCORSMiddleware, CORSMiddleware):
+        async with _client(app_with(middleware)) as http:
+            response = await http.get("/thing", headers=headers)
+        answers.append(sorted(response.headers.multi_items()))
+    assert answers[0] == answers[1]
+    assert ("vary", f"{vary}, Origin" if vary else "Origin") in answers[0]

@@ -16,7 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from openv_gateway.config import Settings
 from openv_gateway.domain import text
-from openv_gateway.domain.body_limit import BodyLimits, content_length
+from openv_gateway.domain.body_limit import BodyLimits, content_length, declares_no_body
 from openv_gateway.domain.long_lived import OpenRequests, TooManyOpen
 from openv_gateway.domain.rate_limit import RateLimiter
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
@@ -310,3 +310,30 @@ async def test_requests_without_a_valid_token_are_limited_per_address(
     assert int(refused.headers["Retry-After"]) >= 1
     # Public routes are not counted.
     assert (await client.get("/openapi.json")).status_code == 200
+
+
+def test_only_a_bodiless_method_declaring_no_body_skips_the_count() -> None:
+    assert declares_no_body("GET", [(b"host", b"x")])
+    assert declares_no_body("DELETE", [(b"content-length", b"0")])
+    assert not declares_no_body("GET", [(b"content-length", b"12")])
+    assert not declares_no_body("GET", [(b"transfer-encoding", b"chunked")])
+    assert not declares_no_body("POST", [])  # the create route's body is always counted
+
+
+async def test_a_get_with_a_chunked_body_is_still_bounded() -> None:
+    app = _App()
+    receive = _Chunks(4096, 12800)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/videos",
+        "headers": [(b"transfer-encoding", b"chunked")],
+    }
+    await asyncio.wait_for(_middleware(app)(scope, receive, send), 5)
+    assert sent[0]["status"] == 413 and app.bodies == []
+    assert receive.read_bytes <= 1024 + 4096

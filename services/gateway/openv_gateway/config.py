@@ -34,6 +34,9 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     jwt_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
     #: The longest a JWKS fetch (and so a request waiting for it) may take.
     jwt_jwks_timeout_s: float = Field(default=5.0, gt=0)
+    #: Verified tokens remembered (by their SHA-256) until they expire, so a polling client's
+    #: token is verified once, not on every request; least recently used go first. 0: off.
+    jwt_verified_cache_size: int = Field(default=10_000, ge=0)
 
     @model_validator(mode="after")
     def _jwks_without_explicit_secret_turns_hs256_off(self) -> Self:

@@ -29,6 +29,7 @@ from openv_gateway.entrypoints import (
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
 from openv_gateway.entrypoints.video_feed import VideoFeed
+from openv_gateway.entrypoints.video_json import VideoJson
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.stream_hub import StreamHub
 from openv_gateway.service_layer.videos import VideosService
@@ -59,7 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
     playback = Playback(
         make_minio(settings, public=True), settings.s3_bucket, settings.playback_url_expiry_s
     )
-    hub = StreamHub(live, stream.status_frames(playback), settings.sse_keepalive_s)
+    video_json = VideoJson(playback)
+    hub = StreamHub(live, stream.status_frames(video_json), settings.sse_keepalive_s)
     jwks = (
         JwksKeys(
             settings.jwt_jwks_url,
@@ -95,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
         issuer=settings.jwt_issuer,
         allow_anonymous=settings.jwt_allow_anonymous,
         leeway_s=settings.jwt_leeway_s,
+        cache_size=settings.jwt_verified_cache_size,
     )
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
     app.state.anonymous_rate_limiter = RateLimiter(
@@ -118,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.playback = playback
     app.state.stream_hub = hub
+    app.state.video_json = video_json
     problems.install(app)
     # Before everything that reads the body: routing, authentication, parsing.
     app.add_middleware(

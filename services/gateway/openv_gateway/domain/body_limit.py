@@ -26,3 +26,21 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             raw = value.strip()
             return int(raw) if raw.isdigit() else None
     return None
+
+
+#: Methods whose requests normally carry no body.
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+def declares_no_body(method: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """A GET (HEAD, DELETE, OPTIONS) without Content-Length and Transfer-Encoding, or with
+    `Content-Length: 0`: HTTP/1.1 framing gives it no body, so there is nothing to bound."""
+    if method not in _BODILESS_METHODS:
+        return False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"transfer-encoding":
+            return False
+        if lowered == b"content-length":
+            return value.strip() == b"0"
+    return True

@@ -10,11 +10,13 @@ its own machinery. It answers
   parser recurses into it;
 
 and otherwise hands the application the body it has read (at most the limit, one message).
+A GET (HEAD, DELETE, OPTIONS) declaring no body (neither Content-Length nor
+Transfer-Encoding, or a zero length) has none under HTTP/1.1 framing: it goes straight through.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from openv_gateway.domain.body_limit import BodyLimits, content_length
+from openv_gateway.domain.body_limit import BodyLimits, content_length, declares_no_body
 from openv_gateway.entrypoints.problems import problem
 from openv_infra.json_depth import nesting_exceeds
 
@@ -26,7 +28,8 @@ class BodyLimitMiddleware:
         self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or declares_no_body(scope["method"], scope["headers"]):
+            # (Most requests, polls: passed on untouched.)
             await self.app(scope, receive, send)
             return
         limit = self.limits.for_request(scope["method"], scope["path"])

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from openv_gateway.entrypoints.problems import problem
 
@@ -23,7 +24,25 @@ EXPOSED_HEADERS = ("Location", "Retry-After", "Preference-Applied", "WWW-Authent
 
 
 class _ProblemCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, with a refused preflight answered as problem+json like every error."""
+    """Starlette's CORS, with a refused preflight answered as problem+json like every error,
+    and a short way through for requests without an `Origin` (no page on another origin: API
+    clients, same-origin pages' GETs, polls), which only get the `Vary: Origin` Starlette adds."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def vary_origin(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                if any(name.lower() == b"vary" for name, _ in headers):
+                    await self.send(message, send, Headers())  # merged as Starlette does
+                    return
+                headers.append((b"vary", b"Origin"))
+            await send(message)
+
+        await self.app(scope, receive, vary_origin)
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

@@ -1,5 +1,7 @@
 """Turn the jobs service's view of a video (or a pending request) into the public resource."""
 
+from datetime import datetime
+
 from openv_contracts.queries import EventPage, UsageView, VideoView
 from openv_contracts.video import VideoStatus
 from openv_gateway.adapters.playback import Playback
@@ -14,13 +16,30 @@ from openv_gateway.entrypoints.schemas import (
     VideoParamsOut,
 )
 
+#: A completed video's presigned links: the file's URL and expiry, and the poster's URL.
+Links = tuple[str | None, datetime | None, str | None]
+NO_LINKS: Links = (None, None, None)
+
+
+def links(view: VideoView, playback: Playback) -> Links:
+    """The presigned URLs a video's answer carries (none unless completed)."""
+    if view.status is not VideoStatus.COMPLETED:
+        return NO_LINKS
+    poster_url = playback.url(view.poster_key)[0] if view.poster_key else None
+    if not view.object_key:
+        return None, None, poster_url
+    url, expires_at = playback.url(view.object_key)
+    return url, expires_at, poster_url
+
 
 def present(view: VideoView, playback: Playback) -> Video:
-    file = poster_url = None
-    if view.status is VideoStatus.COMPLETED and view.poster_key:
-        poster_url, _ = playback.url(view.poster_key)
-    if view.status is VideoStatus.COMPLETED and view.object_key:
-        url, expires_at = playback.url(view.object_key)
+    return present_with(view, links(view, playback))
+
+
+def present_with(view: VideoView, presigned: Links) -> Video:
+    url, expires_at, poster_url = presigned
+    file = None
+    if url is not None and expires_at is not None:
         file = VideoFile(
             url=url,
             expires_at=expires_at,

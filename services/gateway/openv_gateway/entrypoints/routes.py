@@ -5,7 +5,7 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from openv_contracts.queries import JobsUnavailable, VideoView
@@ -49,6 +49,7 @@ from openv_gateway.entrypoints.schemas import (
     VideoEventList,
     VideoList,
 )
+from openv_gateway.entrypoints.video_json import VideoJson
 from openv_gateway.service_layer.videos import (
     AlreadyTerminal,
     IdempotencyConflict,
@@ -76,10 +77,15 @@ def _not_decided() -> ApiError:
     )
 
 
-def poll_headers(video: Video, interval: int) -> dict[str, str]:
-    if video.status is VideoStatus.PENDING:
+def poll_headers(status: VideoStatus, interval: int) -> dict[str, str]:
+    if status is VideoStatus.PENDING:
         return {"Retry-After": str(PENDING_RETRY_AFTER_S)}
-    return {} if video.status in TERMINAL_STATUSES else {"Retry-After": str(interval)}
+    return {} if status in TERMINAL_STATUSES else {"Retry-After": str(interval)}
+
+
+def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """Bytes the service encoded itself (`VideoJson`), answered as they are."""
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def _refused(view: VideoView, service: VideosService, settings: Settings) -> ApiError:
@@ -152,7 +158,7 @@ async def create_video(
     if wait is not None:
         headers["Preference-Applied"] = f"wait={wait}"
     video = present_pending(created.pending) if view is None else present(view, playback)
-    headers.update(poll_headers(video, settings.poll_interval_s))
+    headers.update(poll_headers(video.status, settings.poll_interval_s))
     return JSONResponse(video.model_dump(mode="json"), status_code=202, headers=headers)
 
 
@@ -167,15 +173,17 @@ async def create_video(
 )
 async def list_videos(
     principal: CurrentPrincipal,
-    service: Service,
-    playback: PlaybackDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[
         SafeText | None,
         Query(max_length=512, description="`next_cursor` of the previous page."),
     ] = None,
     status: Annotated[VideoStatus | None, Query(description="Only videos in this status.")] = None,
-) -> VideoList:
+) -> Response:
+    # The app's objects straight from its state: a dependency each costs more than the read.
+    state = request.app.state
+    service: VideosService = state.videos
     try:
         page = await service.list_videos(principal, limit, cursor, status)
     except InvalidCursor:
@@ -187,7 +195,8 @@ async def list_videos(
         ) from None
     except JobsUnavailable as exc:
         raise unavailable() from exc
-    return VideoList(data=[present(v, playback) for v in page.data], next_cursor=page.next_cursor)
+    encoder: VideoJson = state.video_json
+    return _json(encoder.encode_page(page))
 
 
 @router.get(
@@ -204,23 +213,23 @@ async def list_videos(
     },
     summary="Get a video",
 )
-async def get_video(
-    video_id: VideoId,
-    principal: CurrentPrincipal,
-    service: Service,
-    playback: PlaybackDep,
-    settings: SettingsDep,
-    response: Response,
-) -> Video:
+async def get_video(video_id: VideoId, principal: CurrentPrincipal, request: Request) -> Response:
+    state = request.app.state  # (see list_videos)
+    service: VideosService = state.videos
+    settings: Settings = state.settings
     try:
         found = await service.find(principal, parse_video_id(video_id))
     except VideoNotFound:
         raise not_found() from None
     except JobsUnavailable as exc:
         raise unavailable() from exc
-    video = present_pending(found) if isinstance(found, PendingVideo) else present(found, playback)
-    response.headers.update(poll_headers(video, settings.poll_interval_s))
-    return video
+    if isinstance(found, PendingVideo):
+        pending = present_pending(found)
+        body, status = pending.__pydantic_serializer__.to_json(pending), VideoStatus.PENDING
+    else:
+        encoder: VideoJson = state.video_json
+        body, status = encoder.encode(found), found.status
+    return _json(body, poll_headers(status, settings.poll_interval_s))
 
 
 @router.get(

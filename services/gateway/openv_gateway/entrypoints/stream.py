@@ -10,7 +10,6 @@ from starlette.types import Receive, Scope, Send
 
 from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import TERMINAL_STATUSES
-from openv_gateway.adapters.playback import Playback
 from openv_gateway.domain import sse
 from openv_gateway.domain.pending import PendingVideo
 from openv_gateway.entrypoints.dependencies import (
@@ -22,9 +21,10 @@ from openv_gateway.entrypoints.dependencies import (
     parse_video_id,
 )
 from openv_gateway.entrypoints.openapi_docs import STREAM_DESCRIPTION
-from openv_gateway.entrypoints.presenter import present, present_pending
+from openv_gateway.entrypoints.presenter import present_pending
 from openv_gateway.entrypoints.problems import COMMON, NOT_FOUND, unavailable
 from openv_gateway.entrypoints.stream_auth import StreamPrincipal
+from openv_gateway.entrypoints.video_json import VideoJson
 from openv_gateway.service_layer.stream_hub import Encode, Slot, StreamHub
 from openv_gateway.service_layer.videos import VideoNotFound
 
@@ -92,11 +92,12 @@ async def stream_video(
     return EventStream(hub, found, after, release)
 
 
-def status_frames(playback: Playback) -> Encode:
-    """How the hub encodes a view: presented and serialized once, the whole SSE frame."""
+def status_frames(video_json: VideoJson) -> Encode:
+    """How the hub encodes a view: the whole SSE frame around the JSON a GET answers (one
+    encoding per state for both)."""
 
     def encode(view: VideoView) -> bytes:
-        return sse.event("status", view.version, present(view, playback).model_dump_json())
+        return sse.event("status", view.version, video_json.encode(view).decode())
 
     return encode
 
