@@ -28,6 +28,7 @@ from openv_gateway.entrypoints import (
 )
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
+from openv_gateway.entrypoints.fast_reads import FastReads
 from openv_gateway.entrypoints.video_feed import VideoFeed
 from openv_gateway.entrypoints.video_json import VideoJson
 from openv_gateway.service_layer.live import LiveVideos
@@ -123,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.stream_hub = hub
     app.state.video_json = video_json
     problems.install(app)
+    # Innermost: the polls it answers skip routing and dependencies, nothing else.
+    app.add_middleware(FastReads)
     # Before everything that reads the body: routing, authentication, parsing.
     app.add_middleware(
         BodyLimitMiddleware,

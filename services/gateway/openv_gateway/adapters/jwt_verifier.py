@@ -55,6 +55,12 @@ class JwtVerifier:
             return cached[0]
         return self._decode(token, self.secret, ["HS256"], key)
 
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still valid (no I/O); None otherwise
+        (then `verify_any` decides)."""
+        cached = self._verified.get(token_key(token), self._clock())
+        return cached[0] if cached is not None else None
+
     async def verify_any(self, token: str) -> Principal:
         """HS256 with the secret or RS256/ES256 with a JWKS key, chosen by the key source."""
         cache_key = token_key(token)

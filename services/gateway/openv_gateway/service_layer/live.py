@@ -220,13 +220,17 @@ class LiveVideos:
 
     async def read(self, video_id: UUID) -> VideoView | None:
         """The video as kept here if it may be served, else as the jobs service has it."""
+        return self.servable(video_id) or await self.load(video_id)
+
+    def servable(self, video_id: UUID) -> VideoView | None:
+        """The video as kept here if it may be served now (no I/O), else None."""
         view = self.known.get(video_id)
         if view is not None:
             return view
         watch = self._watches.get(video_id)
         if watch is not None and watch.view is not None and self.known.trusted:
             return watch.view
-        return await self.load(video_id)
+        return None
 
     async def load(self, video_id: UUID) -> VideoView | None:
         """Read the video from the jobs service (raises JobsUnavailable): one read in flight

@@ -147,6 +147,14 @@ class VideosService:
             raise VideoNotFound(video_id)
         return pending
 
+    def peek(self, principal: Principal, video_id: UUID) -> VideoView | None:
+        """The video if this instance can answer it at once (no I/O) and the principal may
+        see it; None means: ask `find` (which also answers a missing or foreign video)."""
+        view = self.live.servable(video_id)
+        if view is None or not principal.may_see(view.user_id):
+            return None
+        return view
+
     async def get(self, principal: Principal, video_id: UUID) -> VideoView:
         found = await self.find(principal, video_id)
         if isinstance(found, PendingVideo):
