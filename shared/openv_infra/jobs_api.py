@@ -17,6 +17,8 @@ from openv_contracts.segments import path_segment
 from openv_contracts.video import VideoStatus
 from openv_infra.http import async_client
 
+#: Calls in flight at once per client (the others wait for one of these connections).
+CONNECTIONS = 100
 #: Page size when walking every video of a status.
 PAGE_SIZE = 100
 
@@ -24,10 +26,23 @@ Answer = TypeVar("Answer", bound=BaseModel)
 
 
 class JobsApi:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        queue_s: float | None = None,
+        connections: int = CONNECTIONS,
+    ) -> None:
+        """`timeout_s` bounds each step of a call (connect, send, each read). At most
+        `connections` calls are in flight; the others wait in line for one, up to `queue_s`
+        (default `timeout_s`). So a burst of reads queues here instead of opening thousands
+        of connections to the jobs service at once, each waiting its turn there until they
+        time out together (the 503s of a burst of stream opens, issue #23)."""
         self.base_url = base_url
+        timeout = httpx.Timeout(timeout_s, pool=timeout_s if queue_s is None else queue_s)
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = async_client(
-            internal=True, base_url=base_url, timeout=timeout_s, trust_env=False
+            internal=True, base_url=base_url, timeout=timeout, limits=limits, trust_env=False
         )
 
     async def aclose(self) -> None:

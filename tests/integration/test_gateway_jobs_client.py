@@ -55,3 +55,39 @@ async def test_a_user_id_is_one_encoded_segment_of_the_usage_url(
         "/internal/users/a%252Fb/usage",
         "/internal/users/x%3Fy%23z/usage",
     ]
+
+
+async def test_a_burst_beyond_the_pool_queues_for_a_connection_instead_of_failing() -> None:
+    """300 reads at once over 100 connections to a jobs service answering each in 0.2 s: the
+    last ones wait ~0.4 s for a connection. Within the queue bound all succeed; with a bound
+    shorter than that wait, the late ones fail as JobsUnavailable (the 503 it prevents)."""
+    import asyncio
+    from uuid import uuid4
+
+    from openv_contracts.queries import JobsUnavailable
+
+    app = FastAPI()
+
+    @app.get("/{anything:path}")
+    async def usage() -> dict[str, object]:
+        await asyncio.sleep(0.2)
+        return USAGE
+
+    port = free_port()
+    async with serve(app, port):
+        url = f"http://127.0.0.1:{port}"
+
+        async def burst(queue_s: float) -> list[BaseException | None]:
+            client = JobsApi(url, 5.0, queue_s=queue_s)
+            try:
+                users = [str(uuid4()) for _ in range(300)]
+                answers = await asyncio.gather(
+                    *(client.usage(u) for u in users), return_exceptions=True
+                )
+            finally:
+                await client.aclose()
+            return [a if isinstance(a, BaseException) else None for a in answers]
+
+        assert not [e for e in await burst(queue_s=10.0) if e is not None]
+        failed = [e for e in await burst(queue_s=0.1) if e is not None]
+        assert failed and all(isinstance(e, JobsUnavailable) for e in failed)

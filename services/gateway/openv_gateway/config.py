@@ -56,6 +56,10 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     #: The jobs service's internal query API.
     jobs_url: str = "http://127.0.0.1:8010"
     jobs_timeout_s: float = 5.0
+    #: How long a read of the jobs service may wait for a free connection (100 per instance)
+    #: before it fails: a burst of stream opens and polls of videos this instance does not
+    #: keep yet (after a restart, say) queues instead of being answered 503.
+    jobs_queue_s: float = Field(default=30.0, gt=0)
     #: How long POST /v1/videos waits for the jobs service's decision before answering `pending`.
     decision_wait_s: float = Field(default=5.0, ge=0)
     #: How long a presigned playback URL stays valid.

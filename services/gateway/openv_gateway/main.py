@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, "openv-gateway", publishes=(topics.COMMANDS,))
-    jobs = JobsApi(settings.jobs_url, settings.jobs_timeout_s)
+    jobs = JobsApi(settings.jobs_url, settings.jobs_timeout_s, settings.jobs_queue_s)
     live = LiveVideos(jobs.video, settings.live_fallback_poll_s, settings.known_videos_max)
     feed = VideoFeed(
         settings,
