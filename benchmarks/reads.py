@@ -83,10 +83,16 @@ def main() -> None:
     parser.add_argument("--streams", default="1000,5000,10000", help="streams per round")
     parser.add_argument("--per-video", type=int, default=10, help="streams per video")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per round phase")
+    parser.add_argument(
+        "--cold",
+        default="10000",
+        help="streams per round opened right after a gateway restart (it knows no video)",
+    )
     args = parser.parse_args()
     wrk = require_wrk()
     rounds = [int(n) for n in args.streams.split(",") if n]
-    raise_fd_limit(max(rounds, default=0))
+    cold = [int(n) for n in args.cold.split(",") if n]
+    raise_fd_limit(max(rounds + cold, default=0))
 
     with tempfile.TemporaryDirectory(prefix="openv-bench-reads-") as tmp:
         root = Path(tmp)
@@ -112,7 +118,7 @@ def main() -> None:
                     print(f"wrk {args.duration}s x {args.connections} connections: {name} ...")
                     runs[name] = run_wrk(wrk, url, args.duration, args.connections, GET_LUA, env)
                     print(f"  {fmt(runs[name])}", flush=True)
-                results = {}
+                results, cold_results = {}, {}
                 pid = stack.processes["gateway"].pid
                 assert pid is not None
                 port = stack.ports["gateway"]
@@ -123,6 +129,22 @@ def main() -> None:
                         stream_round("127.0.0.1", port, pid, n, args.per_video, args.timeout)
                     )
                     print(f"  {fmt_round(results[n])}", flush=True)
+
+                def restart() -> int:
+                    stack.restart_service("gateway")
+                    pid = stack.processes["gateway"].pid
+                    assert pid is not None
+                    return pid
+
+                for n in cold:
+                    wait_until_quiet()
+                    print(f"{n:,} streams opened on a restarted gateway ...", flush=True)
+                    cold_results[n] = uvloop.run(
+                        stream_round(
+                            "127.0.0.1", port, pid, n, args.per_video, args.timeout, restart
+                        )
+                    )
+                    print(f"  {fmt_round(cold_results[n])}", flush=True)
         finally:
             stack.stop()
 
@@ -133,6 +155,8 @@ def main() -> None:
     print("(target: GET of a known video >= 0.5x the hello-world)")
     for n, result in results.items():
         print(f"{n:>6,} streams: {fmt_round(result)}")
+    for n, result in cold_results.items():
+        print(f"{n:>6,} streams on a restarted gateway: {fmt_round(result)}")
     print("(target at 10,000: all opened, 0 errors, <= 30 KB per stream, p99 <= 250 ms)")
 
 

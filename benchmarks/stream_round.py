@@ -177,10 +177,21 @@ async def cancel_all(
 
 
 async def stream_round(
-    host: str, port: int, gateway_pid: int, streams: int, per_video: int, timeout_s: float
+    host: str,
+    port: int,
+    gateway_pid: int,
+    streams: int,
+    per_video: int,
+    timeout_s: float,
+    restart: Callable[[], int] | None = None,
 ) -> dict[str, Any]:
-    """Create the videos, open `streams` streams, cancel every video; the round's figures."""
-    videos = await create_videos(host, port, f"reads-{streams}", max(1, streams // per_video))
+    """Create the videos, open `streams` streams, cancel every video; the round's figures.
+    With `restart` (which restarts the gateway and returns its new pid), the streams open on
+    a gateway that knows none of the videos: every open asks the jobs service at once."""
+    tag = f"reads-{streams}" + ("-cold" if restart else "")
+    videos = await create_videos(host, port, tag, max(1, streams // per_video))
+    if restart is not None:
+        gateway_pid = await asyncio.to_thread(restart)
     await asyncio.sleep(2.0)
     rss_before = rss(gateway_pid)
     all_streams = [
