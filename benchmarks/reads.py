@@ -32,6 +32,7 @@ from benchmarks.raw_http import BODY
 from benchmarks.stream_round import stream_round
 from benchmarks.wrk import GET_LUA, fmt, require_wrk, run_wrk
 
+from openv_localstack.stack import LocalStack
 from openv_localstack.tokens import make_token
 
 #: The owner's videos, so that the list answers a full default page.
@@ -58,6 +59,19 @@ def own_videos(gateway: str, token: str) -> str:
     return ids[0]
 
 
+def live_figures(stack: LocalStack) -> dict[str, float]:
+    """The gateway's live view once a round's streams have ended (its /metrics): nothing may
+    still be watched, and its reads of the jobs service so far."""
+    text = httpx.get(f"{stack.admin_url_of('gateway')}/metrics", timeout=5).text
+    names = ("openv_gateway_watched_videos", "openv_gateway_known_videos")
+    wanted = {*names, "openv_gateway_video_loads_total"}
+    return {
+        name: float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if name in wanted
+    }
+
+
 def fmt_ms(values: list[float | None]) -> str:
     return " / ".join("n/a" if v is None else f"{v:,.0f}" for v in values) + " ms"
 
@@ -72,7 +86,10 @@ def fmt_round(r: dict[str, Any]) -> str:
         f"({r['unfinished']:,} streams unfinished); p50/p99 from the event: "
         f"{r['paced_videos']} videos one at a time {fmt_ms(r['paced_from_event_ms'])}, "
         f"the others all at once {fmt_ms(r['from_event_ms'])} (from its cancel's send "
-        f"{fmt_ms(r['from_send_ms'])})"
+        f"{fmt_ms(r['from_send_ms'])}); after it the gateway watched "
+        f"{r['after'].get('openv_gateway_watched_videos', 'n/a')} videos, kept "
+        f"{r['after'].get('openv_gateway_known_videos', 'n/a')}, had read "
+        f"{r['after'].get('openv_gateway_video_loads_total', 'n/a')} from the jobs service"
     )
 
 
@@ -128,6 +145,7 @@ def main() -> None:
                     results[n] = uvloop.run(
                         stream_round("127.0.0.1", port, pid, n, args.per_video, args.timeout)
                     )
+                    results[n]["after"] = live_figures(stack)
                     print(f"  {fmt_round(results[n])}", flush=True)
 
                 def restart() -> int:
@@ -144,6 +162,7 @@ def main() -> None:
                             "127.0.0.1", port, pid, n, args.per_video, args.timeout, restart
                         )
                     )
+                    cold_results[n]["after"] = live_figures(stack)
                     print(f"  {fmt_round(cold_results[n])}", flush=True)
         finally:
             stack.stop()
