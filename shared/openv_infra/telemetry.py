@@ -184,7 +184,7 @@ def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
     native["tracing"] = native["operation_spans"] = native["metrics"] = native["logs"] = False
     if not _recording:
         # Nothing recorded: only the request's trace context matters (`trace_context`).
-        app.add_middleware(TraceContextMiddleware, tracer=provider.get_tracer("openv.http"))
+        app.add_middleware(TraceContextMiddleware)
         return
     FastAPIInstrumentor.instrument_app(
         app,
