@@ -6,11 +6,17 @@ import httpx
 from fastapi import FastAPI
 
 from openv_infra.admin import create_admin_app
-from openv_infra.metrics import HTTP_LATENCY, HTTP_REQUESTS, install_metrics
+from openv_infra.metrics import install_metrics, registry
 
 
 def count(service: str, route: str, status: str, method: str = "GET") -> float:
-    return float(HTTP_REQUESTS.labels(service, method, route, status)._value.get())
+    labels = {"service": service, "method": method, "route": route, "status": status}
+    return registry().get_sample_value("openv_http_requests_total", labels) or 0.0
+
+
+def latency(service: str, route: str, sample: str, **extra: str) -> float | None:
+    labels = {"service": service, "method": "GET", "route": route, **extra}
+    return registry().get_sample_value(f"openv_http_request_seconds{sample}", labels)
 
 
 async def test_requests_are_counted_by_route_template_and_status() -> None:
@@ -41,8 +47,12 @@ async def test_requests_are_counted_by_route_template_and_status() -> None:
     assert count(service, "unmatched", "404") == 2  # /nowhere and /metrics on the service's port
     assert count(service, "/boom", "500") == 1
     assert count(service, "/metrics", "200") == 0  # scrapes are not traffic
-    latency = HTTP_LATENCY.labels(service, "GET", "/things/{thing_id}")
-    assert latency._sum.get() > 0
+    things = "/things/{thing_id}"
+    assert (latency(service, things, "_sum") or 0) > 0
+    assert latency(service, things, "_count") == 2
+    # Buckets are cumulative up to +Inf, which holds every request.
+    assert latency(service, things, "_bucket", le="+Inf") == 2
+    assert latency(service, things, "_bucket", le="60.0") == 2
 
 
 async def test_a_made_up_method_does_not_make_a_label_of_its_own() -> None:
@@ -55,6 +65,32 @@ async def test_a_made_up_method_does_not_make_a_label_of_its_own() -> None:
         for n in range(3):
             await client.request(f"FOO{n}", "/anything")
     assert count(service, "unmatched", "404", method="OTHER") == 3
-    families = {m.name: m for m in HTTP_REQUESTS.collect()}
-    methods = {s.labels["method"] for m in families.values() for s in m.samples}
+    methods = {
+        sample.labels.get("method", "")
+        for family in registry().collect()
+        if family.name == "openv_http_requests"
+        for sample in family.samples
+    }
+    assert "OTHER" in methods
     assert not any(method.startswith("FOO") for method in methods)
+
+
+def test_the_histogram_is_cumulative_and_a_bound_is_inclusive() -> None:
+    from openv_infra.metrics import HTTP_FIGURES, _Series
+
+    key = (f"test-{uuid4().hex[:8]}", "GET", "/r")
+    series = HTTP_FIGURES.series[key] = _Series()
+    try:
+        for status, seconds in ((200, 0.005), (200, 0.3), (500, 100.0)):
+            series.observe(status, seconds)
+        service, _, route = key
+
+        def bucket(le: str) -> float | None:
+            return latency(service, route, "_bucket", le=le)
+
+        assert [bucket(le) for le in ("0.005", "0.25", "0.5", "60.0", "+Inf")] == [1, 1, 2, 2, 3]
+        assert latency(service, route, "_count") == 3
+        assert latency(service, route, "_sum") == 100.305
+        assert (count(service, route, "200"), count(service, route, "500")) == (2, 1)
+    finally:
+        del HTTP_FIGURES.series[key]
