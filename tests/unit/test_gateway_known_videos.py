@@ -181,3 +181,24 @@ async def test_a_poll_right_after_a_cancel_never_answers_the_older_state() -> No
         await asyncio.sleep(0.02)
         polled = await service.get(Principal("alice"), vid)
         assert (polled.status, polled.version) == (VideoStatus.CANCELLED, 4)
+
+
+async def test_a_lost_last_event_is_noticed_within_the_trust_bound() -> None:
+    """A broker restart may lose a record without the consumer failing: the view is read
+    again once unchanged for the trust bound, by a poll and by a watch alike."""
+    jobs = FakeJobs()
+    live = LiveVideos(jobs.video, fallback_s=0.01, trusted_ttl_s=0.1)
+    live.feed_following()
+    vid = uuid4()
+    jobs.current[vid] = history(vid)[1]
+    assert (await live.read(vid)) == history(vid)[1]
+    jobs.current[vid] = history(vid)[2]  # its event never reaches the feed
+    assert (await live.read(vid)) == history(vid)[1]  # within the bound: served as kept
+    await asyncio.sleep(0.15)
+    assert (await live.read(vid)) == history(vid)[2]
+    other = uuid4()
+    jobs.current[other] = history(other)[0]
+    async with live.watch(other, known=history(other)[0]) as watch:
+        jobs.current[other] = history(other)[2]
+        changed = await watch.wait_until(lambda v: v.version == 3, 2.0)
+        assert changed is not None and changed.version == 3

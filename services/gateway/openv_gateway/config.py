@@ -70,6 +70,10 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     #: a kept view is served, and a watched video re-read, at most this long / this often.
     #: While it follows, every change arrives as an event and nothing is re-read.
     live_fallback_poll_s: float = Field(default=1.5, gt=0)
+    #: Even while the live feed follows the topic, a kept view unchanged this long is read
+    #: again (and a watched video re-read this often): a broker restart can lose records
+    #: without the consumer failing, and a video's lost last event would never be noticed.
+    live_max_trust_s: float = Field(default=30.0, gt=0)
     #: How many videos' current states this instance keeps for reads and streams (least
     #: recently used out first; about 2 KB each).
     known_videos_max: int = Field(default=10_000, ge=1)

@@ -49,7 +49,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, "openv-gateway", publishes=(topics.COMMANDS,))
     jobs = JobsApi(settings.jobs_url, settings.jobs_timeout_s, settings.jobs_queue_s)
-    live = LiveVideos(jobs.video, settings.live_fallback_poll_s, settings.known_videos_max)
+    live = LiveVideos(
+        jobs.video,
+        settings.live_fallback_poll_s,
+        settings.known_videos_max,
+        trusted_ttl_s=settings.live_max_trust_s,
+    )
     feed = VideoFeed(
         settings,
         "openv-gateway-live",

@@ -41,6 +41,7 @@ class Watch:
         fetch: Fetch,
         fallback_s: float,
         trusted: Callable[[], bool] = lambda: False,
+        trusted_interval_s: float = 30.0,
     ) -> None:
         self.video_id = video_id
         self.view: VideoView | None = None
@@ -48,6 +49,7 @@ class Watch:
         self._fetch = fetch
         self._fallback_s = fallback_s
         self._trusted = trusted
+        self._trusted_interval_s = trusted_interval_s
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -129,13 +131,18 @@ class Watch:
                 await asyncio.wait_for(changed.wait(), left)
 
     async def _run(self) -> None:
+        last_read = time.monotonic()
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._fallback_s)
             if self._stopping:
                 return
-            if not self._wake.is_set() and self._trusted():
-                continue  # the feed brings every change: no re-read at the fallback rate
+            # While the feed follows it brings every change: no re-read at the fallback rate,
+            # only the safety net's (a record a broker lost without the consumer noticing).
+            quiet = time.monotonic() - last_read < self._trusted_interval_s
+            if not self._wake.is_set() and self._trusted() and quiet:
+                continue
+            last_read = time.monotonic()
             self._wake.clear()
             try:
                 await self.refresh()
@@ -158,10 +165,17 @@ class _Load:
 
 
 class LiveVideos:
-    def __init__(self, fetch: Fetch, fallback_s: float, recent_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        fallback_s: float,
+        recent_size: int = 10_000,
+        trusted_ttl_s: float = 30.0,
+    ) -> None:
         self.fetch = fetch
         self.fallback_s = fallback_s
-        self.known = KnownVideos(recent_size, untrusted_ttl_s=fallback_s)
+        self.trusted_ttl_s = trusted_ttl_s
+        self.known = KnownVideos(recent_size, fallback_s, trusted_ttl_s)
         self._watches: dict[UUID, Watch] = {}
         self._loads: dict[UUID, _Load] = {}
         # The newest version the feed reported of a video it could not fold (bounded).
@@ -293,7 +307,9 @@ class LiveVideos:
         """
         watch = self._watches.get(video_id)
         if watch is None:
-            watch = Watch(video_id, self.load, self.fallback_s, lambda: self.known.trusted)
+            watch = Watch(
+                video_id, self.load, self.fallback_s, lambda: self.known.trusted, self.trusted_ttl_s
+            )
             self._watches[video_id] = watch
             watch.update(self.known.peek(video_id))
             watch.start()
