@@ -4,6 +4,7 @@ from uuid import UUID
 
 from openv_contracts.base import Message
 from openv_contracts.video import Prompt, VideoParams
+from openv_contracts.webhooks import WebhookTarget
 
 
 class RequestVideo(Message):
@@ -14,6 +15,8 @@ class RequestVideo(Message):
     prompt: Prompt
     params: VideoParams
     idempotency_key: str | None = None
+    #: Where to send the video's changes. Optional: absent before webhooks existed.
+    webhook: WebhookTarget | None = None
 
 
 class CancelVideo(Message):

@@ -12,6 +12,7 @@ from pydantic import Field
 from openv_contracts.base import Message
 from openv_contracts.upcasting import upcaster
 from openv_contracts.video import ErrorCode, VideoParams, VideoStatus
+from openv_contracts.webhooks import WebhookTarget
 
 
 def video_stream_id(video_id: UUID) -> str:
@@ -34,6 +35,8 @@ class VideoAccepted(Message):
     duration_seconds: float
     charged_seconds: float
     object_prefix: str
+    #: The request's webhook, if it named one. Optional: absent before webhooks existed.
+    webhook: WebhookTarget | None = None
 
 
 @upcaster(VideoAccepted.TYPE, 1)
@@ -59,6 +62,8 @@ class VideoRejected(Message):
     code: str
     message: str
     retry_at: datetime | None
+    #: The request's webhook, if it named one (told of the refusal as `completed`).
+    webhook: WebhookTarget | None = None
 
 
 @upcaster(VideoRejected.TYPE, 1)

@@ -269,7 +269,7 @@ def test_a_poster_reaches_the_gateway_only_through_the_jobs_services_view() -> N
 
     from minio import Minio
 
-    from openv_gateway.adapters.playback import Playback
+    from openv_infra.playback import Playback
 
     signer = Minio("s3.example", "key", "secret", region="us-east-1")  # presigns offline
     playback = Playback(signer, "videos", 600)

@@ -11,10 +11,10 @@ from minio import Minio
 
 from openv_contracts.queries import VideoErrorView, VideoPage, VideoView
 from openv_contracts.video import VideoParams, VideoStatus
-from openv_gateway.adapters.playback import Playback
 from openv_gateway.entrypoints.presenter import present
 from openv_gateway.entrypoints.schemas import VideoList
 from openv_gateway.entrypoints.video_json import VideoJson
+from openv_infra.playback import Playback
 
 SIGNER = Minio("s3.example", "key", "secret", region="us-east-1")  # presigns offline
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

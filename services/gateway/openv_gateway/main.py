@@ -9,7 +9,6 @@ from openv_gateway.adapters.command_bus import CommandBus
 from openv_gateway.adapters.jwks import JwksKeys
 from openv_gateway.adapters.jwt_verifier import JwtVerifier
 from openv_gateway.adapters.live_metrics import expose
-from openv_gateway.adapters.playback import Playback
 from openv_gateway.config import Settings
 from openv_gateway.domain.body_limit import BodyLimits
 from openv_gateway.domain.long_lived import OpenRequests
@@ -41,6 +40,7 @@ from openv_infra.jobs_api import JobsApi
 from openv_infra.kafka import make_broker
 from openv_infra.lifecycle import Step
 from openv_infra.lifecycle import lifespan as service_lifespan
+from openv_infra.playback import Playback
 from openv_infra.s3 import make_minio
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ from uuid import UUID
 
 from fastapi import Depends, Path, Request
 
-from openv_gateway.adapters.playback import Playback
 from openv_gateway.config import Settings
 from openv_gateway.domain.long_lived import OpenRequests, TooManyOpen
 from openv_gateway.entrypoints.problems import ApiError
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.stream_hub import StreamHub
 from openv_gateway.service_layer.videos import VideosService
+from openv_infra.playback import Playback
 
 
 class LongLived:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from openv_contracts.public_video import Video
 from openv_gateway.config import Settings
 from openv_gateway.domain import idempotency
 from openv_gateway.domain.prefer import MAX_WAIT_S
@@ -18,7 +19,6 @@ from openv_gateway.entrypoints.problems import (
     header_doc,
     problem_response,
 )
-from openv_gateway.entrypoints.schemas import Video
 
 TITLE = "OpenV API"
 VERSION = "1.0.0"

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from openv_contracts.public_video import Video
 from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import TERMINAL_STATUSES, VideoStatus
 from openv_gateway.adapters.command_bus import CommandUnavailable
@@ -45,7 +46,6 @@ from openv_gateway.entrypoints.schemas import (
     CreateVideoRequest,
     SafeText,
     Usage,
-    Video,
     VideoEventList,
     VideoList,
 )

@@ -2,10 +2,10 @@
 
 from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from openv_contracts.public_video import Video
 from openv_contracts.video import (
     Cfg,
     NegativePrompt,
@@ -15,7 +15,6 @@ from openv_contracts.video import (
     Side,
     Steps,
     VideoParams,
-    VideoStatus,
 )
 from openv_gateway.domain import text
 
@@ -61,57 +60,6 @@ class CreateVideoRequest(BaseModel):
         if self.seed is None:
             fields["seed"] = default_seed
         return VideoParams.model_validate(fields)
-
-
-class VideoParamsOut(BaseModel):
-    negative_prompt: str
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    seed: int
-    steps: int
-    cfg: float
-
-
-class VideoFile(BaseModel):
-    url: str = Field(description="Presigned GET URL of the MP4.")
-    expires_at: datetime = Field(description="When `url` stops working; GET the video again.")
-    content_type: str
-    size_bytes: int | None
-
-
-class VideoError(BaseModel):
-    code: str = Field(
-        description="concurrency_limit, quota_exceeded, runpod_rejected, runpod_failed, "
-        "worker_failed, output_missing, invalid_output, import_failed, timed_out"
-    )
-    message: str
-
-
-class Video(BaseModel):
-    """A requested video. `pending`: received, not yet decided by the jobs service."""
-
-    id: UUID
-    status: VideoStatus
-    progress: int | None = Field(ge=0, le=100)
-    queue_position: int | None
-    prompt: str
-    params: VideoParamsOut
-    duration_seconds: float = Field(description="num_frames / fps")
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    video: VideoFile | None = Field(description="The file, once completed (until deleted).")
-    poster_url: str | None = Field(
-        default=None,
-        description="Presigned GET URL of a still from the video (a JPEG), valid as long as "
-        "`video.url` (until `video.expires_at`). Null until the poster is extracted, shortly "
-        "after completion, or if the file could not be decoded; null once deleted.",
-    )
-    error: VideoError | None
-    file_deleted: bool = Field(description="Only meaningful once status is `deleted`.")
 
 
 class VideoList(BaseModel):

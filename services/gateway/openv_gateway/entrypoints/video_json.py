@@ -15,10 +15,10 @@ from uuid import UUID
 
 import orjson
 
+from openv_contracts.public_video import Links, present_with
 from openv_contracts.queries import VideoPage, VideoView
 from openv_contracts.video import VideoStatus
-from openv_gateway.adapters.playback import Playback
-from openv_gateway.entrypoints.presenter import Links, links, present_with
+from openv_infra.playback import Playback
 
 #: Videos whose latest answer is kept (a few KB each at most).
 MAX_VIDEOS = 4096
@@ -34,7 +34,7 @@ class VideoJson:
 
     def encode(self, view: VideoView) -> bytes:
         """`view` as the public `Video` resource, in JSON."""
-        presigned = links(view, self.playback)
+        presigned = self.playback.links(view)
         state: _State = (view.version, view.updated_at, view.status, presigned)
         known = self._encoded.get(view.id)
         if known is not None and known[0] == state:

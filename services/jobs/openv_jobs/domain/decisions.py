@@ -75,6 +75,7 @@ def decide_request(
             duration_seconds=duration,
             charged_seconds=duration,
             object_prefix=video_prefix(user_id, command.video_id),
+            webhook=command.webhook,
         )
     ]
 
@@ -89,6 +90,7 @@ def _rejected(
         code=code.value,
         message=message,
         retry_at=retry_at,
+        webhook=command.webhook,
     )
 
 

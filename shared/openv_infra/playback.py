@@ -13,6 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 from minio import Minio
 
+from openv_contracts.public_video import NO_LINKS, Links
+from openv_contracts.queries import VideoView
+from openv_contracts.video import VideoStatus
+
 #: A signed URL is reused while this share of its lifetime is left.
 REUSE_FRACTION = 0.9
 #: URLs remembered (one per object key), least recently used dropped first.
@@ -59,3 +63,13 @@ class Playback:
         while len(self._signed) > self._size:
             self._signed.popitem(last=False)
         return signed
+
+    def links(self, view: VideoView) -> Links:
+        """The presigned URLs a video's resource carries (none unless completed)."""
+        if view.status is not VideoStatus.COMPLETED:
+            return NO_LINKS
+        poster_url = self.url(view.poster_key)[0] if view.poster_key else None
+        if not view.object_key:
+            return None, None, poster_url
+        url, expires_at = self.url(view.object_key)
+        return url, expires_at, poster_url
