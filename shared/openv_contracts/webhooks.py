@@ -4,7 +4,9 @@ Carried by `RequestVideo` into the video's decision (`VideoAccepted` / `VideoRej
 webhooks service reads the target from the event log like everything else it needs.
 """
 
+from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,3 +35,53 @@ class WebhookTarget(BaseModel):
 
     url: str
     events: frozenset[WebhookEvent] = ALL_EVENTS
+
+
+# The webhooks service's internal API (read by the gateway over HTTP, like queries.py's).
+
+
+class WebhookSecretView(BaseModel):
+    """A user's signing secret (`whsec_` + base64 of 32 random bytes)."""
+
+    secret: str
+    created_at: datetime
+    #: Until when the secret it replaced keeps signing alongside it (None: no rotation pending).
+    previous_expires_at: datetime | None = None
+
+
+class WebhookAttemptView(BaseModel):
+    """One try at sending a delivery."""
+
+    at: datetime
+    #: The receiver's HTTP status; None when no answer came (timeout, refused address, ...).
+    status_code: int | None
+    latency_ms: int
+    #: Why the try did not count as delivered (None when it did).
+    error: str | None
+
+
+class WebhookDeliveryView(BaseModel):
+    """One event sent (or being sent) to a video's webhook, with every attempt."""
+
+    #: The `webhook-id` header: the same on every attempt, so receivers can drop duplicates.
+    id: str
+    event: WebhookEvent
+    #: The video event it tells of (its version in the video's stream).
+    version: int
+    url: str
+    #: pending (being tried), delivered (a 2xx answer) or failed (no 2xx within 24 h).
+    state: Literal["pending", "delivered", "failed"]
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    attempts: list[WebhookAttemptView]
+
+
+class WebhookDeliveryPage(BaseModel):
+    data: list[WebhookDeliveryView]
+
+
+class WebhookReplayed(BaseModel):
+    """How many failed deliveries a replay put back in line."""
+
+    replayed: int

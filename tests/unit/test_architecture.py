@@ -14,6 +14,7 @@ SERVICES = {
     "openv_jobs": ROOT / "services/jobs/openv_jobs",
     "openv_bridge": ROOT / "services/runpod-bridge/openv_bridge",
     "openv_storage": ROOT / "services/storage/openv_storage",
+    "openv_webhooks": ROOT / "services/webhooks/openv_webhooks",
 }
 #: Libraries that do I/O: adapters and entrypoints use them, the inner layers never do.
 IO_LIBRARIES = frozenset(

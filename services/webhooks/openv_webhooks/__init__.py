@@ -1,0 +1,1 @@
+"""The webhooks service: tells client apps when their videos change (signed, retried)."""
