@@ -20,12 +20,13 @@ from openv_contracts.facts import (
 )
 from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.video import VideoStatus
+from openv_infra.addresses import AddressPolicy, IPAddress
+from openv_infra.guarded_network import Resolver, system_resolver
 from openv_infra.settings import S3Settings
 from openv_localstack.ports import free_port
 from openv_localstack.servers import SeaweedS3
 from openv_storage.adapters.bucket import Bucket, make_client
-from openv_storage.adapters.source import Resolver, UrlSource, system_resolver
-from openv_storage.domain.imports import AddressPolicy, IPAddress
+from openv_storage.adapters.source import UrlSource
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.service_layer.imports import ImportLimits, ImportService, outcome_event_id
 from tests.integration.storage_support import (

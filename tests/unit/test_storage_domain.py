@@ -10,15 +10,10 @@ import pytest
 from openv_contracts.queries import VideoView
 from openv_contracts.storage_keys import video_output_key, video_prefix
 from openv_contracts.video import VideoParams, VideoStatus
+from openv_infra.addresses import AddressPolicy, is_public
 from openv_infra.mp4 import looks_like_mp4
 from openv_storage.config import Settings
-from openv_storage.domain.imports import (
-    AddressPolicy,
-    ImportRefused,
-    check_url,
-    declared_size_too_large,
-    is_public,
-)
+from openv_storage.domain.imports import ImportRefused, check_url, declared_size_too_large
 from openv_storage.domain.keys import VideoKey, is_video_prefix, key_belongs_to, parse_video_key
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.domain.sweep import (

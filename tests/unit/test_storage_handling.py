@@ -15,10 +15,10 @@ from openv_contracts.facts import RunPodJobCompleted
 from openv_contracts.queries import JobsUnavailable, VideoView
 from openv_contracts.storage_keys import video_prefix
 from openv_contracts.video import VideoParams, VideoStatus
+from openv_infra.addresses import AddressPolicy, IPAddress
 from openv_infra.failures import PermanentError, TransientError
+from openv_infra.guarded_network import AddressRefused, GuardedBackend, Resolver
 from openv_storage.adapters.bucket import S3Unreachable, StorageUnavailable
-from openv_storage.adapters.source import AddressRefused, GuardedBackend, Resolver
-from openv_storage.domain.imports import AddressPolicy, IPAddress
 from openv_storage.domain.retry import RetryPolicy
 from openv_storage.entrypoints.consumers import DeadLetterWhenExhausted
 from openv_storage.service_layer.deletions import DeletionService

@@ -4,8 +4,8 @@ import ipaddress
 
 from pydantic import Field, field_validator
 
+from openv_infra.addresses import AddressPolicy, IPNetwork
 from openv_infra.settings import BaseServiceSettings, KafkaSettings, S3Settings
-from openv_storage.domain.imports import AddressPolicy, IPNetwork
 from openv_storage.domain.retry import RetryPolicy
 
 

@@ -1,117 +1,35 @@
 """Fetching a result from an external URL without letting the URL reach inside our network.
 
-Every TCP connection the HTTP client makes goes through `GuardedBackend.connect_tcp`: the host
-is resolved once, every address it resolves to must be allowed by the `AddressPolicy`, and the
-socket is opened to one of those very addresses (never to the name, which a rebinding DNS
-server could answer differently the second time). TLS still verifies the certificate against
-the URL's host name (httpcore passes it as the server name). Redirects are followed here, hop by
+Every TCP connection the HTTP client makes goes through the shared guard
+(`openv_infra.guarded_network`: resolved once, every address checked, the socket opened to a
+checked address). Redirects are followed here, hop by
 hop (scheme checked; the next connection passes the same guard), and environment proxies are
 ignored (a proxy would connect on our behalf, past the guard).
 """
 
 import asyncio
 import contextlib
-import ipaddress
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator
 from typing import Final
 
-import httpcore
 import httpx
 
-from openv_infra.http import AsyncioBackend, AsyncioTransport, async_client
-from openv_storage.domain.imports import (
-    AddressPolicy,
-    ImportRefused,
-    IPAddress,
-    check_url,
-    declared_size_too_large,
+from openv_infra.addresses import AddressPolicy
+from openv_infra.guarded_network import (
+    AddressRefused,
+    GuardedBackend,
+    Resolver,
+    system_resolver,
 )
-
-Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+from openv_infra.http import AsyncioTransport, async_client
+from openv_storage.domain.imports import ImportRefused, check_url, declared_size_too_large
 
 CHUNK_BYTES: Final = 64 * 1024
 _RETRYABLE_STATUS: Final = frozenset({408, 425, 429})
 
 
-class AddressRefused(ImportRefused):
-    """The URL's host is, or resolves to, an address the policy does not allow."""
-
-
 class SourceUnavailable(Exception):
     """The source failed in a way that may pass (network error, 5xx, 429): retry later."""
-
-
-async def system_resolver(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to (in the resolver's order, without duplicates)."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses: list[IPAddress] = []
-    for _family, _type, _proto, _name, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]))
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore network backend that connects only to checked addresses."""
-
-    def __init__(
-        self,
-        policy: AddressPolicy,
-        resolver: Resolver = system_resolver,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
-        self.policy = policy
-        self.resolver = resolver
-        self.inner = inner or AsyncioBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            async with asyncio.timeout(timeout):
-                addresses = await self.resolver(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except (OSError, ValueError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        if not addresses:
-            raise httpcore.ConnectError(f"{host} resolves to no address")
-        refused = [address for address in addresses if not self.policy.allows(address)]
-        if refused:
-            shown = host if host == str(refused[0]) else f"{host} ({refused[0]})"
-            raise AddressRefused(f"the result URL's host {shown} is not a public address")
-        last_error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self.inner.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        assert last_error is not None
-        raise last_error
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise AddressRefused("unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
 
 
 class UrlSource:
@@ -173,6 +91,8 @@ class UrlSource:
                 response = await self._client.send(request, stream=True)
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise ImportRefused(f"invalid result URL: {exc}") from exc
+            except AddressRefused as exc:
+                raise ImportRefused(f"the result URL's {exc}") from exc
             except httpx.TransportError as exc:
                 raise SourceUnavailable(f"fetching from {host}: {type(exc).__name__}") from exc
             if response.is_redirect:

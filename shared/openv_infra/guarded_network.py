@@ -1,0 +1,96 @@
+"""Connecting to a URL a user named without letting it reach inside our network.
+
+Every TCP connection an HTTP client makes through `GuardedBackend.connect_tcp` is checked: the
+host is resolved once, every address it resolves to must be allowed by the `AddressPolicy`, and
+the socket is opened to one of those very addresses (never to the name, which a rebinding DNS
+server could answer differently the second time). TLS still verifies the certificate against
+the URL's host name (httpcore passes it as the server name).
+"""
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+
+import httpcore
+
+from openv_infra.addresses import AddressPolicy, IPAddress
+from openv_infra.http import AsyncioBackend
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+class AddressRefused(Exception):
+    """The URL's host is, or resolves to, an address the policy does not allow."""
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to (in the resolver's order, without duplicates)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]))
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore network backend that connects only to checked addresses."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        resolver: Resolver = system_resolver,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.inner = inner or AsyncioBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self.resolver(host, port)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
+        except (OSError, ValueError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} resolves to no address")
+        refused = [address for address in addresses if not self.policy.allows(address)]
+        if refused:
+            shown = host if host == str(refused[0]) else f"{host} ({refused[0]})"
+            raise AddressRefused(f"host {shown} is not a public address")
+        last_error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
