@@ -1,4 +1,4 @@
-"""The stack's children besides the servers: the four services, their migrations and the RunPod
+"""The stack's children besides the servers: the five services, their migrations and the RunPod
 simulator. How each is launched (`python -m <module>`, its log under `logs/`) and when it counts
 as up; the stack (stack.py) decides their environment and order."""
 
@@ -15,10 +15,11 @@ MODULES = {
     "jobs": "openv_jobs",
     "runpod-bridge": "openv_bridge",
     "storage": "openv_storage",
+    "webhooks": "openv_webhooks",
     "gateway": "openv_gateway",
 }
 #: The services with a database, migrated before any service starts.
-MIGRATED = ("jobs", "runpod-bridge")
+MIGRATED = ("jobs", "runpod-bridge", "webhooks")
 
 
 def service_process(service: str, env: Mapping[str, str], logs: Path) -> ManagedProcess:

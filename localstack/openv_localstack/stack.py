@@ -1,5 +1,5 @@
 """The whole local system: embedded Postgres, Tansu, SeaweedFS, the RunPod simulator (or a
-real RunPod endpoint, see realrunpod.py) and the four services, each a child process on
+real RunPod endpoint, see realrunpod.py) and the five services, each a child process on
 127.0.0.1, all data under one folder. `supervise()` restarts what crashes (supervisor.py);
 `stack.json` in that folder records every pid for `status`, `down` and a later `up` (state.py)."""
 
@@ -32,8 +32,10 @@ S3_ACCESS_KEY = "openv-local"
 S3_SECRET_KEY = "openv-local-secret-key"  # noqa: S105 (local stack only; production reads a Secret)
 BUCKET = "openv-videos"
 RUNPOD_API_KEY = "openv-local-runpod-key"
-SERVICES = ("jobs", "runpod-bridge", "storage", "gateway")
+SERVICES = ("jobs", "runpod-bridge", "storage", "webhooks", "gateway")
 SERVERS = ("postgres", "kafka", "s3")
+#: The services with a database of their own (the others connect to none).
+DATABASES = {"jobs": "openv_jobs", "runpod-bridge": "openv_bridge", "webhooks": "openv_webhooks"}
 BrokerStorage = Literal["s3", "memory"]
 BROKER_STORAGES: tuple[str, ...] = get_args(BrokerStorage)
 
@@ -108,7 +110,7 @@ class LocalStack:
         return f"http://127.0.0.1:{self.admin_ports[service]}"
 
     def service_env(self, service: str) -> dict[str, str]:
-        db = {"jobs": "openv_jobs", "runpod-bridge": "openv_bridge"}.get(service, "postgres")
+        db = DATABASES.get(service, "postgres")
         env = {
             # Local development credentials are allowed here and nowhere else.
             "OPENV_ENV": "local",
@@ -125,6 +127,10 @@ class LocalStack:
             # The web app's "sign in as" form (the gateway allows it in local mode only).
             "OPENV_LOCAL_SIGN_IN": "true",
             "OPENV_JOBS_URL": self.url_of("jobs"),
+            "OPENV_WEBHOOKS_URL": self.url_of("webhooks"),
+            # Client apps' webhooks may be on this machine, over plain HTTP (local mode only).
+            "OPENV_CLIENT_WEBHOOK_ALLOW_HTTP": "true",
+            "OPENV_CLIENT_WEBHOOK_ALLOW_PRIVATE_HOSTS": "true",
             **self._runpod_env(service),
             # Spans as JSON lines under the stack folder, flushed every 0.2 s.
             "OPENV_TRACE_DIR": str(self.root / "traces"),
@@ -157,7 +163,7 @@ class LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
         self.postgres.start()
-        for database in ("openv_jobs", "openv_bridge"):
+        for database in DATABASES.values():
             self.postgres.create_database(database)
         # S3 first: a durable broker keeps its topics there.
         self.s3.start()

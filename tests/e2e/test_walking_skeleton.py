@@ -1,5 +1,5 @@
 """One video from prompt to deletion through real Postgres, Tansu, SeaweedFS, the RunPod
-simulator and the four services; plus the contract's first error paths."""
+simulator and the five services; plus the contract's first error paths."""
 
 import uuid
 from typing import Any

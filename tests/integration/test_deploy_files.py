@@ -36,6 +36,7 @@ from openv_gateway.config import Settings as GatewaySettings
 from openv_jobs.config import Settings as JobsSettings
 from openv_runpod_sim.config import SimSettings
 from openv_storage.config import Settings as StorageSettings
+from openv_webhooks.config import Settings as WebhooksSettings
 from tests.integration.network_policy import Endpoint, Policies, external, pods
 
 pytestmark = pytest.mark.integration
@@ -51,6 +52,7 @@ SERVICES: dict[str, tuple[str, type[BaseSettings]]] = {
     "jobs": ("openv_jobs", JobsSettings),
     "runpod-bridge": ("openv_bridge", BridgeSettings),
     "storage": ("openv_storage", StorageSettings),
+    "webhooks": ("openv_webhooks", WebhooksSettings),
 }
 SIM_MODULE = "openv_runpod_sim"
 PREFIXES = ("OPENV_", "RUNPOD_SIM_")
@@ -58,7 +60,7 @@ PREFIXES = ("OPENV_", "RUNPOD_SIM_")
 ALWAYS_SET = {"OPENV_S3_ACCESS_KEY", "OPENV_HOST"}
 #: Where the services read `OPENV_*` names directly from the environment (not via Settings).
 SOURCE_DIRS = [ROOT / "shared", *(ROOT / "services").iterdir()]
-MODULE_RE = re.compile(r"\b(openv_(?:gateway|jobs|bridge|storage|runpod_sim))\b")
+MODULE_RE = re.compile(r"\b(openv_(?:gateway|jobs|bridge|storage|webhooks|runpod_sim))\b")
 
 
 # ---------------------------------------------------------------------------- what code reads
@@ -410,8 +412,14 @@ def flows_problems(
     """Each flow the services need must pass, and every other one checked here must not."""
     gateway, jobs = pod["openv-gateway"], pod["openv-jobs"]
     bridge, storage = pod["openv-runpod-bridge"], pod["openv-storage"]
-    migrate = pod["openv-migrate"]
-    services = {"gateway": gateway, "jobs": jobs, "runpod-bridge": bridge, "storage": storage}
+    migrate, webhooks = pod["openv-migrate"], pod["openv-webhooks"]
+    services = {
+        "gateway": gateway,
+        "jobs": jobs,
+        "runpod-bridge": bridge,
+        "storage": storage,
+        "webhooks": webhooks,
+    }
     stranger = Endpoint(policies.namespace, {"app.kubernetes.io/name": "debug-shell"})
     elsewhere = Endpoint("default", {"app.kubernetes.io/name": "openv-gateway"})
     jobs_api, kafka, postgres, s3 = (
@@ -428,6 +436,12 @@ def flows_problems(
         ("other pod -> jobs API", stranger, jobs, jobs_api, False),
         ("a gateway-labelled pod elsewhere -> jobs API", elsewhere, jobs, jobs_api, False),
         ("ingress controller -> jobs API", INGRESS_CONTROLLER, jobs, jobs_api, False),
+        ("webhooks -> jobs API", webhooks, jobs, jobs_api, True),
+        # Who may call the webhooks API (every user's signing secret): the gateway only.
+        ("gateway -> webhooks API", gateway, webhooks, webhooks.ports["http"], True),
+        ("storage -> webhooks API", storage, webhooks, webhooks.ports["http"], False),
+        ("other pod -> webhooks API", stranger, webhooks, webhooks.ports["http"], False),
+        ("ingress -> webhooks API", INGRESS_CONTROLLER, webhooks, webhooks.ports["http"], False),
         # The public doors, through the ingress controller.
         ("ingress -> gateway", INGRESS_CONTROLLER, gateway, gateway.ports["http"], True),
         ("ingress -> bridge webhook", INGRESS_CONTROLLER, bridge, bridge.ports["http"], True),
@@ -440,6 +454,8 @@ def flows_problems(
         ("migrate -> Postgres", migrate, postgres, 5432, True),
         ("gateway -> Postgres", gateway, postgres, 5432, False),
         ("storage -> Postgres", storage, postgres, 5432, False),
+        ("webhooks -> Postgres", webhooks, postgres, 5432, True),
+        ("webhooks -> S3 (presigning is offline)", webhooks, s3, 9000, False),
         ("bridge -> S3", bridge, s3, 9000, True),
         ("storage -> S3", storage, s3, 9000, True),
         ("gateway -> S3 (presigning is offline)", gateway, s3, 9000, False),
@@ -454,6 +470,10 @@ def flows_problems(
         ("jobs -> internet", jobs, INTERNET, 443, False),
         ("storage -> cloud metadata", storage, METADATA, 80, False),
         ("storage -> private address", storage, PRIVATE, 443, False),
+        ("webhooks -> client app https", webhooks, INTERNET, 443, True),
+        ("webhooks -> client app http", webhooks, INTERNET, 80, True),
+        ("webhooks -> cloud metadata", webhooks, METADATA, 80, False),
+        ("webhooks -> private address", webhooks, PRIVATE, 443, False),
         ("bridge -> private address", bridge, PRIVATE, 443, False),
     ]
     for name, service in services.items():

@@ -238,7 +238,7 @@ def test_status_reports_each_process(up: Up) -> None:
     assert f"gateway:       http://127.0.0.1:{up.port}" in result.stdout
     for proc in up.state().processes:
         assert f"{proc.name:<14} running  {proc.pid:>7}" in result.stdout
-    assert result.stdout.count("healthy") >= 6  # 4 services, the simulator and S3
+    assert result.stdout.count("healthy") >= 7  # 5 services, the simulator and S3
     assert result.stdout.count("accepts") == 2  # Postgres and the broker
 
 
