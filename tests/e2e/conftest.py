@@ -31,6 +31,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "OPENV_ANONYMOUS_RATE_LIMIT_BURST": "10000",
             # A page on another origin may use the API (test_gateway_browser_api.py).
             "OPENV_CORS_ORIGINS": FRONTEND_ORIGIN,
+            # Client webhooks retried quickly (test_webhooks.py): 0.3 s, then at most 1 s apart.
+            "OPENV_CLIENT_WEBHOOK_RETRY_BASE_S": "0.3",
+            "OPENV_CLIENT_WEBHOOK_RETRY_MAX_S": "1",
+            "OPENV_CLIENT_WEBHOOK_TIMEOUT_S": "10",
         },
     ) as local:
         yield local
