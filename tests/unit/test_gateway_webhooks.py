@@ -213,3 +213,4 @@ async def test_the_webhooks_service_down_is_a_503(app: App) -> None:
     ):
         problem = _problem(response, 503, "unavailable")
         assert response.headers["retry-after"] and "whsec" not in str(problem)
+        assert problem["detail"] == "a backend service is unavailable; try again"  # not a crash
