@@ -218,6 +218,10 @@ OPERATIONS = {
     ("get", "/v1/videos/{video_id}/stream"): "streamVideo",
     ("post", "/v1/videos/{video_id}/stream-tokens"): "createStreamToken",
     ("get", "/v1/usage"): "getUsage",
+    ("get", "/v1/webhooks/secret"): "getWebhookSecret",
+    ("post", "/v1/webhooks/secret/rotate"): "rotateWebhookSecret",
+    ("get", "/v1/videos/{video_id}/webhook-deliveries"): "getWebhookDeliveries",
+    ("post", "/v1/videos/{video_id}/webhook-deliveries/replay"): "replayWebhookDeliveries",
     ("get", "/healthz"): "getHealth",
 }
 

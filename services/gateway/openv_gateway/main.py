@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from openv_contracts import topics
 from openv_gateway.adapters.command_bus import CommandBus
+from openv_gateway.adapters.host_resolver import HostResolver
 from openv_gateway.adapters.jwks import JwksKeys
 from openv_gateway.adapters.jwt_verifier import JwtVerifier
 from openv_gateway.adapters.live_metrics import expose
@@ -24,6 +25,7 @@ from openv_gateway.entrypoints import (
     stream,
     stream_auth,
     web_app,
+    webhook_routes,
 )
 from openv_gateway.entrypoints.body_limit import BodyLimitMiddleware
 from openv_gateway.entrypoints.dependencies import LongLived
@@ -33,6 +35,8 @@ from openv_gateway.entrypoints.video_json import VideoJson
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.stream_hub import StreamHub
 from openv_gateway.service_layer.videos import VideosService
+from openv_gateway.service_layer.webhook_targets import WebhookTargets
+from openv_gateway.service_layer.webhooks import WebhooksService
 from openv_gateway.web import load_catalog
 from openv_infra.docs_pages import docs_router
 from openv_infra.health import broker_check, install_health
@@ -42,6 +46,7 @@ from openv_infra.lifecycle import Step
 from openv_infra.lifecycle import lifespan as service_lifespan
 from openv_infra.playback import Playback
 from openv_infra.s3 import make_minio
+from openv_infra.webhooks_api import WebhooksApi
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, "openv-gateway", publishes=(topics.COMMANDS,))
     jobs = JobsApi(settings.jobs_url, settings.jobs_timeout_s, settings.jobs_queue_s)
+    webhooks_api = WebhooksApi(settings.webhooks_url, settings.webhooks_timeout_s)
     live = LiveVideos(
         jobs.video,
         settings.live_fallback_poll_s,
@@ -82,7 +88,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def start_feed() -> None:
         feed.start()
 
-    close: list[Step] = [feed.stop, hub.close, live.close, broker.stop, jobs.aclose]
+    close: list[Step] = [
+        feed.stop,
+        hub.close,
+        live.close,
+        broker.stop,
+        jobs.aclose,
+        webhooks_api.aclose,
+    ]
     if jwks is not None:
         close.append(jwks.aclose)
     lifespan = service_lifespan(start=[broker.start, start_feed], close=close)
@@ -125,6 +138,12 @@ def create_app(settings: Settings) -> FastAPI:
         settings.decision_wait_s,
         PendingRequests(settings.pending_memory_s),
     )
+    app.state.webhooks = WebhooksService(app.state.videos, webhooks_api)
+    app.state.webhook_targets = WebhookTargets(
+        HostResolver(),
+        settings.webhook_address_policy.allows,
+        settings.client_webhook_allow_http,
+    )
     app.state.playback = playback
     app.state.stream_hub = hub
     app.state.video_json = video_json
@@ -138,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_json_depth=settings.max_json_depth,
     )
     app.include_router(routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(stream.router)
     app.include_router(stream_auth.router)
     app.include_router(docs_router(app.openapi_url or "/openapi.json", app.title))

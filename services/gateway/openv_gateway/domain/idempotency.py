@@ -4,7 +4,8 @@
 video, and the jobs service, which ignores a second request for an existing video id, makes
 exactly one job. Without an explicit seed, the seed is derived from the key too, so a retry
 has the same body. A different body under the same key is detected by comparing the stored
-video's prompt and parameters with the request's.
+video's prompt and parameters with the request's (and the webhook its first event recorded
+with the request's: `VideosService.create`).
 """
 
 import hashlib

@@ -1,6 +1,7 @@
-"""What the routes take from the app, as `Annotated` dependencies: the use cases, playback
-URLs, live watches, the stream hub, the settings, and the user's long-lived slots; and the
-video id path parameter. `main.create_app` puts each object on `app.state` once."""
+"""What the routes take from the app, as `Annotated` dependencies: the use cases (videos,
+webhooks, webhook checks), playback URLs, live watches, the stream hub, the settings, and the
+user's long-lived slots; and the video id path parameter. `main.create_app` puts each object
+on `app.state` once."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from openv_gateway.entrypoints.problems import ApiError
 from openv_gateway.service_layer.live import LiveVideos
 from openv_gateway.service_layer.stream_hub import StreamHub
 from openv_gateway.service_layer.videos import VideosService
+from openv_gateway.service_layer.webhook_targets import WebhookTargets
+from openv_gateway.service_layer.webhooks import WebhooksService
 from openv_infra.playback import Playback
 
 
@@ -78,12 +81,24 @@ async def get_long_lived(request: Request) -> LongLived:
     return long_lived
 
 
+async def get_webhooks(request: Request) -> WebhooksService:
+    webhooks: WebhooksService = request.app.state.webhooks
+    return webhooks
+
+
+async def get_webhook_targets(request: Request) -> WebhookTargets:
+    targets: WebhookTargets = request.app.state.webhook_targets
+    return targets
+
+
 Service = Annotated[VideosService, Depends(get_service)]
 PlaybackDep = Annotated[Playback, Depends(get_playback)]
 LiveDep = Annotated[LiveVideos, Depends(get_live)]
 StreamHubDep = Annotated[StreamHub, Depends(get_stream_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LongLivedDep = Annotated[LongLived, Depends(get_long_lived)]
+Webhooks = Annotated[WebhooksService, Depends(get_webhooks)]
+WebhookTargetsDep = Annotated[WebhookTargets, Depends(get_webhook_targets)]
 VideoId = Annotated[str, Path(description="The video's id (a UUID).")]
 
 

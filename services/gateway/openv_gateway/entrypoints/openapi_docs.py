@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from openv_contracts.public_video import Video
+from openv_contracts.webhooks import WebhookSecretView
 from openv_gateway.config import Settings
 from openv_gateway.domain import idempotency
 from openv_gateway.domain.prefer import MAX_WAIT_S
@@ -32,7 +33,8 @@ browser's `EventSource` (which cannot send the header) opens a stream with a sho
 accepted in a URL.
 
 **Errors** are `application/problem+json` (RFC 9457) with a machine-readable `code`:
-`invalid_parameter` (422, with `errors`), `unauthorized` (401, with `WWW-Authenticate: Bearer`),
+`invalid_parameter` (422, with `errors`), `invalid_webhook` (422, with `errors`: the create's
+webhook cannot be used), `unauthorized` (401, with `WWW-Authenticate: Bearer`),
 `not_found` (404; another user's video is answered exactly like a missing one), `conflict` (409),
 `concurrency_limit`, `quota_exceeded`, `rate_limited` (429, always with `Retry-After`),
 `payload_too_large` (413), `unavailable` (503, with `Retry-After`).
@@ -121,7 +123,7 @@ CANCEL_CONFLICT = problem_response(
 
 def describe(settings: Settings) -> str:
     """The API's description with this deployment's limits."""
-    return DESCRIPTION.format(
+    return (DESCRIPTION + WEBHOOKS_DESCRIPTION).format(
         rate=settings.rate_limit_per_s,
         burst=settings.rate_limit_burst,
         open=settings.max_open_per_user,
@@ -170,3 +172,44 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# --- webhooks (issue #24) ---------------------------------------------------------------------
+
+SECRET_200 = {
+    "model": WebhookSecretView,
+    "description": "The secret (never cached: `Cache-Control: no-store`).",
+    "headers": {
+        "Cache-Control": header_doc("Always `no-store`.", {"type": "string"}, True),
+    },
+}
+SIGNING_KEY_DESCRIPTION = """\
+The signing secret (`whsec_` + base64) with which every webhook sent for this user's videos is
+signed (Standard Webhooks, see the API description's **Webhooks**). Created on first use; the
+same until rotated. Keep it on your server: whoever has it can forge webhooks."""
+ROTATE_DESCRIPTION = """\
+Replaces the signing secret. The previous one keeps signing alongside the new one (both
+signatures in `webhook-signature`) until `previous_expires_at` (24 h), so receivers can switch
+without losing a delivery."""
+DELIVERIES_DESCRIPTION = """\
+Every webhook delivery of the video (one per event sent), oldest first, with each attempt:
+its time, the receiver's status code (null when no answer came), latency and error. `state`
+is `pending` (being tried), `delivered` (a 2xx answer) or `failed` (no 2xx within 24 h)."""
+REPLAY_DESCRIPTION = """\
+Sends the video's `failed` deliveries again (each with the same `webhook-id`, so a receiver
+that did get one drops the duplicate) with a fresh 24 h of retries; `replayed` says how many.
+Delivered and pending deliveries are left alone."""
+
+WEBHOOKS_DESCRIPTION = """
+**Webhooks**: name `webhook` (an https URL) on create, and optionally `webhook_events_filter`
+(`queued`, `started`, `progress`, `completed` = any terminal state; default all). Each matching
+change of the video is POSTed as JSON `{{"type": "video.<event>", "timestamp": <when it
+happened>, "data": <the video, as GET /v1/videos/{{id}} shows it>}}`, signed as Standard
+Webhooks: `webhook-id` (the same on every retry: drop duplicates by it), `webhook-timestamp`
+(unix seconds) and `webhook-signature` (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body`
+keyed with the base64-decoded part of `GET /v1/webhooks/secret` after `whsec_`). A 2xx answer
+within 10 s counts; anything else (redirects are not followed) is retried after about 5 s,
+then doubling with jitter up to 1 h apart, for 24 h; in order per video. Deliveries and their
+attempts: `GET /v1/videos/{{id}}/webhook-deliveries`; failed ones are sent again by
+`POST /v1/videos/{{id}}/webhook-deliveries/replay`.
+"""

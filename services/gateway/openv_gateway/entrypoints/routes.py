@@ -24,6 +24,7 @@ from openv_gateway.entrypoints.dependencies import (
     Service,
     SettingsDep,
     VideoId,
+    WebhookTargetsDep,
     not_found,
     parse_video_id,
 )
@@ -50,6 +51,7 @@ from openv_gateway.entrypoints.schemas import (
     VideoList,
 )
 from openv_gateway.entrypoints.video_json import VideoJson
+from openv_gateway.entrypoints.webhook_routes import checked_webhook
 from openv_gateway.service_layer.videos import (
     AlreadyTerminal,
     IdempotencyConflict,
@@ -115,6 +117,7 @@ async def create_video(
     playback: PlaybackDep,
     settings: SettingsDep,
     long_lived: LongLivedDep,
+    targets: WebhookTargetsDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -138,11 +141,12 @@ async def create_video(
             "the request has invalid parameters",
             errors=[{"field": "Prefer", "message": str(exc)}],
         ) from None
+    webhook = await checked_webhook(targets, body)
     # Only a create that waits for more than the decision is long-lived.
     holding = long_lived.held(principal.user_id) if wait else nullcontext()
     try:
         with holding:
-            created = await service.create(principal, body, idempotency_key, wait)
+            created = await service.create(principal, body, idempotency_key, wait, webhook)
         view = created.view
         if view is not None and view.status is VideoStatus.REJECTED and view.error:
             raise await _refused(view, service, settings)

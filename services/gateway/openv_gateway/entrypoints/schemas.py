@@ -1,7 +1,7 @@
 """Public request and response bodies of the v1 API (../shared/api-contract.md)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -17,6 +17,7 @@ from openv_contracts.video import (
     VideoParams,
 )
 from openv_gateway.domain import text
+from openv_gateway.domain.webhook_url import MAX_URL_LENGTH
 
 #: Free text a client sends is refused at the door if it holds characters no human writes
 #: (NUL and other controls, lone surrogates; see domain/text.py). Only here, in the public
@@ -26,6 +27,21 @@ _SAFE_TEXT_DOC = Field(json_schema_extra={"pattern": text.CONTROL_FREE_PATTERN})
 SafeText = Annotated[str, _SAFE_TEXT, _SAFE_TEXT_DOC]
 SafePrompt = Annotated[Prompt, _SAFE_TEXT, _SAFE_TEXT_DOC]
 SafeNegativePrompt = Annotated[NegativePrompt, _SAFE_TEXT, _SAFE_TEXT_DOC]
+
+EventName = Literal["queued", "started", "progress", "completed"]
+
+
+def _no_duplicates(events: list[EventName]) -> list[EventName]:
+    if len(set(events)) != len(events):
+        raise ValueError("each event may be named once")
+    return events
+
+
+EventsFilter = Annotated[
+    list[EventName],
+    Field(min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_no_duplicates),
+]
 
 
 class CreateVideoRequest(BaseModel):
@@ -53,10 +69,24 @@ class CreateVideoRequest(BaseModel):
     )
     steps: Steps = Field(default=40, description="Inference steps, 10-65.")
     cfg: Cfg = Field(default=6.0, description="Guidance scale, 1-20.")
+    webhook: Annotated[str, _SAFE_TEXT] | None = Field(
+        default=None,
+        max_length=MAX_URL_LENGTH,
+        description="An https URL (at most 2048 characters) that is sent each of the video's "
+        "changes named by `webhook_events_filter`, signed (see the API description's "
+        "**Webhooks**). No user name or password, no fragment; a host that is, or resolves to, "
+        "a private, loopback, link-local or metadata address is refused (422 `invalid_webhook`).",
+    )
+    webhook_events_filter: EventsFilter | None = Field(
+        default=None,
+        description="Which changes are sent (each at most once in the list): `queued` (accepted), "
+        "`started` (rendering), `progress`, `completed` (any terminal state: completed, failed, "
+        "cancelled, timed_out, rejected). Absent: all four. Only with `webhook`.",
+    )
 
     def params(self, default_seed: int) -> VideoParams:
         """The model parameters the request asks for; `default_seed` if it names no seed."""
-        fields = self.model_dump(exclude={"prompt"})
+        fields = self.model_dump(exclude={"prompt", "webhook", "webhook_events_filter"})
         if self.seed is None:
             fields["seed"] = default_seed
         return VideoParams.model_validate(fields)
@@ -113,8 +143,8 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str = Field(
-        description="invalid_parameter, unauthorized, not_found, concurrency_limit, "
-        "quota_exceeded, rate_limited, conflict, payload_too_large, unavailable"
+        description="invalid_parameter, invalid_webhook, unauthorized, not_found, "
+        "concurrency_limit, quota_exceeded, rate_limited, conflict, payload_too_large, unavailable"
     )
     errors: list[FieldError] | None = Field(
         default=None, description="With `invalid_parameter`: what is wrong with which field."

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 from openv_contracts.commands import CancelVideo, DeleteVideo, RequestVideo
 from openv_contracts.queries import EventPage, JobsUnavailable, UsageView, VideoPage, VideoView
 from openv_contracts.video import TERMINAL_STATUSES, ErrorCode, VideoStatus
+from openv_contracts.webhooks import WebhookTarget
 from openv_gateway.domain import idempotency
 from openv_gateway.domain.pending import PendingRequests, PendingVideo
 from openv_gateway.domain.principal import Principal
@@ -76,13 +77,15 @@ class VideosService:
         request: VideoOrder,
         idempotency_key: str | None = None,
         prefer_wait_s: int | None = None,
+        webhook: WebhookTarget | None = None,
     ) -> Created:
         """Publish the request and wait (bounded) for the jobs service's decision.
 
         With an Idempotency-Key the video id and the default seed derive from the key, so a
         retry addresses the same video and the jobs service makes one job however many
         retries arrive, concurrently or not. Raises IdempotencyConflict when the key's video
-        was requested with another body.
+        was requested with another body (its webhook included). `webhook` (checked) travels
+        with the request.
         """
         started = time.monotonic()
         user = principal.user_id
@@ -109,6 +112,7 @@ class VideosService:
                     prompt=pending.prompt,
                     params=pending.params,
                     idempotency_key=idempotency_key,
+                    webhook=webhook,
                 )
                 await self.commands.send(command, user)
                 view = await watch.wait_until(lambda v: True, decision_budget)
@@ -124,6 +128,8 @@ class VideosService:
                 view.prompt, view.params, request.prompt, params
             ):
                 raise IdempotencyConflict(video_id)
+            if idempotency_key is not None and await self._webhook_of(video_id) != webhook:
+                raise IdempotencyConflict(video_id)
             waited = None
             if prefer_wait_s is not None:
                 left = prefer_wait_s - (time.monotonic() - started)
@@ -134,6 +140,12 @@ class VideosService:
                     )
                 waited = prefer_wait_s
             return Created(video_id, view, pending, waited)
+
+    async def _webhook_of(self, video_id: UUID) -> WebhookTarget | None:
+        """The webhook the video was requested with, as its first event recorded it."""
+        first = next(iter((await self.jobs.events(video_id)).data), None)
+        recorded = None if first is None else first.data.get("webhook")
+        return None if recorded is None else WebhookTarget.model_validate(recorded)
 
     async def find(self, principal: Principal, video_id: UUID) -> VideoView | PendingVideo:
         """The video, or the request this instance published and jobs has not decided yet."""
