@@ -171,7 +171,7 @@ def dispatcher(
 
 async def until(probe: object, timeout_s: float = 5.0) -> None:
     async with asyncio.timeout(timeout_s):
-        while not probe():  # type: ignore[operator]
+        while not probe():  # type: ignore[operator]  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
 
