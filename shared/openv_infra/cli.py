@@ -30,11 +30,21 @@ class Task(Generic[S]):
     flags: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class OptionTask(Generic[S]):
+    """A one-off command taking values: `run(settings, options)`, each option (`--name
+    VALUE`, without `--`, to its help text) given as its string or None when absent."""
+
+    help: str
+    run: Callable[[S, Mapping[str, str | None]], Coroutine[Any, Any, int | None]]
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
 def service_main(
     name: str,
     settings_factory: Callable[[], S],
     create_app: Callable[[S], FastAPI],
-    tasks: Mapping[str, Task[S]] | None = None,
+    tasks: Mapping[str, Task[S] | OptionTask[S]] | None = None,
     *,
     package: str,
     argv: Sequence[str] | None = None,
@@ -46,6 +56,10 @@ def service_main(
     commands.add_parser("serve", help="run the service (the default)")
     for command, task in tasks.items():
         sub = commands.add_parser(command, help=task.help)
+        if isinstance(task, OptionTask):
+            for option, help_text in task.options.items():
+                sub.add_argument(f"--{option}", help=help_text)
+            continue
         for flag, help_text in task.flags.items():
             sub.add_argument(f"--{flag}", action="store_true", help=help_text)
     args = parser.parse_args(argv)
@@ -55,6 +69,12 @@ def service_main(
         return
     task = tasks[args.command]
     configure_logging(name, settings.log_level)
+    if isinstance(task, OptionTask):
+        options = {o: getattr(args, o.replace("-", "_")) for o in task.options}
+        code = asyncio.run(task.run(settings, options))
+        if code:
+            sys.exit(code)
+        return
     flags = {flag: bool(getattr(args, flag.replace("-", "_"))) for flag in task.flags}
     code = asyncio.run(task.run(settings, flags))
     if code:

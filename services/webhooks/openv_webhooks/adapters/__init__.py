@@ -1,0 +1,1 @@
+"""Postgres, HTTP and metrics implementations of the service layer's ports."""

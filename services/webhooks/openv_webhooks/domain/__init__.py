@@ -1,0 +1,1 @@
+"""Pure rules of webhook deliveries: which event is sent, when to retry, whose slots."""

@@ -1,0 +1,1 @@
+"""What calls into the webhooks service: the Kafka subscriber and the internal HTTP API."""

@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the webhooks service (run by `adapters.migrations`)."""

@@ -1,0 +1,1 @@
+"""Use cases of the webhooks service: recording deliveries, dispatching them, secrets."""
