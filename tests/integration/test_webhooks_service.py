@@ -139,7 +139,8 @@ async def _delivered(webhooks: Webhooks, video: UUID, count: int) -> Any:
 async def test_a_hanging_receiver_does_not_delay_another_users(
     postgres: EmbeddedPostgres,
 ) -> None:
-    settings = await make_settings(postgres, timeout_s=6.0)
+    # Fewer slots in all than A has deliveries: only the per-receiver bound leaves B some.
+    settings = await make_settings(postgres, timeout_s=6.0, client_webhook_concurrency=8)
     hanging, healthy = Receiver(hang=True), Receiver()
     port_a, port_b = free_port(), free_port()
     async with (

@@ -1,5 +1,6 @@
 """The webhooks service's pure rules: event mapping, retry schedule, receiver origin, states."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -82,7 +83,7 @@ def test_backoff_grows_is_bounded_and_jitter_stays_in_range(jitter: Jitter) -> N
     schedule = RetrySchedule(5, 3600, 86400, jitter)
     ceilings = [schedule.ceiling_s(n) for n in range(1, 40)]
     assert ceilings[:4] == [5, 10, 20, 40]
-    assert all(a <= b for a, b in zip(ceilings, ceilings[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(ceilings))
     assert max(ceilings) == 3600
     low = 0 if jitter is Jitter.FULL else 0.5
     for n in (1, 3, 12, 60):
