@@ -14,9 +14,21 @@ from openv_contracts.upcasting import upcaster
 from openv_contracts.video import ErrorCode, VideoParams, VideoStatus
 from openv_contracts.webhooks import WebhookTarget
 
+_VIDEO_STREAM = "video-"
+
 
 def video_stream_id(video_id: UUID) -> str:
-    return f"video-{video_id}"
+    return f"{_VIDEO_STREAM}{video_id}"
+
+
+def stream_video_id(stream_id: str | None) -> UUID | None:
+    """The video a stream id names (`video_stream_id`'s inverse); None for any other stream."""
+    if not stream_id or not stream_id.startswith(_VIDEO_STREAM):
+        return None
+    try:
+        return UUID(stream_id.removeprefix(_VIDEO_STREAM))
+    except ValueError:
+        return None
 
 
 class VideoAccepted(Message):

@@ -39,15 +39,30 @@ def secret_of(api: httpx.Client, headers: dict[str, str]) -> str:
 
 
 def create(
-    api: httpx.Client, headers: dict[str, str], url: str, events: list[str] | None = None
+    api: httpx.Client,
+    headers: dict[str, str],
+    url: str,
+    events: list[str] | None = None,
+    prompt: str = "a paper boat on a pond",
 ) -> str:
-    body: dict[str, Any] = {"prompt": "a paper boat on a pond", **SMALL, "webhook": url}
+    body: dict[str, Any] = {"prompt": prompt, **SMALL, "webhook": url}
     if events is not None:
         body["webhook_events_filter"] = events
     response = api.post("/v1/videos", json=body, headers=headers)
     assert response.status_code in (201, 202), response.text
     video_id: str = response.json()["id"]
     return video_id
+
+
+def rendering_slowly(stack: LocalStack, seconds: float = 4.0) -> str:
+    """A prompt whose render the simulator stretches to `seconds`: long enough for the bridge
+    to see the worker start (RunPod reports a start only to polls, which come once a job is
+    quiet for 1 s; a real render takes minutes, a default simulated one 1 s)."""
+    marker = f"slow-{uuid.uuid4().hex[:8]}"
+    body = {"prompt_contains": marker, "sim": {"duration_s": seconds}}
+    response = httpx.post(f"{stack.sim_url}/admin/scenarios", json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    return f"a paper boat on a pond {marker}"
 
 
 def verified(request: Request, *secrets: str) -> dict[str, Any]:
@@ -87,7 +102,7 @@ def test_a_create_followed_to_completion_delivers_queued_started_and_completed_s
     headers = auth(user())
     secret = secret_of(api, headers)
     with receiving() as receiver:
-        video_id = create(api, headers, receiver.url)
+        video_id = create(api, headers, receiver.url, prompt=rendering_slowly(stack))
         video = poll(api, video_id, headers, lambda v: v["status"] in TERMINAL)
         assert video["status"] == "completed"
         wait_for(
@@ -181,7 +196,8 @@ def test_the_webhooks_service_killed_mid_backlog_loses_nothing(
     headers = auth(user())
     up = False
     with receiving(lambda _attempt: 200 if up else 503) as receiver:
-        videos = [create(api, headers, receiver.url) for _ in range(3)]
+        prompt = rendering_slowly(stack)
+        videos = [create(api, headers, receiver.url, prompt=prompt) for _ in range(3)]
         for video_id in videos:
             poll(api, video_id, headers, lambda v: v["status"] in TERMINAL)
         # Each video's first event refused again and again; its later ones wait behind it.

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 
 from openv_contracts import Envelope
-from openv_contracts.events import VideoAccepted, VideoRunning
+from openv_contracts.events import VideoAccepted, VideoRunning, video_stream_id
 from openv_contracts.video import VideoParams
 from openv_contracts.webhooks import WebhookEvent, WebhookTarget
 from openv_localstack.ports import free_port
@@ -102,7 +102,7 @@ def events(video_id: UUID, user: str, url: str, running_too: bool = False) -> li
     if running_too:
         messages.append(VideoRunning(video_id=video_id, progress=None))
     return [
-        Envelope.wrap(m, user_id=user, stream_id=str(video_id), stream_version=n)
+        Envelope.wrap(m, user_id=user, stream_id=video_stream_id(video_id), stream_version=n)
         for n, m in enumerate(messages, start=1)
     ]
 

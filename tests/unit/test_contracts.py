@@ -278,3 +278,12 @@ def test_a_poster_reaches_the_gateway_only_through_the_jobs_services_view() -> N
     assert "X-Amz-Expires=600" in url  # the file's expiry
     deleted = view.model_copy(update={"status": VideoStatus.DELETED})
     assert present(deleted, playback).poster_url is None
+
+
+def test_a_video_stream_id_names_its_video_and_nothing_else_does() -> None:
+    from openv_contracts.events import stream_video_id, video_stream_id
+
+    video_id = uuid4()
+    assert stream_video_id(video_stream_id(video_id)) == video_id
+    for other in (None, "", str(video_id), "video-", "video-not-a-uuid", f"user-{video_id}"):
+        assert stream_video_id(other) is None

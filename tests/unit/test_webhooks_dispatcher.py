@@ -9,7 +9,12 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from openv_contracts import Envelope
-from openv_contracts.events import VideoAccepted, VideoProgressed, VideoRunning
+from openv_contracts.events import (
+    VideoAccepted,
+    VideoProgressed,
+    VideoRunning,
+    video_stream_id,
+)
 from openv_contracts.public_video import NO_LINKS
 from openv_contracts.queries import VideoView
 from openv_contracts.video import VideoParams, VideoStatus
@@ -259,7 +264,7 @@ def stream(video_id: UUID, webhook: WebhookTarget | None) -> list[Envelope]:
         VideoProgressed(video_id=video_id, progress=40),
     ]
     return [
-        Envelope.wrap(m, user_id="u", stream_id=str(video_id), stream_version=n)
+        Envelope.wrap(m, user_id="u", stream_id=video_stream_id(video_id), stream_version=n)
         for n, m in enumerate(messages, start=1)
     ]
 

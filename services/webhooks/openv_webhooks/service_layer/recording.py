@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from openv_contracts import Envelope
-from openv_contracts.events import VideoAccepted, VideoRejected
+from openv_contracts.events import VideoAccepted, VideoRejected, stream_video_id
 from openv_contracts.queries import JobsUnavailable, VideoView, decided_view
 from openv_contracts.video_views import next_view
 from openv_webhooks.domain.events import webhook_event
@@ -112,10 +112,7 @@ class Recorder:
 
 
 def _video_id(envelope: Envelope) -> UUID | None:
-    try:
-        return UUID(envelope.stream_id) if envelope.stream_id else None
-    except ValueError:
-        return None
+    return stream_video_id(envelope.stream_id)
 
 
 def _first_watch(envelope: Envelope) -> Watch | None:
