@@ -25,6 +25,8 @@ from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.main import create_app as jobs_app
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.main import create_app as storage_app
+from openv_webhooks.config import Settings as WebhooksSettings
+from openv_webhooks.main import create_app as webhooks_app
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
 
@@ -37,6 +39,7 @@ def document() -> dict[str, Any]:
     jobs_app(JobsSettings())
     bridge_app(BridgeSettings())
     storage_app(StorageSettings())
+    webhooks_app(WebhooksSettings())
     spec = AsyncAPI(
         *CREATED_BROKERS,
         title="OpenV events",

@@ -541,7 +541,7 @@ def test_flow_checks_catch_a_too_open_policy(tmp_path: Path) -> None:
     text = path.read_text()
     # The jobs API open to every namespace; the admin ports to the ingress controller.
     old = (
-        "              app.kubernetes.io/name: openv-storage\n      ports:\n        - port: http\n"
+        "              app.kubernetes.io/name: openv-webhooks\n      ports:\n        - port: http\n"
     )
     assert old in text
     text = text.replace(old, old + "    - from:\n        - namespaceSelector: {}\n", 1)

@@ -1,4 +1,5 @@
-"""Alembic migrations of the jobs service and the RunPod bridge, on a real Postgres."""
+"""Alembic migrations of the jobs service, the RunPod bridge and the webhooks service, on a real
+Postgres."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from openv_jobs.adapters import migrations as jobs_migrations
 from openv_jobs.config import Settings as JobsSettings
 from openv_localstack.ports import free_port
 from openv_localstack.servers import EmbeddedPostgres
+from openv_webhooks.adapters import migrations as webhooks_migrations
+from openv_webhooks.config import Settings as WebhooksSettings
 
 pytestmark = pytest.mark.integration
 
@@ -220,6 +223,23 @@ async def test_bridge_upgrade_twice_creates_the_schema_and_matches_the_models(
     }
 
     await bridge_migrations.check(settings)
+
+
+async def test_webhooks_upgrade_twice_creates_its_tables_and_matches_the_models(
+    new_database: Callable[[], str],
+) -> None:
+    dsn = new_database()
+    settings = WebhooksSettings(database_url=SecretStr(dsn))
+    await webhooks_migrations.upgrade(settings)
+    await webhooks_migrations.upgrade(settings)
+    created = await tables(dsn)
+    assert "alembic_version_webhooks" in created
+    assert set(webhooks_migrations.MIGRATIONS.metadata.tables) <= created
+    # The scripts and the models agree (autogenerate finds no difference).
+    await webhooks_migrations.check(settings)
+    # And a service sharing the database does not disturb it.
+    await jobs_migrations.upgrade(jobs_settings(dsn))
+    await webhooks_migrations.check(settings)
 
 
 async def test_both_services_can_share_one_database(new_database: Callable[[], str]) -> None:

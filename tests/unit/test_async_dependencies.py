@@ -19,6 +19,8 @@ from openv_jobs.main import create_app as jobs_app
 from openv_runpod_sim.app import create_app as sim_app
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.main import create_app as storage_app
+from openv_webhooks.config import Settings as WebhooksSettings
+from openv_webhooks.main import create_app as webhooks_app
 
 
 def _is_coroutine(call: Any) -> bool:
@@ -52,6 +54,7 @@ def _apps() -> list[tuple[str, FastAPI]]:
         ("jobs", jobs_app(JobsSettings())),
         ("bridge", bridge_app(BridgeSettings())),
         ("storage", storage_app(StorageSettings())),
+        ("webhooks", webhooks_app(WebhooksSettings())),
         # The simulator shares the machine with the stack in every local run and benchmark.
         ("runpod-sim", sim_app()),
     ]

@@ -19,6 +19,8 @@ from openv_jobs.config import Settings as JobsSettings
 from openv_jobs.entrypoints import consumers as jobs_consumers
 from openv_storage.config import Settings as StorageSettings
 from openv_storage.entrypoints import consumers as storage_consumers
+from openv_webhooks.config import Settings as WebhooksSettings
+from openv_webhooks.entrypoints import consumers as webhooks_consumers
 
 SHORT, LONG, MIN_BYTES = 7, 700, 12345
 _S = TypeVar("_S", bound=KafkaSettings)
@@ -134,3 +136,15 @@ async def test_the_gateways_live_feed_reads_with_the_short_wait() -> None:
         assert consumer._fetch_max_wait_ms == SHORT
     finally:
         await consumer.stop()
+
+
+def test_webhooks_read_every_video_event_with_the_long_wait_in_batches() -> None:
+    broker = KafkaBroker()
+    webhooks_consumers.register(broker, _handlers("on_events"), _settings(WebhooksSettings))
+    (subscriber,) = cast(list[Any], broker.subscribers)
+    # No request waits on a webhook: the long tier, and batches the broker fills.
+    assert _fetch_wait(subscriber) == LONG
+    assert _fetch_min_bytes(subscriber) == MIN_BYTES
+    assert subscriber.max_records == webhooks_consumers.BATCH
+    assert subscriber.group_id == webhooks_consumers.GROUP_ID
+    assert set(subscriber.topic_names) == {topics.VIDEO_EVENTS}

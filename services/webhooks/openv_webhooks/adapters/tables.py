@@ -67,7 +67,9 @@ class AttemptRow(SQLModel, table=True):
     __tablename__ = "webhook_attempts"
     __table_args__ = (sa.Index("webhook_attempts_delivery", "delivery_id", "at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True)
+    )
     delivery_id: UUID
     at: datetime = Field(sa_column=_tz(False))
     status_code: int | None = None

@@ -67,7 +67,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_attempts",
-        sa.Column("id", sa.Integer(), sa.Identity(), nullable=False),
+        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
         sa.Column("delivery_id", sa.Uuid(), nullable=False),
         _tz("at", False),
         sa.Column("status_code", sa.Integer(), nullable=True),
