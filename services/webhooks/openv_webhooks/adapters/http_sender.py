@@ -55,7 +55,10 @@ class HttpSender:
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int | None, str | None]:
-        scheme = urlsplit(url).scheme.lower()
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError as exc:
+            return None, f"cannot send: invalid URL: {exc}"
         if scheme != "https" and not (scheme == "http" and self.allow_http):
             return None, f"{scheme or 'a URL without a scheme'} is not allowed (https only)"
         try:
@@ -77,3 +80,7 @@ class HttpSender:
             return None, f"no answer within {self.timeout_s:g} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except (httpx.InvalidURL, ValueError, OverflowError, OSError) as exc:
+            # A URL httpx cannot use, or a socket error outside httpx's own: a failed attempt
+            # like any other (so the give-up applies), never a crash retried forever.
+            return None, f"cannot send: {type(exc).__name__}: {exc}"
