@@ -6,6 +6,7 @@ door. The guard itself (`guarded_network`) applies them where the connection is 
 """
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -106,3 +107,8 @@ class AddressPolicy:
 
 def parse_address(text: str) -> IPAddress:
     return ipaddress.ip_address(text)
+
+
+def parse_networks(texts: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """CIDR ranges from their text (a setting's JSON list); ValueError on a bad one."""
+    return tuple(ipaddress.ip_network(text) for text in texts)

@@ -9,8 +9,10 @@ one of them holds its development default or a placeholder (`production_violatio
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from openv_infra.addresses import AddressPolicy, parse_networks
 
 #: Parts of the placeholder values of the example files (`REPLACE_ME`), the development
 #: defaults (`...-change-me`), deploy/dev.env (`dev-only-...`) and the local stack
@@ -165,3 +167,31 @@ class S3Settings(BaseSettings):
     s3_bucket: str = "openv-videos"
     #: Host clients reach S3 at, for presigned URLs (defaults to the endpoint above).
     s3_public_endpoint: str | None = None
+
+
+class ClientWebhookAddressSettings(BaseSettings):
+    """Where client apps' webhooks may point: checked by the gateway when a create names one
+    and by the webhooks service at every connection, so both read the same settings."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENV_", extra="ignore")
+
+    #: Allow `http://` webhooks (the local stack, tests); https only otherwise.
+    client_webhook_allow_http: bool = False
+    #: Allow webhook hosts that are, or resolve to, private, loopback or link-local addresses
+    #: (the local stack, tests).
+    client_webhook_allow_private_hosts: bool = False
+    #: Non-public networks webhook hosts may be in anyway, e.g. `["10.20.0.0/16"]` (JSON list).
+    client_webhook_allowed_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("client_webhook_allowed_networks")
+    @classmethod
+    def _valid_webhook_networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+    @property
+    def webhook_address_policy(self) -> AddressPolicy:
+        return AddressPolicy(
+            self.client_webhook_allow_private_hosts,
+            parse_networks(self.client_webhook_allowed_networks),
+        )

@@ -1,16 +1,20 @@
 """Gateway settings (environment variables with the `OPENV_` prefix)."""
 
-import ipaddress
 import re
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from openv_infra.addresses import AddressPolicy, IPNetwork
-from openv_infra.settings import BaseServiceSettings, Credential, KafkaSettings, S3Settings
+from openv_infra.settings import (
+    BaseServiceSettings,
+    ClientWebhookAddressSettings,
+    Credential,
+    KafkaSettings,
+    S3Settings,
+)
 
 
-class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
+class Settings(BaseServiceSettings, KafkaSettings, S3Settings, ClientWebhookAddressSettings):
     port: int = 8000
     #: Supabase's JWT secret (HS256). The default is for local development only; an empty
     #: secret turns HS256 off (e.g. when only the JWKS keys below are trusted), and so does
@@ -139,27 +143,6 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     webhooks_url: str = "http://127.0.0.1:8040"
     #: Timeout of each step of a call to the webhooks service (connect, send, read).
     webhooks_timeout_s: float = Field(default=5.0, gt=0)
-    #: Accept `http://` webhook URLs on create (local stack, tests); otherwise https only.
-    client_webhook_allow_http: bool = False
-    #: Accept webhook hosts that are, or resolve to, private, loopback or link-local addresses
-    #: (local stack, tests). The webhooks service has the same setting for its connections.
-    client_webhook_allow_private_hosts: bool = False
-    #: Non-public networks webhook hosts may be in anyway, e.g. `["10.20.0.0/16"]` (JSON list).
-    client_webhook_allowed_networks: list[str] = Field(default_factory=list)
-
-    @field_validator("client_webhook_allowed_networks")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network)
-        return value
-
-    @property
-    def webhook_address_policy(self) -> AddressPolicy:
-        networks: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(n) for n in self.client_webhook_allowed_networks
-        )
-        return AddressPolicy(self.client_webhook_allow_private_hosts, networks)
 
     @property
     def cors_origin_list(self) -> list[str]:

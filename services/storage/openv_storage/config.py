@@ -1,10 +1,8 @@
 """Storage service settings (environment variables with the `OPENV_` prefix)."""
 
-import ipaddress
-
 from pydantic import Field, field_validator
 
-from openv_infra.addresses import AddressPolicy, IPNetwork
+from openv_infra.addresses import AddressPolicy, parse_networks
 from openv_infra.settings import BaseServiceSettings, KafkaSettings, S3Settings
 from openv_storage.domain.retry import RetryPolicy
 
@@ -46,8 +44,7 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
     @field_validator("import_allowed_networks")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network)
+        parse_networks(value)
         return value
 
     @property
@@ -56,7 +53,6 @@ class Settings(BaseServiceSettings, KafkaSettings, S3Settings):
 
     @property
     def address_policy(self) -> AddressPolicy:
-        networks: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(n) for n in self.import_allowed_networks
+        return AddressPolicy(
+            self.import_allow_private_hosts, parse_networks(self.import_allowed_networks)
         )
-        return AddressPolicy(self.import_allow_private_hosts, networks)

@@ -1,12 +1,10 @@
 """Webhooks service settings (environment variables with the `OPENV_` prefix)."""
 
-import ipaddress
+from pydantic import Field
 
-from pydantic import Field, field_validator
-
-from openv_infra.addresses import AddressPolicy, IPNetwork
 from openv_infra.settings import (
     BaseServiceSettings,
+    ClientWebhookAddressSettings,
     DatabaseSettings,
     KafkaSettings,
     S3Settings,
@@ -18,7 +16,13 @@ from openv_webhooks.domain.backoff import RetrySchedule
 LEASE_MARGIN_S = 30.0
 
 
-class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings):
+class Settings(
+    BaseServiceSettings,
+    KafkaSettings,
+    DatabaseSettings,
+    S3Settings,
+    ClientWebhookAddressSettings,
+):
     port: int = 8040
 
     #: The jobs service's internal query API (a video's view after a gap in the events).
@@ -27,12 +31,6 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     #: How long a presigned playback URL in a webhook body stays valid.
     playback_url_expiry_s: int = Field(default=3600, ge=1)
 
-    #: Send to http:// URLs too (the local stack); https only otherwise.
-    client_webhook_allow_http: bool = False
-    #: Deliver to private, loopback and link-local addresses (local stack, tests).
-    client_webhook_allow_private_hosts: bool = False
-    #: Non-public networks deliveries may reach anyway, e.g. `["10.20.0.0/16"]` (JSON list).
-    client_webhook_allowed_networks: list[str] = Field(default_factory=list)
     #: One attempt (connect, send, answer) is abandoned after this long.
     client_webhook_timeout_s: float = Field(default=10.0, gt=0)
     #: Wait after the first failed attempt; doubles per attempt (with jitter) up to the max.
@@ -48,20 +46,6 @@ class Settings(BaseServiceSettings, KafkaSettings, DatabaseSettings, S3Settings)
     client_webhook_poll_s: float = Field(default=1.0, gt=0)
     #: After a rotation, the old signing secret keeps signing alongside for this long.
     client_webhook_secret_overlap_s: float = Field(default=86400.0, ge=0)
-
-    @field_validator("client_webhook_allowed_networks")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            ipaddress.ip_network(network)
-        return value
-
-    @property
-    def address_policy(self) -> AddressPolicy:
-        networks: tuple[IPNetwork, ...] = tuple(
-            ipaddress.ip_network(n) for n in self.client_webhook_allowed_networks
-        )
-        return AddressPolicy(self.client_webhook_allow_private_hosts, networks)
 
     @property
     def retry_schedule(self) -> RetrySchedule:

@@ -61,7 +61,7 @@ def build(settings: Settings, clock: Callable[[], datetime] = utcnow) -> Webhook
     engine = make_engine(settings)
     jobs = JobsApi(settings.jobs_url, settings.jobs_timeout_s)
     sender = HttpSender(
-        settings.address_policy,
+        settings.webhook_address_policy,
         timeout_s=settings.client_webhook_timeout_s,
         allow_http=settings.client_webhook_allow_http,
         max_connections=settings.client_webhook_concurrency,
