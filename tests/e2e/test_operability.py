@@ -26,6 +26,11 @@ EXPECTED = {
         "openv_kafka_consumer_lag",
     ],
     "storage": ["faststream_received_messages_total", "openv_kafka_consumer_lag"],
+    "webhooks": [
+        "openv_webhooks_backlog",
+        "openv_webhooks_oldest_pending_seconds",
+        "openv_kafka_consumer_lag",
+    ],
 }
 
 
