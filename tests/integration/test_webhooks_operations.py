@@ -79,6 +79,15 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
             await webhooks.aclose()
 
 
+@asynccontextmanager
+async def receiving(settings: Settings) -> AsyncIterator[tuple[Service, Receiver, str]]:
+    """The service and a receiver of user `u`'s deliveries (at the URL yielded)."""
+    receiver, port = Receiver(), free_port()
+    async with serve(receiver.app("u"), port), service(settings) as svc:
+        receiver.secrets["u"] = (await svc.webhooks.secrets.view("u")).secret
+        yield svc, receiver, f"http://127.0.0.1:{port}/hook"
+
+
 async def page(api: httpx.AsyncClient, video: UUID) -> list[dict[str, Any]]:
     response = await api.get(f"/internal/videos/{video}/webhook-deliveries")
     assert response.status_code == 200, response.text
@@ -109,13 +118,9 @@ async def test_a_given_up_delivery_replayed_by_the_internal_route_is_delivered(
     postgres: EmbeddedPostgres,
 ) -> None:
     settings = await make_settings(postgres, client_webhook_give_up_s=1.0)
-    receiver, port = Receiver(), free_port()
-    async with serve(receiver.app("u"), port), service(settings) as svc:
-        receiver.secrets["u"] = (await svc.api.get("/internal/users/u/webhook-secret")).json()[
-            "secret"
-        ]
+    async with receiving(settings) as (svc, receiver, url):
         video = uuid4()
-        stream = events(video, "u", f"http://127.0.0.1:{port}/hook")
+        stream = events(video, "u", url)
         webhook_id = "msg_" + stream[0].event_id.hex
         receiver.fail_first[webhook_id] = ALWAYS
         await svc.webhooks.recorder.on_events(stream)
@@ -165,10 +170,7 @@ async def test_the_replay_command_replays_failed_since_a_time_and_one_video(
     postgres: EmbeddedPostgres,
 ) -> None:
     settings = await make_settings(postgres, client_webhook_give_up_s=1.0)
-    receiver, port = Receiver(), free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    async with serve(receiver.app("u"), port), service(settings) as svc:
-        receiver.secrets["u"] = (await svc.webhooks.secrets.view("u")).secret
+    async with receiving(settings) as (svc, receiver, url):
         early, *later = videos = [uuid4() for _ in range(3)]
         streams = [events(video, "u", url) for video in videos]
         for stream in streams:
@@ -234,10 +236,7 @@ async def test_metrics_count_deliveries_attempts_and_the_backlog(
     postgres: EmbeddedPostgres,
 ) -> None:
     settings = await make_settings(postgres, client_webhook_give_up_s=2.0)
-    receiver, port = Receiver(), free_port()
-    url = f"http://127.0.0.1:{port}/hook"
-    async with serve(receiver.app("u"), port), service(settings) as svc:
-        receiver.secrets["u"] = (await svc.webhooks.secrets.view("u")).secret
+    async with receiving(settings) as (svc, receiver, url):
         before = await scrape(svc.admin)
         videos = [uuid4() for _ in range(3)]
         dead, retried, fine = (events(video, "u", url) for video in videos)
