@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LifespanType
 
 
 async def eventually(probe: Callable[[], Any], what: str, wait_s: float = 30) -> Any:
@@ -27,9 +28,13 @@ async def eventually(probe: Callable[[], Any], what: str, wait_s: float = 30) ->
 
 
 @asynccontextmanager
-async def serve(app: FastAPI, port: int) -> AsyncIterator[None]:
-    """Run an ASGI app under uvicorn on a real loopback socket in this event loop."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+async def serve(app: FastAPI, port: int, lifespan: LifespanType = "auto") -> AsyncIterator[None]:
+    """Run an ASGI app under uvicorn on a real loopback socket in this event loop
+    (`lifespan="off"`: without its startup, e.g. a service app whose broker the test replaces)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

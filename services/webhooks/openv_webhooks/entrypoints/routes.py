@@ -17,6 +17,9 @@ from openv_webhooks.service_layer.replaying import Replayer
 from openv_webhooks.service_layer.secrets import Secrets
 
 router = APIRouter(prefix="/internal")
+#: The server routes the percent-decoded path, where a user id's encoded `/` is a `/` again:
+#: the `path` convertor keeps such an id one parameter instead of an unknown route.
+USER = "/users/{user_id:path}"
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,12 @@ async def get_api(request: Request) -> Api:
 ApiDep = Annotated[Api, Depends(get_api)]
 
 
-@router.get("/users/{user_id}/webhook-secret", response_model=WebhookSecretView)
+@router.get(USER + "/webhook-secret", response_model=WebhookSecretView)
 async def secret(user_id: str, api: ApiDep) -> WebhookSecretView:
     return await api.secrets.view(user_id)
 
 
-@router.post("/users/{user_id}/webhook-secret/rotate", response_model=WebhookSecretView)
+@router.post(USER + "/webhook-secret/rotate", response_model=WebhookSecretView)
 async def rotate(user_id: str, api: ApiDep) -> WebhookSecretView:
     return await api.secrets.rotate(user_id)
 
