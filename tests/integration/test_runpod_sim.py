@@ -22,6 +22,9 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI, Request, Response
 
+from openv_bridge.domain.outcomes import Uploaded
+from openv_bridge.domain.worker_outputs import completed
+from openv_contracts.render_job import RenderJobInput, RenderJobUploaded
 from openv_localstack.ports import free_port
 from openv_runpod_sim.app import create_app
 from openv_runpod_sim.config import SimSettings
@@ -316,6 +319,11 @@ async def test_run_progress_upload_and_webhook(
     video, content_type = receiver.uploads[key]
     assert content_type == "video/mp4"
     assert decode(video) == (25, 208, 128)  # 848x480 / 4, to multiples of 16
+    # The render job's contract, as the bridge reads it: the input is one it would send, the
+    # output one it takes for an upload of the video's key.
+    RenderJobInput.model_validate(job_input)
+    assert RenderJobUploaded.model_validate(done["output"]).key == key
+    assert completed(done["output"], None, key) == Uploaded(key)
 
     (hook,) = await wait_hooks(receiver, hook_name, 1)
     payload = hook.json()

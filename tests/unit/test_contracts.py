@@ -287,3 +287,27 @@ def test_a_video_stream_id_names_its_video_and_nothing_else_does() -> None:
     assert stream_video_id(video_stream_id(video_id)) == video_id
     for other in (None, "", str(video_id), "video-", "video-not-a-uuid", f"user-{video_id}"):
         assert stream_video_id(other) is None
+
+
+def test_the_render_job_input_has_the_public_bounds_and_ignores_bookkeeping() -> None:
+    from pydantic import ValidationError
+
+    from openv_contracts.render_job import RenderJobInput
+
+    job = {
+        "positive_prompt": "a fox",
+        "width": 848,
+        "height": 480,
+        "num_frames": 31,
+        "seed": 7,
+        "steps": 40,
+        "cfg": 6.0,
+        "openv_attempt": "marker",  # the bridge's bookkeeping: not the worker's business
+    }
+    parsed = RenderJobInput.model_validate(job)
+    assert parsed.negative_prompt == "" and parsed.output_put_url is None
+    for field, bad in [("width", 383), ("height", 850), ("num_frames", 30), ("steps", 66)]:
+        with pytest.raises(ValidationError):
+            RenderJobInput.model_validate({**job, field: bad})
+    with pytest.raises(ValidationError):
+        RenderJobInput.model_validate({**job, "positive_prompt": ""})

@@ -28,6 +28,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from openv_contracts.events import VideoAccepted
+from openv_contracts.render_job import RenderJobInput
 
 
 class SubmissionState(StrEnum):
@@ -102,18 +103,20 @@ def progress_is_news(
 
 
 def job_input(accepted: VideoAccepted) -> dict[str, Any]:
-    """The reference worker's input (without the output URL, which is presigned per attempt)."""
+    """The render job's input (`openv_contracts.render_job`) without the upload target, which
+    is presigned per attempt."""
     params = accepted.params
-    return {
-        "positive_prompt": accepted.prompt,
-        "negative_prompt": params.negative_prompt,
-        "width": params.width,
-        "height": params.height,
-        "seed": params.seed,
-        "steps": params.steps,
-        "cfg": params.cfg,
-        "num_frames": params.num_frames,
-    }
+    job = RenderJobInput(
+        positive_prompt=accepted.prompt,
+        negative_prompt=params.negative_prompt,
+        width=params.width,
+        height=params.height,
+        seed=params.seed,
+        steps=params.steps,
+        cfg=params.cfg,
+        num_frames=params.num_frames,
+    )
+    return job.model_dump(exclude={"output_put_url", "output_key"})
 
 
 @dataclass(frozen=True)
