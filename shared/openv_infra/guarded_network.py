@@ -4,18 +4,22 @@ Every TCP connection an HTTP client makes through `GuardedBackend.connect_tcp` i
 host is resolved once, every address it resolves to must be allowed by the `AddressPolicy`, and
 the socket is opened to one of those very addresses (never to the name, which a rebinding DNS
 server could answer differently the second time). TLS still verifies the certificate against
-the URL's host name (httpcore passes it as the server name).
+the URL's host name (httpcore passes it as the server name). `guarded_client` is the HTTP
+client built on it: no redirects followed (each hop is the caller's decision) and no
+environment proxies (a proxy would connect on our behalf, past the guard).
 """
 
 import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import httpcore
+import httpx
 
 from openv_infra.addresses import AddressPolicy, IPAddress
-from openv_infra.http import AsyncioBackend
+from openv_infra.http import AsyncioBackend, AsyncioTransport, async_client
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
@@ -94,3 +98,27 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+def guarded_client(
+    policy: AddressPolicy,
+    *,
+    limits: httpx.Limits,
+    resolver: Resolver = system_resolver,
+    **kwargs: Any,
+) -> httpx.AsyncClient:
+    """An HTTP client for URLs users name: every connection through `GuardedBackend`,
+    redirects not followed, environment proxies and CA bundles ignored. Other arguments
+    (timeout, headers) as for httpx.AsyncClient."""
+    return async_client(
+        internal=False,
+        transport=AsyncioTransport(
+            GuardedBackend(policy, resolver),
+            verify=httpx.create_ssl_context(trust_env=False),
+            trust_env=False,
+            limits=limits,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+        **kwargs,
+    )

@@ -17,11 +17,10 @@ import httpx
 from openv_infra.addresses import AddressPolicy
 from openv_infra.guarded_network import (
     AddressRefused,
-    GuardedBackend,
     Resolver,
+    guarded_client,
     system_resolver,
 )
-from openv_infra.http import AsyncioTransport, async_client
 from openv_storage.domain.imports import ImportRefused, check_url, declared_size_too_large
 
 CHUNK_BYTES: Final = 64 * 1024
@@ -45,18 +44,12 @@ class UrlSource:
         resolver: Resolver = system_resolver,
     ) -> None:
         self.max_redirects = max_redirects
-        self._client = async_client(
-            internal=False,
-            transport=AsyncioTransport(
-                GuardedBackend(policy, resolver),
-                verify=httpx.create_ssl_context(trust_env=False),
-                trust_env=False,
-                # One import, one connection: nothing to reuse.
-                limits=httpx.Limits(max_connections=10, max_keepalive_connections=0),
-            ),
+        self._client = guarded_client(
+            policy,
+            resolver=resolver,
+            # One import, one connection: nothing to reuse.
+            limits=httpx.Limits(max_connections=10, max_keepalive_connections=0),
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-            follow_redirects=False,
-            trust_env=False,
             # Raw bytes as stored: no compressed transfer to inflate (no zip bombs either).
             headers={"Accept-Encoding": "identity", "User-Agent": "openv-storage/1"},
         )

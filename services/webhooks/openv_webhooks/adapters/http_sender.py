@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from openv_infra.addresses import AddressPolicy
-from openv_infra.guarded_network import AddressRefused, GuardedBackend, Resolver, system_resolver
-from openv_infra.http import AsyncioTransport, async_client
+from openv_infra.guarded_network import AddressRefused, Resolver, guarded_client, system_resolver
 
 #: Bytes of an answer read at most (its body is not used; reading a little lets the
 #: connection be reused).
@@ -34,19 +33,13 @@ class HttpSender:
     ) -> None:
         self.timeout_s = timeout_s
         self.allow_http = allow_http
-        self._client = async_client(
-            internal=False,
-            transport=AsyncioTransport(
-                GuardedBackend(policy, resolver),
-                verify=httpx.create_ssl_context(trust_env=False),
-                trust_env=False,
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
+        self._client = guarded_client(
+            policy,
+            resolver=resolver,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             timeout=httpx.Timeout(timeout_s),
-            follow_redirects=False,
-            trust_env=False,
         )
 
     async def aclose(self) -> None:
