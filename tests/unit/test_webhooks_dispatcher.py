@@ -168,7 +168,7 @@ def dispatcher(
         queue,
         attempter,
         DispatchLimits(concurrency, per_receiver, poll_s=0.01, lease_s=30),
-        RetrySchedule(0.0, 0.0, 3600),
+        RetrySchedule(0.0, 0.0),
         NoMetrics(),
         now,
     )

@@ -80,7 +80,7 @@ def test_event_mapping(
 
 @pytest.mark.parametrize("jitter", list(Jitter))
 def test_backoff_grows_is_bounded_and_jitter_stays_in_range(jitter: Jitter) -> None:
-    schedule = RetrySchedule(5, 3600, 86400, jitter)
+    schedule = RetrySchedule(5, 3600, jitter)
     ceilings = [schedule.ceiling_s(n) for n in range(1, 40)]
     assert ceilings[:4] == [5, 10, 20, 40]
     assert all(a <= b for a, b in itertools.pairwise(ceilings))
@@ -95,7 +95,7 @@ def test_backoff_grows_is_bounded_and_jitter_stays_in_range(jitter: Jitter) -> N
 
 
 def test_backoff_gives_up_at_the_give_up_time() -> None:
-    schedule = RetrySchedule(5, 3600, 86400)
+    schedule = RetrySchedule(5, 3600)
     give_up = T0 + timedelta(seconds=100)
     assert schedule.next_attempt(1, T0, give_up, 0.5) == T0 + timedelta(seconds=3.75)
     assert schedule.next_attempt(8, T0, give_up, 0.5) is None  # 640 s ceiling: past it
@@ -114,7 +114,7 @@ def _result(status: int | None, error: str | None = None) -> AttemptResult:
 
 
 def test_states_after_an_attempt() -> None:
-    schedule = RetrySchedule(5, 3600, 86400)
+    schedule = RetrySchedule(5, 3600)
     give_up = T0 + timedelta(hours=24)
     ok = after_attempt(_result(204), 2, give_up, schedule, 0.5)
     assert ok.state is DeliveryState.DELIVERED and ok.next_attempt_at is None

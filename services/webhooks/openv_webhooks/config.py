@@ -52,7 +52,6 @@ class Settings(
         return RetrySchedule(
             self.client_webhook_retry_base_s,
             self.client_webhook_retry_max_s,
-            self.client_webhook_give_up_s,
         )
 
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from openv_contracts.webhooks import WebhookEvent
+from openv_contracts.webhooks import ALL_EVENTS, WebhookEvent
 
 MAX_URL_LENGTH: Final = 2048
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -97,7 +97,7 @@ def check_addresses(host: str, addresses: Iterable[IPAddress], allows: Allows) -
 def check_events(events: Sequence[str] | None, webhook: str | None) -> frozenset[WebhookEvent]:
     """The events to send (all when none are named); a filter without a webhook is refused."""
     if events is None:
-        return frozenset(WebhookEvent)
+        return ALL_EVENTS
     if webhook is None:
         raise WebhookRefused("webhook_events_filter", "a filter needs a `webhook` to send to")
     return frozenset(WebhookEvent(event) for event in events)

@@ -17,7 +17,6 @@ class Jitter(StrEnum):
 class RetrySchedule:
     base_s: float
     max_s: float
-    give_up_s: float
     jitter: Jitter = Jitter.EQUAL
 
     def ceiling_s(self, failed_attempts: int) -> float:

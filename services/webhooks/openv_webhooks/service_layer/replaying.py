@@ -23,13 +23,13 @@ class Replayer:
         self.replayed = replayed
 
     async def video(self, video_id: UUID) -> WebhookReplayed:
-        count = await self.queue.replay(video_id, None, self.clock(), self.window_s)
-        if count:
-            self.replayed()
-        return WebhookReplayed(replayed=count)
+        return await self._replay(video_id, None)
 
     async def failed_since(self, since: datetime) -> WebhookReplayed:
-        count = await self.queue.replay(None, since, self.clock(), self.window_s)
+        return await self._replay(None, since)
+
+    async def _replay(self, video_id: UUID | None, since: datetime | None) -> WebhookReplayed:
+        count = await self.queue.replay(video_id, since, self.clock(), self.window_s)
         if count:
             self.replayed()
         return WebhookReplayed(replayed=count)

@@ -46,17 +46,23 @@ class Secrets:
         return _in_use(stored, self.clock())
 
 
+def _still_signing(stored: StoredSecret, now: datetime) -> str | None:
+    """The replaced secret while its overlap lasts, else None."""
+    expires = stored.previous_expires_at
+    if stored.previous is None or expires is None or now >= expires:
+        return None
+    return stored.previous
+
+
 def _in_use(stored: StoredSecret, now: datetime) -> list[str]:
-    signing = [stored.secret]
-    if stored.previous and stored.previous_expires_at and now < stored.previous_expires_at:
-        signing.append(stored.previous)
-    return signing
+    previous = _still_signing(stored, now)
+    return [stored.secret] if previous is None else [stored.secret, previous]
 
 
 def _view(stored: StoredSecret, now: datetime) -> WebhookSecretView:
-    expires = stored.previous_expires_at
+    signing = _still_signing(stored, now) is not None
     return WebhookSecretView(
         secret=stored.secret,
         created_at=stored.created_at,
-        previous_expires_at=expires if expires is not None and expires > now else None,
+        previous_expires_at=stored.previous_expires_at if signing else None,
     )
