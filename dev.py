@@ -12,10 +12,17 @@
 
 The first run creates `.venv` and installs the locked dependencies (requirements.lock);
 later runs reinstall only when the lock or pyproject.toml changed.
+
+`test` also builds the GPU worker's own environment (workers/mochi: PyTorch's CPU build,
+diffusers, transformers, the runpod SDK; about 1.5 GB) outside the repository, in
+`$XDG_CACHE_HOME/openv/` (default `~/.cache/openv/`), keyed by the worker's requirements, so
+clones share it; `OPENV_WORKER_VENV` names another place. It is built while the main suite
+runs; the worker's tests run after it.
 """
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -50,13 +57,99 @@ def ensure_venv() -> None:
     STAMP.write_text(fingerprint)
 
 
-def run(*argv: str) -> int:
-    return subprocess.run([str(PY), *argv], cwd=ROOT, env={**os.environ}).returncode
+WORKER = ROOT / "workers" / "mochi"
+#: Files the worker's environment is built from; a change to any of them builds a new one.
+WORKER_INPUTS = (WORKER / "torch.txt", WORKER / "requirements.txt", ROOT / "requirements.lock")
+#: Pytest marker of the main suite's tests that run the worker's handler (after it is built).
+WORKER_MARK = "worker"
+
+
+def worker_venv() -> Path:
+    if named := os.environ.get("OPENV_WORKER_VENV"):
+        return Path(named).resolve()
+    digest = hashlib.sha256(sys.version.encode())
+    for path in WORKER_INPUTS:
+        digest.update(path.read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "openv"
+    return cache / f"worker-venv-{digest.hexdigest()[:16]}"
+
+
+def ensure_worker_venv() -> Path:
+    """The worker's environment (third-party packages only: the project's code comes from
+    PYTHONPATH, so clones in other folders can share it). Returns its python."""
+    target = worker_venv()
+    python, stamp = target / "bin" / "python", target / ".openv-installed"
+    if stamp.exists():
+        return python
+    print(f"building the worker's environment in {target} ...", flush=True)
+    if target.exists():  # a build that did not finish
+        shutil.rmtree(target)
+    if not os.environ.get("OPENV_WORKER_VENV"):
+        for old in target.parent.glob("worker-venv-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    venv.EnvBuilder(with_pip=True).create(target)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    # torch alone first, from a pinned version: a resolver free to choose would fetch a CUDA build.
+    subprocess.run([*pip, "-r", str(WORKER / "torch.txt")], check=True)
+    subprocess.run(
+        [
+            *pip,
+            *("-c", str(WORKER / "torch.txt"), "-c", str(ROOT / "requirements.lock")),
+            *("-r", str(WORKER / "requirements.txt"), "pytest", "pytest-asyncio"),
+        ],
+        check=True,
+    )
+    stamp.write_text("ok")
+    return python
+
+
+def worker_env(python: Path) -> dict[str, str]:
+    """Environment for the worker's python and for tests that start it."""
+    path = os.pathsep.join(str(p) for p in (WORKER, ROOT / "shared"))
+    return {**os.environ, "PYTHONPATH": path, "OPENV_WORKER_PYTHON": str(python)}
+
+
+def run(*argv: str, python: Path = PY, env: dict[str, str] | None = None) -> int:
+    return subprocess.run([str(python), *argv], cwd=ROOT, env=env or {**os.environ}).returncode
+
+
+def test(rest: list[str]) -> int:
+    """Every test: with arguments, as pytest is told (the worker's environment is built first);
+    without, the main suite while the worker's environment builds, then the worker's tests."""
+    if rest:
+        return run("-m", "pytest", *rest, env=worker_env(ensure_worker_venv()))
+    build = None
+    if not (worker_venv() / ".openv-installed").exists():
+        log = ROOT / ".worker-venv-build.log"
+        print(f"building the worker's environment meanwhile (log: {log.name}) ...", flush=True)
+        with log.open("w") as out:
+            build = subprocess.Popen(
+                [sys.executable, __file__, "worker-env"], stdout=out, stderr=subprocess.STDOUT
+            )
+    code = run("-m", "pytest", "-m", f"not {WORKER_MARK}")
+    if build is not None and build.wait():
+        print((ROOT / ".worker-venv-build.log").read_text(), flush=True)
+        return build.returncode
+    env = worker_env(ensure_worker_venv())
+    worker_code = run(
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        str(WORKER / "tests"),
+        python=Path(env["OPENV_WORKER_PYTHON"]),
+        env=env,
+    )
+    marked_code = run("-m", "pytest", "-m", WORKER_MARK, env=env)
+    return code or worker_code or marked_code
 
 
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
     rest = sys.argv[2:]
+    if command == "worker-env":  # used by `test`, to build it in the background
+        ensure_worker_venv()
+        return 0
     if command not in {"up", "status", "down", "test", "token", "lint"}:
         print(__doc__)
         return 0 if command == "help" else 2
@@ -75,7 +168,7 @@ def main() -> int:
             return code
     if command == "lint":
         return 0
-    return run("-m", "pytest", *rest)
+    return test(rest)
 
 
 if __name__ == "__main__":

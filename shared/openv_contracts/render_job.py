@@ -6,6 +6,7 @@ input with `RenderJobInput` refuses exactly what the API would. Extra keys (the 
 attempt marker) are ignored, so the bridge may add bookkeeping without breaking a worker.
 """
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,3 +46,29 @@ class RenderJobUploaded(BaseModel):
     size_bytes: int = Field(ge=1)
     content_type: Literal["video/mp4"] = "video/mp4"
     status: Literal["DONE"] = "DONE"
+
+
+class RenderJobErrorCode(StrEnum):
+    """Why a worker could not finish a job: the `<code>` of its `{"error": "<code>: <message>"}`
+    answer (runpod-python turns that key into the job's `error`, status FAILED)."""
+
+    #: The input breaks this contract (a bound, a missing upload target): not worth retrying.
+    INVALID_INPUT = "invalid_input"
+    #: The worker has no usable model (weights missing or unreadable): a deployment fault.
+    MODEL_UNAVAILABLE = "model_unavailable"
+    #: The GPU ran out of memory for this size and length.
+    OUT_OF_MEMORY = "out_of_memory"
+    #: The model failed in another way.
+    RENDER_FAILED = "render_failed"
+    #: The PUT of the video to `output_put_url` was refused or never answered.
+    UPLOAD_FAILED = "upload_failed"
+
+
+def render_job_failure(code: RenderJobErrorCode, message: str) -> dict[str, str]:
+    """A failed job's answer; `status` stays in the output RunPod shows once `error` is taken."""
+    return {"error": f"{code.value}: {message}", "status": "ERROR"}
+
+
+def render_job_progress(percent: int) -> dict[str, int]:
+    """A progress update's value, as `runpod.serverless.progress_update` sends it."""
+    return {"progress": percent}

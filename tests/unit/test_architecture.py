@@ -15,10 +15,12 @@ SERVICES = {
     "openv_bridge": ROOT / "services/runpod-bridge/openv_bridge",
     "openv_storage": ROOT / "services/storage/openv_storage",
     "openv_webhooks": ROOT / "services/webhooks/openv_webhooks",
+    "openv_mochi": ROOT / "workers/mochi/openv_mochi",
 }
 #: Libraries that do I/O: adapters and entrypoints use them, the inner layers never do.
 IO_LIBRARIES = frozenset(
     {"asyncpg", "sqlalchemy", "sqlmodel", "aiokafka", "faststream", "httpx", "minio"}
+    | {"torch", "diffusers", "transformers", "runpod", "av", "numpy"}  # the GPU worker's
 )
 INNER_LAYERS = ("domain", "service_layer")
 MAX_LINES = 350
@@ -150,8 +152,9 @@ def test_the_readme_table_names_every_folder() -> None:
         path.name
         for path in ROOT.iterdir()
         if path.is_dir() and not path.name.startswith(".") and path.name not in _NOT_OURS
-    } - {"services", "shared", "localstack", "runpod-sim"}
+    } - {"services", "shared", "localstack", "runpod-sim", "workers"}
     expected |= {f"services/{path.name}" for path in (ROOT / "services").iterdir()}
+    expected |= {f"workers/{path.name}" for path in (ROOT / "workers").iterdir()}
     expected |= {f"shared/{p.name}" for p in (ROOT / "shared").iterdir() if p.name[0] != "_"}
     expected |= {"localstack/openv_localstack", "runpod-sim/openv_runpod_sim"}
     assert named == expected

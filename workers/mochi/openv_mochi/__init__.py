@@ -1,0 +1,1 @@
+"""OpenV's GPU worker: a RunPod Serverless handler that renders Mochi-1 videos."""

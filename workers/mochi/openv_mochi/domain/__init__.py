@@ -1,0 +1,1 @@
+"""Pure decisions of a render job: what the input means, which error, how much progress."""

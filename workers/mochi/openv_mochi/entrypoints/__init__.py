@@ -1,0 +1,1 @@
+"""How RunPod (or a local host) calls the worker."""

@@ -1,0 +1,1 @@
+"""One render job from input to answer, in terms of ports."""
