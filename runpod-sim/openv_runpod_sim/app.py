@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from openv_runpod_sim.admin import admin_router
 from openv_runpod_sim.api import api_router
 from openv_runpod_sim.config import SimSettings
+from openv_runpod_sim.handler_host import take_progress
 from openv_runpod_sim.jobs import JobTable
 from openv_runpod_sim.limits import RateLimitMiddleware
 from openv_runpod_sim.simulator import ApiError, Simulator, error_response
@@ -80,6 +81,13 @@ def create_app(settings: SimSettings | None = None) -> FastAPI:
         if job is None or job.video is None:
             return error_response(404, "file not found")
         return Response(content=job.video, media_type="video/mp4")
+
+    @app.post("/_worker/output/{job_id}")
+    async def worker_output(job_id: str, request: Request) -> Response:
+        # What a hosted handler's runpod SDK POSTs (progress); the final result comes back
+        # from its process (handler_host.py).
+        taken = take_progress(sim.table.get(job_id), await request.body())
+        return Response(status_code=200 if taken else 404)
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:

@@ -46,6 +46,10 @@ class SimSettings(BaseSettings):
     # sets or overrides single ones, e.g. {"run_per_window": 20}. Off by default.
     runpod_limits: bool = False
     limits: Limits = Limits()
+    # A real worker's handler run per job instead of the simulated render (handler_host.py),
+    # e.g. "env PYTHONPATH=... <worker venv>/bin/python -m openv_mochi.entrypoints.run_once";
+    # empty = the simulated render.
+    handler_command: str = ""
 
     def rate_limits(self) -> Limits:
         base = Limits.runpod() if self.runpod_limits else Limits()

@@ -11,9 +11,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
+from openv_contracts.render_job import RenderJobErrorCode, RenderJobInput, render_job_failure
 from openv_runpod_sim.config import SimSettings
 from openv_runpod_sim.faults import JobKnobs
+from openv_runpod_sim.handler_host import HandlerHost
 from openv_runpod_sim.jobs import TERMINAL, Job, JobStatus, JobTable
 from openv_runpod_sim.pool import PoolConfig, WorkerPool
 from openv_runpod_sim.render import RenderSpec, pad_mp4, render_mp4, scaled_size
@@ -59,6 +62,18 @@ def runpod_error(exc: BaseException, worker_id: str | None) -> str:
     )
 
 
+def contract_refusal(job_input: dict[str, Any]) -> dict[str, str] | None:
+    """The answer OpenV's worker gives an upload job outside `RenderJobInput` (None if inside):
+    the simulator speaks the same contract (tests/contract/test_render_job_contract.py)."""
+    try:
+        RenderJobInput.model_validate(job_input)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "input"
+        return render_job_failure(RenderJobErrorCode.INVALID_INPUT, f"{where}: {first['msg']}")
+    return None
+
+
 def _int_param(job_input: dict[str, Any], name: str) -> int:
     value = job_input.get(name, _DEFAULTS[name])
     if isinstance(value, bool) or not isinstance(value, int):
@@ -97,6 +112,12 @@ class Runner:
         self._background: set[asyncio.Task[Any]] = set()
         self._client: httpx.AsyncClient | None = None
         self._webhooks: WebhookSender | None = None
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+        self._handler = (
+            HandlerHost(settings.handler_command, f"http://{host}:{settings.port}")
+            if settings.handler_command
+            else None
+        )
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient()
@@ -212,6 +233,8 @@ class Runner:
 
     async def _execute(self, job: Job, knobs: JobKnobs) -> Any:
         """The handler: what the model worker would do inside RunPod."""
+        if self._handler is not None:
+            return await self._handler.run(job)
         duration = (
             self._settings.default_duration_s if knobs.duration_s is None else knobs.duration_s
         )
@@ -239,18 +262,23 @@ class Runner:
             # A worker that hands nothing back: COMPLETED with output None, {} or [].
             return {"none": None, "empty_dict": {}, "empty_list": []}[style]
 
+        put_url = job.input.get("output_put_url")
+        uploads = put_url is not None and not knobs.result_url and style == "upload"
+        if uploads and (refusal := contract_refusal(job.input)) is not None:
+            return refusal  # as OpenV's worker answers input outside the contract
         spec = render_spec(job.input, self._settings.render_scale)
         video = pad_mp4(await asyncio.to_thread(render_mp4, spec), knobs.output_min_bytes)
         filename = f"ComfyUI_{job.id[:8]}_.mp4"
         if style == "comfy_base64":
             data = base64.b64encode(video).decode()
             return {"videos": [{"filename": filename, "type": "base64", "data": data}]}
-        put_url = job.input.get("output_put_url")
-        if put_url is not None and not knobs.result_url and style == "upload":
-            if not isinstance(put_url, str):
-                raise ValueError("input.output_put_url must be a string")
+        if uploads:
+            assert isinstance(put_url, str)  # the contract checked it
             if not knobs.upload_fail:  # upload_fail: a lying worker that reports success anyway
-                await self._upload(put_url, video)
+                try:
+                    await self._upload(put_url, video)
+                except UploadError as exc:
+                    return render_job_failure(RenderJobErrorCode.UPLOAD_FAILED, str(exc))
             return {
                 "key": job.input.get("output_key"),
                 "size_bytes": len(video),

@@ -474,7 +474,10 @@ async def test_failure_knobs_progress_formats_and_retry(
     assert "error" not in liar_r
 
     assert denied_r["status"] == "FAILED"
-    assert "HTTP 403" in json.loads(denied_r["error"])["error_message"]
+    # Answered as OpenV's worker does (the render job contract), not raised.
+    assert denied_r["error"].startswith("upload_failed: ")
+    assert "HTTP 403" in denied_r["error"]
+    assert denied_r["output"] == {"status": "ERROR"}
     assert key_d not in receiver.uploads
 
     for seen, field_name in ((traces[4], "progress"), (traces[5], "percent")):
