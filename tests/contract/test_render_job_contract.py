@@ -27,7 +27,7 @@ from openv_runpod_sim.app import create_app
 from openv_runpod_sim.config import SimSettings
 from tests.integration.conftest import seaweed
 from tests.integration.support import serve
-from tests.worker_support import save_tiny_model, worker_env, worker_python
+from tests.worker_support import worker_env, worker_python
 
 __all__ = ["seaweed"]
 pytestmark = [pytest.mark.integration, pytest.mark.worker]
@@ -118,8 +118,9 @@ async def _through_the_simulator(jobs: list[dict[str, Any]]) -> list[tuple[str, 
         return outcomes
 
 
-def _through_the_worker(jobs: list[dict[str, Any]], folder: Path) -> list[tuple[str, Any]]:
-    model = save_tiny_model(folder / "model")
+def _through_the_worker(
+    jobs: list[dict[str, Any]], folder: Path, model: Path
+) -> list[tuple[str, Any]]:
     given, taken = folder / "jobs.json", folder / "results.json"
     given.write_text(json.dumps([{"id": f"c{i}", "input": job} for i, job in enumerate(jobs)]))
     subprocess.run(
@@ -149,7 +150,8 @@ async def answers(
         outcomes = await _through_the_simulator(jobs)
     else:
         folder = tmp_path_factory.mktemp("worker-contract")
-        outcomes = await asyncio.to_thread(_through_the_worker, jobs, folder)
+        model = request.getfixturevalue("tiny_mochi_model")
+        outcomes = await asyncio.to_thread(_through_the_worker, jobs, folder, model)
     yield speaker, jobs, outcomes
 
 

@@ -26,10 +26,14 @@ TEST_SERVICE_ENV = {
 
 @contextmanager
 def running_stack(
-    root: Path, broker_storage: BrokerStorage, service_env: dict[str, str]
+    root: Path,
+    broker_storage: BrokerStorage,
+    service_env: dict[str, str],
+    sim_env: dict[str, str] | None = None,
 ) -> Iterator[LocalStack]:
     """A started local stack for tests (1 s renders; the simulator retries a webhook after
-    0.5 s), stopped by pid afterwards; `service_env` adds to TEST_SERVICE_ENV."""
+    0.5 s), stopped by pid afterwards; `service_env` adds to TEST_SERVICE_ENV, `sim_env` to
+    the simulator's."""
     local = LocalStack(
         StackOptions(
             root=root,
@@ -37,7 +41,7 @@ def running_stack(
             sim_queue_s=0.1,
             broker_storage=broker_storage,
             service_env={**TEST_SERVICE_ENV, **service_env},
-            sim_env={"RUNPOD_SIM_WEBHOOK_RETRY_INTERVAL_S": "0.5"},
+            sim_env={"RUNPOD_SIM_WEBHOOK_RETRY_INTERVAL_S": "0.5", **(sim_env or {})},
         )
     )
     local.start()

@@ -1,6 +1,6 @@
 """Progress through the runpod SDK: `progress_update` POSTs `{"status": "IN_PROGRESS",
 "output": value}` to RunPod from a thread of its own (fire and forget: updates may arrive out
-of order, which is why the bridge keeps the highest)."""
+of order; the jobs service takes only a higher progress than it has)."""
 
 from typing import Any
 
