@@ -10,6 +10,7 @@ scheduler and configs; not the float32 transformer and VAE beside them. About 30
 README, "The GPU worker"). Downloads resume: run it again after an interruption."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--revision", default="main", help="a commit of the model repository")
     args = parser.parse_args(argv)
 
+    # The worker image sets HF_HUB_OFFLINE=1 (a job never downloads); this script must.
+    os.environ["HF_HUB_OFFLINE"] = "0"
     from huggingface_hub import snapshot_download
 
     snapshot_download(
