@@ -10,12 +10,13 @@
   by default, and exactly the flows each service needs pass (the jobs API from the gateway and
   storage, admin ports from the monitoring namespace, egress only to what each service calls).
 - docs/operations.md's settings table lists exactly the settings the code reads, with the
-  services that read each.
+  services that read each; the GPU worker's (`mochi-worker`) too.
 
 The names the code reads come from the pydantic Settings classes: env name = prefix + field
 name upper-cased; plus `OPENV_*` names the services read directly from the environment.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -94,6 +95,21 @@ def direct_env_reads() -> set[str]:
     return found
 
 
+def worker_settings() -> type[BaseSettings]:
+    """The GPU worker's Settings class (workers/mochi: its own environment, not installed here;
+    its config module needs only pydantic-settings)."""
+    path = ROOT / "workers" / "mochi" / "openv_mochi" / "config.py"
+    spec = importlib.util.spec_from_file_location("openv_mochi_config", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    settings: type[BaseSettings] = module.MochiSettings
+    return settings
+
+
+#: The GPU worker's settings, documented with "used by" `mochi-worker`.
+WORKER = "mochi-worker"
+WORKER_SETTINGS = env_names(worker_settings())
 SETTINGS_NAMES = {name: env_names(cls) for name, (_, cls) in SERVICES.items()}
 ALL_SETTINGS: set[str] = set().union(*SETTINGS_NAMES.values())
 DIRECT_READS = direct_env_reads()
@@ -369,7 +385,7 @@ def documented_settings() -> dict[str, set[str]]:
 def test_operations_doc_lists_exactly_the_settings_the_code_reads() -> None:
     documented = documented_settings()
     missing = ALL_SETTINGS - set(documented)
-    unknown = set(documented) - ALL_SETTINGS - DIRECT_READS
+    unknown = set(documented) - ALL_SETTINGS - DIRECT_READS - WORKER_SETTINGS
     assert not missing, f"docs/operations.md does not document {sorted(missing)}"
     assert not unknown, f"docs/operations.md documents settings no code reads: {sorted(unknown)}"
     wrong = {
@@ -379,6 +395,16 @@ def test_operations_doc_lists_exactly_the_settings_the_code_reads() -> None:
         and services != {s for s, names in SETTINGS_NAMES.items() if name in names}
     }
     assert not wrong, f"docs/operations.md 'used by' (documented, actual): {wrong}"
+
+
+def test_operations_doc_lists_the_gpu_workers_settings() -> None:
+    documented = documented_settings()
+    assert WORKER_SETTINGS and not WORKER_SETTINGS & ALL_SETTINGS
+    missing = WORKER_SETTINGS - set(documented)
+    assert not missing, f"docs/operations.md does not document {sorted(missing)}"
+    wrong = {name for name in WORKER_SETTINGS if documented[name] != {WORKER}}
+    assert not wrong, f"docs/operations.md: 'used by' of {sorted(wrong)} must be {WORKER}"
+    assert {n for n, services in documented.items() if WORKER in services} == WORKER_SETTINGS
 
 
 # ---------------------------------------------------------------------------- network policies
