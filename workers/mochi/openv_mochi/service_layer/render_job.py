@@ -3,6 +3,7 @@ with progress per step, an MP4 at 24 fps, the upload, then `RenderJobUploaded`; 
 answer with a code and a one-line message (the traceback stays in the worker's log)."""
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +52,18 @@ def run_render_job(worker: Worker, raw_input: Any, progress: ProgressSink) -> di
             if gate.news(percent):
                 progress.report(percent)
 
+        started = time.monotonic()
         frames = worker.renderer.render(job, on_step)
+        rendered = time.monotonic()
         video = worker.encoder.encode(frames, FPS)
+        encoded = time.monotonic()
         worker.uploader.put(job.output_put_url, video)
+        log.info(
+            "rendered %dx%d, %d frames, %d steps in %.1f s; encoded %d bytes in %.1f s; "
+            "uploaded in %.1f s",
+            *(job.width, job.height, job.num_frames, job.steps, rendered - started),
+            *(len(video), encoded - rendered, time.monotonic() - encoded),
+        )
     except WorkerError as error:
         log.warning("render job failed: %s", error)
         return _failure(error)
