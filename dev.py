@@ -16,8 +16,8 @@ later runs reinstall only when the lock or pyproject.toml changed.
 `test` also builds the GPU worker's own environment (workers/mochi: PyTorch's CPU build,
 diffusers, transformers, the runpod SDK; about 1.5 GB) outside the repository, in
 `$XDG_CACHE_HOME/openv/` (default `~/.cache/openv/`), keyed by the worker's requirements, so
-clones share it; `OPENV_WORKER_VENV` names another place. It is built while the main suite
-runs; the worker's tests run after it.
+clones share it; `OPENV_WORKER_VENV` names another place. It is built, and the worker's tests
+run, beside the main suite (their output is printed after it).
 """
 
 import hashlib
@@ -25,6 +25,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import venv
 from pathlib import Path
 
@@ -113,35 +115,67 @@ def run(*argv: str, python: Path = PY, env: dict[str, str] | None = None) -> int
     return subprocess.run([str(python), *argv], cwd=ROOT, env=env or {**os.environ}).returncode
 
 
+def lint() -> int:
+    for check in (
+        ["-m", "ruff", "check", "."],
+        ["-m", "ruff", "format", "--check", "."],
+        ["-m", "mypy", "."],
+    ):
+        if code := run(*check):
+            return code
+    return 0
+
+
+def worker_tests(log: Path) -> int:
+    """The worker's environment (built if missing), its own tests, then the main suite's tests
+    marked `worker`; all output to `log`. Runs beside the main suite, which leaves most of the
+    machine idle while it waits on servers; one thread per render keeps a core for it."""
+    with log.open("w") as out:
+
+        def step(argv: list[str], env: dict[str, str] | None = None) -> int:
+            out.write(f"$ {' '.join(argv)}\n")
+            out.flush()
+            return subprocess.run(argv, cwd=ROOT, env=env, stdout=out, stderr=out).returncode
+
+        if code := step([sys.executable, __file__, "worker-env"]):
+            return code
+        env = {**worker_env(ensure_worker_venv()), "OMP_NUM_THREADS": "1"}
+        python = env["OPENV_WORKER_PYTHON"]
+        own = step([python, "-m", "pytest", "-p", "no:cacheprovider", str(WORKER / "tests")], env)
+        basetemp = tempfile.mkdtemp(prefix="openv-worker-tests-")
+        marked = step(
+            [
+                str(PY),
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-m",
+                WORKER_MARK,
+                f"--basetemp={basetemp}",
+            ],
+            env,
+        )
+        shutil.rmtree(basetemp, ignore_errors=True)
+        return own or marked
+
+
 def test(rest: list[str]) -> int:
     """Every test: with arguments, as pytest is told (the worker's environment is built first);
-    without, the main suite while the worker's environment builds, then the worker's tests."""
+    without, the main suite and, beside it, the worker's (see worker_tests)."""
+    if code := lint():
+        return code
     if rest:
         return run("-m", "pytest", *rest, env=worker_env(ensure_worker_venv()))
-    build = None
-    if not (worker_venv() / ".openv-installed").exists():
-        log = ROOT / ".worker-venv-build.log"
-        print(f"building the worker's environment meanwhile (log: {log.name}) ...", flush=True)
-        with log.open("w") as out:
-            build = subprocess.Popen(
-                [sys.executable, __file__, "worker-env"], stdout=out, stderr=subprocess.STDOUT
-            )
+    log = ROOT / ".worker-tests.log"
+    print(f"the GPU worker's tests run beside the main suite (log: {log.name}) ...", flush=True)
+    result: list[int] = []
+    beside = threading.Thread(target=lambda: result.append(worker_tests(log)), daemon=True)
+    beside.start()
     code = run("-m", "pytest", "-m", f"not {WORKER_MARK}")
-    if build is not None and build.wait():
-        print((ROOT / ".worker-venv-build.log").read_text(), flush=True)
-        return build.returncode
-    env = worker_env(ensure_worker_venv())
-    worker_code = run(
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        str(WORKER / "tests"),
-        python=Path(env["OPENV_WORKER_PYTHON"]),
-        env=env,
-    )
-    marked_code = run("-m", "pytest", "-m", WORKER_MARK, env=env)
-    return code or worker_code or marked_code
+    beside.join()
+    print(f"\n---- the GPU worker's tests ({log.name}) ----\n{log.read_text()}", flush=True)
+    return code or result[0]
 
 
 def main() -> int:
@@ -159,15 +193,8 @@ def main() -> int:
         # from the repository root, so the data folder is always ./.stack there.
         os.chdir(ROOT)
         os.execv(PY, [str(PY), "-m", "openv_localstack", command, *rest])  # noqa: S606
-    for check in (
-        ["-m", "ruff", "check", "."],
-        ["-m", "ruff", "format", "--check", "."],
-        ["-m", "mypy", "."],
-    ):
-        if code := run(*check):
-            return code
     if command == "lint":
-        return 0
+        return lint()
     return test(rest)
 
 
