@@ -35,6 +35,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "OPENV_CLIENT_WEBHOOK_RETRY_BASE_S": "0.3",
             "OPENV_CLIENT_WEBHOOK_RETRY_MAX_S": "1",
             "OPENV_CLIENT_WEBHOOK_TIMEOUT_S": "10",
+            # runpod-bridge: RunPod's limits per 3 s, not 10 s, so a route resting after a
+            # 429 (test_runpod_limits.py, test_runpod_bridge.py's run_429_burst) rests 3-5 s.
+            "OPENV_RUNPOD_RATE_WINDOW_S": "3",
         },
     ) as local:
         yield local

@@ -103,13 +103,15 @@ class Side:
 
 
 def _wait_healthy(proc: ManagedProcess, url: str) -> None:
-    # wait_until takes a failed request for "not yet".
-    wait_until(
-        lambda: httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200,
-        90,
-        f"{proc.name} at {url}",
-        proc,
-    )
+    # wait_until takes a failed request for "not yet". One client for every poll (a new one
+    # costs ~40 ms of CPU, taken from the processes starting).
+    with httpx.Client(timeout=1.0) as client:
+        wait_until(
+            lambda: client.get(f"{url}/healthz").status_code == 200,
+            90,
+            f"{proc.name} at {url}",
+            proc,
+        )
 
 
 @pytest.fixture(scope="module")

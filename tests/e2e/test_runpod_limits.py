@@ -46,10 +46,11 @@ def _jobs(stack: LocalStack, marker: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def strict_runpod(stack: LocalStack) -> Iterator[None]:
-    """The simulator takes 2 `/run` calls per 10 s window (RunPod's 1,000 scaled down), and
-    answers the rest 429 without Retry-After; the bridge believes RunPod's real limits."""
+    """The simulator takes 2 `/run` calls per 4 s window (RunPod's 1,000 per 10 s scaled
+    down), and answers the rest 429 without Retry-After; the bridge believes RunPod's real
+    limits (1,000 per window; the stack's window is 3 s, see conftest.py)."""
     answer = httpx.post(
-        f"{stack.sim_url}/admin/limits", json={"limits": {"run_per_window": 2, "window_s": 10}}
+        f"{stack.sim_url}/admin/limits", json={"limits": {"run_per_window": 2, "window_s": 4}}
     )
     assert answer.status_code == 200, answer.text
     try:

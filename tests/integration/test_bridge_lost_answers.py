@@ -269,8 +269,11 @@ async def test_gpu_jobs_per_video_under_lost_answers(harness: HarnessFactory) ->
     bound; with a bound longer than the job, every video runs exactly one job."""
     videos, lost, job_s = 24, 6, 3.0
     figures = []
+    # A worker for every job (extras included): none waits in RunPod's queue, so each case
+    # takes about one job's time instead of four waves of the simulator's 8 workers.
+    workers = {"max_workers": videos + lost}
     for wait_s in (0.0, 1.0, 30.0):
-        async with harness(ambiguous_run_wait_s=wait_s, submit_concurrency=24) as h:
+        async with harness(ambiguous_run_wait_s=wait_s, submit_concurrency=24, sim=workers) as h:
             seen = await _burst(h, videos, lost, job_s)
             assert h.sim.table.answers_lost == lost
             assert seen["completed_videos"] == videos  # every video ends completed

@@ -69,7 +69,9 @@ def test_supervisor_restarts_with_doubling_delays_and_leaves_a_released_child_al
 def test_a_child_that_stays_up_starts_over_at_the_base_delay(tmp_path: Path) -> None:
     proc = ManagedProcess("sleeper", ["sleep", "30"], None, tmp_path / "s.log")
     proc.start()
-    supervisor = Supervisor(log=lambda _: None, base_delay=0.1, max_delay=5, stable_after=0.3)
+    # max_delay 1 s: above the 0.8 s the delay grows to (so it is not capped), and the
+    # sleep below outlasts each delay (0.1, 0.2, 0.4 s).
+    supervisor = Supervisor(log=lambda _: None, base_delay=0.1, max_delay=1, stable_after=0.3)
     supervisor.watch("sleeper", lambda: proc, proc.start)
     try:
         for _ in range(3):  # three quick crashes: the delay grows to 0.8 s
