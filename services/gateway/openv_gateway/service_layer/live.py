@@ -133,8 +133,11 @@ class Watch:
     async def _run(self) -> None:
         last_read = time.monotonic()
         while not self._stopping:
+            # asyncio.timeout, not wait_for: 3.11's wait_for may swallow a cancel that lands
+            # as the event is set, and this loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._fallback_s)
+                async with asyncio.timeout(self._fallback_s):
+                    await self._wake.wait()
             if self._stopping:
                 return
             # While the feed follows it brings every change: no re-read at the fallback rate,

@@ -76,8 +76,11 @@ class LogFollower(ABC):
                 if moved and self.min_interval_s:
                     await asyncio.sleep(self.min_interval_s)
                 if moved < self.batch_size:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for may swallow a cancel
+                    # that lands as the event is set, and this loop would never stop.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.idle_poll_s)
+                        async with asyncio.timeout(self.idle_poll_s):
+                            await self._wake.wait()
                     self._wake.clear()
         finally:
             await conn.close()

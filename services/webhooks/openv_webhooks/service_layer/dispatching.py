@@ -67,8 +67,11 @@ class Dispatcher:
                     claimed = 0
                 if claimed:
                     continue
+                # asyncio.timeout, not wait_for: 3.11's wait_for may swallow a cancel that
+                # lands as the event is set, and this loop would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.limits.poll_s)
+                    async with asyncio.timeout(self.limits.poll_s):
+                        await self._wake.wait()
                 self._wake.clear()
         finally:
             await self.stop()
