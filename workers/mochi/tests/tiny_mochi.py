@@ -75,8 +75,11 @@ def tiny_pipeline() -> MochiPipeline:
 
 
 def save_tiny_model(folder: Path) -> Path:
-    """The tiny pipeline in bf16, saved like the real weights' `bf16` variant."""
+    """The tiny pipeline in bf16, saved like the real weights' `bf16` variant; like
+    genmo/mochi-1-preview, the text encoder has no bf16 copy (its one file is loaded and cast)."""
     tiny_pipeline().to(dtype=torch.bfloat16).save_pretrained(folder, variant="bf16")
+    for weights in (folder / "text_encoder").glob("*.bf16.*"):
+        weights.rename(weights.with_name(weights.name.replace(".bf16", "")))
     return folder
 
 
