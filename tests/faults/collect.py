@@ -45,6 +45,38 @@ def wait_settled(
             time.sleep(1.0)
 
 
+def wait_caught_up(
+    stack: LocalStack,
+    expected: Mapping[str, tuple[str, str]],
+    tokens: Mapping[str, dict[str, str]],
+    bound_s: float,
+) -> dict[str, dict[str, Any] | None]:
+    """Re-read views the log is ahead of (video -> (user, the log's status)) until each shows
+    that status, settled, or `bound_s` passed; the last views. A delete accepted (202) or cut
+    off just before the load stopped may land after its video already looked settled."""
+    videos = {vid: user for vid, (user, _) in expected.items()}
+    start = time.monotonic()
+
+    def caught_up(vid: str, view: dict[str, Any] | None) -> bool:
+        return settled(view) and view is not None and view["status"] == expected[vid][1]
+
+    views: dict[str, dict[str, Any] | None] = dict.fromkeys(videos)
+    with httpx.Client(base_url=stack.gateway_url, timeout=10.0) as api:
+        while True:
+            for vid, user in videos.items():
+                if caught_up(vid, views[vid]):
+                    continue
+                try:
+                    response = api.get(f"/v1/videos/{vid}", headers=tokens[user])
+                except httpx.TransportError:
+                    continue
+                if response.status_code == 200:
+                    views[vid] = response.json()
+            if all(caught_up(v, views[v]) for v in videos) or time.monotonic() - start > bound_s:
+                return views
+            time.sleep(1.0)
+
+
 async def _log(dsn: str) -> list[LogEvent]:
     conn = await asyncpg.connect(dsn)
     try:
