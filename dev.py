@@ -111,8 +111,8 @@ def worker_env(python: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "OPENV_WORKER_PYTHON": str(python)}
 
 
-def run(*argv: str, python: Path = PY, env: dict[str, str] | None = None) -> int:
-    return subprocess.run([str(python), *argv], cwd=ROOT, env=env or {**os.environ}).returncode
+def run(*argv: str, env: dict[str, str] | None = None) -> int:
+    return subprocess.run([str(PY), *argv], cwd=ROOT, env=env or {**os.environ}).returncode
 
 
 def lint() -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.source_imports import imported
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {
     "openv_gateway": ROOT / "services/gateway/openv_gateway",
@@ -30,17 +32,6 @@ def _modules(folder: Path) -> Iterator[Path]:
     yield from (p for p in sorted(folder.rglob("*.py")) if "migrations" not in p.parts)
 
 
-def _imported(path: Path) -> set[str]:
-    """Every module a file imports (also under TYPE_CHECKING and inside functions)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
 def _top(name: str) -> str:
     return name.split(".", 1)[0]
 
@@ -51,7 +42,7 @@ def test_domain_and_service_layer_import_no_io_library(package: str) -> None:
         f"{path.relative_to(ROOT)} imports {name}"
         for layer in INNER_LAYERS
         for path in _modules(SERVICES[package] / layer)
-        for name in sorted(_imported(path))
+        for name in sorted(imported(path))
         if _top(name) in IO_LIBRARIES
     ]
     assert offenders == []
@@ -63,7 +54,7 @@ def test_domain_imports_neither_adapters_service_layer_nor_entrypoints(package: 
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in _modules(SERVICES[package] / "domain")
-        for name in sorted(_imported(path))
+        for name in sorted(imported(path))
         if any(name == layer or name.startswith(layer + ".") for layer in outer)
     ]
     assert offenders == []
@@ -75,7 +66,7 @@ def test_no_service_imports_another(package: str) -> None:
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in _modules(SERVICES[package])
-        for name in sorted(_imported(path))
+        for name in sorted(imported(path))
         if _top(name) in others
     ]
     assert offenders == []
@@ -86,7 +77,7 @@ def test_contracts_depend_on_no_service_and_no_infrastructure() -> None:
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in _modules(ROOT / "shared/openv_contracts")
-        for name in sorted(_imported(path))
+        for name in sorted(imported(path))
         if _top(name) in ours | IO_LIBRARIES
     ]
     assert offenders == []
@@ -96,7 +87,7 @@ def test_infrastructure_knows_no_service() -> None:
     offenders = [
         f"{path.relative_to(ROOT)} imports {name}"
         for path in _modules(ROOT / "shared/openv_infra")
-        for name in sorted(_imported(path))
+        for name in sorted(imported(path))
         if _top(name) in SERVICES
     ]
     assert offenders == []

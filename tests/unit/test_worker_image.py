@@ -4,7 +4,6 @@ requirements held to the project's lock, a non-root user, `python -m openv_mochi
 context (Dockerfile.dockerignore) that holds every file copied and every shared module the
 worker imports; hadolint finds nothing."""
 
-import ast
 import fnmatch
 import os
 import re
@@ -13,6 +12,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.unit.source_imports import imported
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "workers" / "mochi"
@@ -177,17 +178,6 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def imported_modules(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
 def test_the_context_holds_every_shared_module_the_worker_imports() -> None:
     """Follows the imports from openv_mochi into shared/ (and each package's __init__)."""
     todo = sorted((WORKER / "openv_mochi").rglob("*.py"))
@@ -197,7 +187,7 @@ def test_the_context_holds_every_shared_module_the_worker_imports() -> None:
         if path in seen:
             continue
         seen.add(path)
-        for name in imported_modules(path):
+        for name in imported(path, with_names=True):
             parts = name.split(".")
             for depth in range(1, len(parts) + 1):  # a package's __init__ runs first
                 found = module_file(".".join(parts[:depth]))
