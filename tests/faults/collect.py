@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -19,20 +19,24 @@ from tests.faults.invariants import LogEvent, SimJob, TopicRecord, settled
 Rows = dict[str, dict[str, Any]]
 
 
-def wait_settled(
+View = dict[str, Any] | None
+
+
+def _poll_views(
     stack: LocalStack,
     videos: Mapping[str, str],
     tokens: Mapping[str, dict[str, str]],
     bound_s: float,
-) -> tuple[dict[str, dict[str, Any] | None], float]:
-    """Poll each video's gateway view until all have settled or `bound_s` passed; the last
-    views and the time it took."""
+    done: Callable[[str, View], bool],
+) -> tuple[dict[str, View], float]:
+    """GET each video's gateway view (once a second) until `done` holds for all or `bound_s`
+    passed; the last views and the time it took."""
     start = time.monotonic()
-    views: dict[str, dict[str, Any] | None] = dict.fromkeys(videos)
+    views: dict[str, View] = dict.fromkeys(videos)
     with httpx.Client(base_url=stack.gateway_url, timeout=10.0) as api:
         while True:
             for vid, user in videos.items():
-                if settled(views[vid]):
+                if done(vid, views[vid]):
                     continue
                 try:
                     response = api.get(f"/v1/videos/{vid}", headers=tokens[user])
@@ -40,9 +44,20 @@ def wait_settled(
                     continue
                 if response.status_code == 200:
                     views[vid] = response.json()
-            if all(settled(v) for v in views.values()) or time.monotonic() - start > bound_s:
+            if all(done(v, views[v]) for v in videos) or time.monotonic() - start > bound_s:
                 return views, time.monotonic() - start
             time.sleep(1.0)
+
+
+def wait_settled(
+    stack: LocalStack,
+    videos: Mapping[str, str],
+    tokens: Mapping[str, dict[str, str]],
+    bound_s: float,
+) -> tuple[dict[str, View], float]:
+    """Poll each video's gateway view until all have settled or `bound_s` passed; the last
+    views and the time it took."""
+    return _poll_views(stack, videos, tokens, bound_s, lambda _, view: settled(view))
 
 
 def wait_caught_up(
@@ -50,31 +65,16 @@ def wait_caught_up(
     expected: Mapping[str, tuple[str, str]],
     tokens: Mapping[str, dict[str, str]],
     bound_s: float,
-) -> dict[str, dict[str, Any] | None]:
+) -> dict[str, View]:
     """Re-read views the log is ahead of (video -> (user, the log's status)) until each shows
     that status, settled, or `bound_s` passed; the last views. A delete accepted (202) or cut
     off just before the load stopped may land after its video already looked settled."""
-    videos = {vid: user for vid, (user, _) in expected.items()}
-    start = time.monotonic()
 
-    def caught_up(vid: str, view: dict[str, Any] | None) -> bool:
+    def caught_up(vid: str, view: View) -> bool:
         return settled(view) and view is not None and view["status"] == expected[vid][1]
 
-    views: dict[str, dict[str, Any] | None] = dict.fromkeys(videos)
-    with httpx.Client(base_url=stack.gateway_url, timeout=10.0) as api:
-        while True:
-            for vid, user in videos.items():
-                if caught_up(vid, views[vid]):
-                    continue
-                try:
-                    response = api.get(f"/v1/videos/{vid}", headers=tokens[user])
-                except httpx.TransportError:
-                    continue
-                if response.status_code == 200:
-                    views[vid] = response.json()
-            if all(caught_up(v, views[v]) for v in videos) or time.monotonic() - start > bound_s:
-                return views
-            time.sleep(1.0)
+    videos = {vid: user for vid, (user, _) in expected.items()}
+    return _poll_views(stack, videos, tokens, bound_s, caught_up)[0]
 
 
 async def _log(dsn: str) -> list[LogEvent]:
